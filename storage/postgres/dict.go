@@ -1,0 +1,423 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// maxCacheEntries bounds each dictionary cache; when one grows past it, it
+// is cleared and refilled from the database on demand.
+const maxCacheEntries = 1 << 20
+
+// opKey identifies an operation: a span name of a service with a kind.
+type opKey struct {
+	service int32
+	name    string
+	kind    int16
+}
+
+// opInfo is what a reader needs to know about an operation id.
+type opInfo struct {
+	service int32
+	name    string
+	kind    int16
+}
+
+// resourceInfo is a decoded resources row.
+type resourceInfo struct {
+	service  int32
+	resource pcommon.Resource
+	scope    pcommon.InstrumentationScope
+}
+
+// dictionaries caches the small tables that turn repeated strings into ids.
+// Writers resolve unknown entries with idempotent upserts before the spans
+// that use them are copied, so a cached id always exists in the database.
+// Safe for concurrent use.
+type dictionaries struct {
+	pool *pgxpool.Pool
+
+	mu          sync.RWMutex
+	serviceIDs  map[string]int32
+	serviceName map[int32]string
+	serviceSeen map[int32]time.Time // last time last_seen was bumped
+	opIDs       map[opKey]int32
+	opInfo      map[int32]opInfo
+	keyIDs      map[string]uint32
+	keyName     map[uint32]string
+	resources   map[int64]bool
+	resInfo     map[int64]resourceInfo
+}
+
+func newDictionaries(pool *pgxpool.Pool) *dictionaries {
+	d := &dictionaries{pool: pool}
+	d.reset()
+	return d
+}
+
+func (d *dictionaries) reset() {
+	d.serviceIDs = map[string]int32{}
+	d.serviceName = map[int32]string{}
+	d.serviceSeen = map[int32]time.Time{}
+	d.opIDs = map[opKey]int32{}
+	d.opInfo = map[int32]opInfo{}
+	d.keyIDs = map[string]uint32{}
+	d.keyName = map[uint32]string{}
+	d.resources = map[int64]bool{}
+	d.resInfo = map[int64]resourceInfo{}
+}
+
+// trim clears the caches when one grew too large. Callers hold d.mu.
+func (d *dictionaries) trim() {
+	if len(d.opIDs) > maxCacheEntries || len(d.keyIDs) > maxCacheEntries ||
+		len(d.resources) > maxCacheEntries || len(d.resInfo) > maxCacheEntries {
+		d.reset()
+	}
+}
+
+// serviceIDsFor returns ids for names, inserting unknown ones, and bumps
+// last_seen at most once a minute per service.
+func (d *dictionaries) serviceIDsFor(ctx context.Context, names map[string]struct{}, now time.Time) (map[string]int32, error) {
+	out := make(map[string]int32, len(names))
+	var missing []string
+	var stale []int32
+	d.mu.RLock()
+	for n := range names {
+		if id, ok := d.serviceIDs[n]; ok {
+			out[n] = id
+			if now.Sub(d.serviceSeen[id]) > time.Minute {
+				stale = append(stale, id)
+			}
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	d.mu.RUnlock()
+	if len(missing) > 0 {
+		rows, err := d.pool.Query(ctx, `
+			INSERT INTO services (name) SELECT unnest($1::text[])
+			ON CONFLICT (name) DO UPDATE SET last_seen = now()
+			RETURNING id, name`, missing)
+		if err != nil {
+			return nil, fmt.Errorf("upsert services: %w", classify(err))
+		}
+		var id int32
+		var name string
+		_, err = pgx.ForEachRow(rows, []any{&id, &name}, func() error {
+			out[name] = id
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("upsert services: %w", classify(err))
+		}
+		d.mu.Lock()
+		for _, n := range missing {
+			d.serviceIDs[n] = out[n]
+			d.serviceName[out[n]] = n
+			d.serviceSeen[out[n]] = now
+		}
+		d.mu.Unlock()
+	}
+	if len(stale) > 0 {
+		if _, err := d.pool.Exec(ctx, "UPDATE services SET last_seen = now() WHERE id = ANY($1)", stale); err != nil {
+			return nil, fmt.Errorf("update service last_seen: %w", classify(err))
+		}
+		d.mu.Lock()
+		for _, id := range stale {
+			d.serviceSeen[id] = now
+		}
+		d.mu.Unlock()
+	}
+	return out, nil
+}
+
+// operationIDsFor returns ids for ops, inserting unknown ones.
+func (d *dictionaries) operationIDsFor(ctx context.Context, ops map[opKey]struct{}) (map[opKey]int32, error) {
+	out := make(map[opKey]int32, len(ops))
+	var svc []int32
+	var names []string
+	var kinds []int16
+	d.mu.RLock()
+	for k := range ops {
+		if id, ok := d.opIDs[k]; ok {
+			out[k] = id
+		} else {
+			svc, names, kinds = append(svc, k.service), append(names, k.name), append(kinds, k.kind)
+		}
+	}
+	d.mu.RUnlock()
+	if len(svc) == 0 {
+		return out, nil
+	}
+	// DO UPDATE (a no-op) rather than DO NOTHING so existing rows are
+	// returned too, in one round trip.
+	rows, err := d.pool.Query(ctx, `
+		INSERT INTO operations (service_id, name, kind)
+		SELECT * FROM unnest($1::int[], $2::text[], $3::smallint[])
+		ON CONFLICT (service_id, name, kind) DO UPDATE SET kind = EXCLUDED.kind
+		RETURNING id, service_id, name, kind`, svc, names, kinds)
+	if err != nil {
+		return nil, fmt.Errorf("upsert operations: %w", classify(err))
+	}
+	var id int32
+	var k opKey
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.trim()
+	_, err = pgx.ForEachRow(rows, []any{&id, &k.service, &k.name, &k.kind}, func() error {
+		out[k] = id
+		d.opIDs[k] = id
+		d.opInfo[id] = opInfo(k)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upsert operations: %w", classify(err))
+	}
+	return out, nil
+}
+
+// keyIDsFor returns ids for attribute keys, inserting unknown ones.
+func (d *dictionaries) keyIDsFor(ctx context.Context, keys map[string]struct{}) (keyIDs, error) {
+	out := make(keyIDs, len(keys))
+	var missing []string
+	d.mu.RLock()
+	for k := range keys {
+		if id, ok := d.keyIDs[k]; ok {
+			out[k] = id
+		} else {
+			missing = append(missing, k)
+		}
+	}
+	d.mu.RUnlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := d.pool.Query(ctx, `
+		INSERT INTO attribute_keys (key) SELECT unnest($1::text[])
+		ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key
+		RETURNING id, key`, missing)
+	if err != nil {
+		return nil, fmt.Errorf("upsert attribute keys: %w", classify(err))
+	}
+	var id int32
+	var key string
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.trim()
+	_, err = pgx.ForEachRow(rows, []any{&id, &key}, func() error {
+		out[key] = uint32(id)
+		d.keyIDs[key] = uint32(id)
+		d.keyName[uint32(id)] = key
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upsert attribute keys: %w", classify(err))
+	}
+	return out, nil
+}
+
+// newResource is a resources row about to be written.
+type newResource struct {
+	id       int64
+	service  int32
+	resource []byte
+	scope    []byte
+}
+
+// ensureResources inserts the resources not yet known to exist.
+func (d *dictionaries) ensureResources(ctx context.Context, res []newResource) error {
+	var ids []int64
+	var svcs []int32
+	var rb, sb [][]byte
+	d.mu.RLock()
+	for _, r := range res {
+		if !d.resources[r.id] {
+			ids, svcs, rb, sb = append(ids, r.id), append(svcs, r.service), append(rb, r.resource), append(sb, r.scope)
+		}
+	}
+	d.mu.RUnlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := d.pool.Exec(ctx, `
+		INSERT INTO resources (id, service_id, resource, scope)
+		SELECT * FROM unnest($1::bigint[], $2::int[], $3::bytea[], $4::bytea[])
+		ON CONFLICT (id) DO NOTHING`, ids, svcs, rb, sb)
+	if err != nil {
+		return fmt.Errorf("insert resources: %w", classify(err))
+	}
+	d.mu.Lock()
+	d.trim()
+	for _, id := range ids {
+		d.resources[id] = true
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+// keyName implements keyNames for cached keys; loadKeys must have run for
+// the ids of the payloads being decoded.
+func (d *dictionaries) keyNameOf(id uint32) (string, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	k, ok := d.keyName[id]
+	return k, ok
+}
+
+// lookup adapts dictionaries to keyNames.
+type lookup struct{ d *dictionaries }
+
+func (l lookup) keyName(id uint32) (string, bool) { return l.d.keyNameOf(id) }
+
+// loadKeys makes sure every id in ids is cached.
+func (d *dictionaries) loadKeys(ctx context.Context, ids map[uint32]struct{}) error {
+	var missing []int32
+	d.mu.RLock()
+	for id := range ids {
+		if _, ok := d.keyName[id]; !ok {
+			missing = append(missing, int32(id))
+		}
+	}
+	d.mu.RUnlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	rows, err := d.pool.Query(ctx, "SELECT id, key FROM attribute_keys WHERE id = ANY($1)", missing)
+	if err != nil {
+		return fmt.Errorf("load attribute keys: %w", classify(err))
+	}
+	var id int32
+	var key string
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err = pgx.ForEachRow(rows, []any{&id, &key}, func() error {
+		d.keyIDs[key] = uint32(id)
+		d.keyName[uint32(id)] = key
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load attribute keys: %w", classify(err))
+	}
+	return nil
+}
+
+// loadOperations returns the operations with the given ids.
+func (d *dictionaries) loadOperations(ctx context.Context, ids map[int32]struct{}) (map[int32]opInfo, error) {
+	out := make(map[int32]opInfo, len(ids))
+	var missing []int32
+	d.mu.RLock()
+	for id := range ids {
+		if o, ok := d.opInfo[id]; ok {
+			out[id] = o
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	d.mu.RUnlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := d.pool.Query(ctx, "SELECT id, service_id, name, kind FROM operations WHERE id = ANY($1)", missing)
+	if err != nil {
+		return nil, fmt.Errorf("load operations: %w", classify(err))
+	}
+	var id int32
+	var o opInfo
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err = pgx.ForEachRow(rows, []any{&id, &o.service, &o.name, &o.kind}, func() error {
+		out[id] = o
+		d.opInfo[id] = o
+		d.opIDs[opKey(o)] = id
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load operations: %w", classify(err))
+	}
+	return out, nil
+}
+
+// loadServiceNames returns the names of the given service ids.
+func (d *dictionaries) loadServiceNames(ctx context.Context, ids map[int32]struct{}) (map[int32]string, error) {
+	out := make(map[int32]string, len(ids))
+	var missing []int32
+	d.mu.RLock()
+	for id := range ids {
+		if n, ok := d.serviceName[id]; ok {
+			out[id] = n
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	d.mu.RUnlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := d.pool.Query(ctx, "SELECT id, name FROM services WHERE id = ANY($1)", missing)
+	if err != nil {
+		return nil, fmt.Errorf("load services: %w", classify(err))
+	}
+	var id int32
+	var name string
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err = pgx.ForEachRow(rows, []any{&id, &name}, func() error {
+		out[id] = name
+		d.serviceName[id] = name
+		d.serviceIDs[name] = id
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load services: %w", classify(err))
+	}
+	return out, nil
+}
+
+// loadResources returns the decoded resources with the given ids. The
+// returned values are shared with the cache: callers copy them.
+func (d *dictionaries) loadResources(ctx context.Context, ids map[int64]struct{}) (map[int64]resourceInfo, error) {
+	out := make(map[int64]resourceInfo, len(ids))
+	var missing []int64
+	d.mu.RLock()
+	for id := range ids {
+		if r, ok := d.resInfo[id]; ok {
+			out[id] = r
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	d.mu.RUnlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := d.pool.Query(ctx, "SELECT id, service_id, resource, scope FROM resources WHERE id = ANY($1)", missing)
+	if err != nil {
+		return nil, fmt.Errorf("load resources: %w", classify(err))
+	}
+	var id int64
+	var svc int32
+	var rb, sb []byte
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.trim()
+	_, err = pgx.ForEachRow(rows, []any{&id, &svc, &rb, &sb}, func() error {
+		info := resourceInfo{service: svc, resource: pcommon.NewResource(), scope: pcommon.NewInstrumentationScope()}
+		if err := decodeResource(rb, sb, info.resource, info.scope); err != nil {
+			return fmt.Errorf("resource %d: %w", id, err)
+		}
+		out[id] = info
+		d.resInfo[id] = info
+		d.resources[id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load resources: %w", classify(err))
+	}
+	return out, nil
+}

@@ -1,0 +1,140 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vigil-obs/vigil/migrations"
+)
+
+// migrationLockID is the advisory lock key that serialises migrations
+// between Vigil replicas starting at the same time ("vigilmig" in ASCII).
+const migrationLockID int64 = 0x76696769_6c6d6967
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.Glob(migrations.FS, "*.up.sql")
+	if err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	var out []migration
+	for _, name := range entries {
+		prefix, rest, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(prefix)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %q: name must start with a number and '_'", name)
+		}
+		body, err := fs.ReadFile(migrations.FS, name)
+		if err != nil {
+			return nil, fmt.Errorf("read migration %q: %w", name, err)
+		}
+		out = append(out, migration{version: v, name: strings.TrimSuffix(rest, ".up.sql"), sql: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("duplicate migration version %d", out[i].version)
+		}
+	}
+	return out, nil
+}
+
+// Migrate applies every pending migration, each in its own transaction,
+// while holding a session advisory lock so that replicas starting together
+// apply each migration exactly once. It returns the versions it applied.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) ([]int, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	all, err := loadMigrations()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: acquire connection: %w", classify(err))
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockID); err != nil {
+		return nil, fmt.Errorf("migrate: take lock: %w", classify(err))
+	}
+	defer func() {
+		// Unlock on a fresh context: ctx may be cancelled, and the lock must
+		// not outlive this call on a pooled connection.
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLockID)
+	}()
+
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    integer PRIMARY KEY,
+		name       text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return nil, fmt.Errorf("migrate: create schema_migrations: %w", classify(err))
+	}
+	applied := map[int]bool{}
+	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read applied versions: %w", classify(err))
+	}
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read applied versions: %w", classify(err))
+	}
+	for _, v := range versions {
+		applied[int(v)] = true
+	}
+
+	var done []int
+	for _, m := range all {
+		if applied[m.version] {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			return err
+		})
+		if err != nil {
+			return done, fmt.Errorf("migrate: apply %04d_%s: %w", m.version, m.name, classify(err))
+		}
+		logger.InfoContext(ctx, "applied migration", "version", m.version, "name", m.name)
+		done = append(done, m.version)
+	}
+	return done, nil
+}
+
+// SchemaVersion returns the highest applied migration version and the
+// highest version this binary knows; ready means the former is at least the
+// latter.
+func SchemaVersion(ctx context.Context, pool *pgxpool.Pool) (applied, known int, err error) {
+	all, err := loadMigrations()
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(all) > 0 {
+		known = all[len(all)-1].version
+	}
+	var v *int32
+	err = pool.QueryRow(ctx, "SELECT max(version) FROM schema_migrations").Scan(&v)
+	if err != nil {
+		return 0, known, fmt.Errorf("read schema version: %w", classify(err))
+	}
+	if v != nil {
+		applied = int(*v)
+	}
+	return applied, known, nil
+}

@@ -1,0 +1,412 @@
+package postgres
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// The span payload is a compact binary encoding of everything about a span
+// that is displayed but never filtered on in SQL: attributes, events, links,
+// status message, trace state, flags and dropped counts. Top-level attribute
+// keys are replaced by ids from the attribute_keys dictionary, which is what
+// keeps ten attributes in roughly a hundred bytes. Layout (all integers are
+// unsigned varints unless noted):
+//
+//	version(=1) flags traceState statusMessage attrs droppedAttrs
+//	nEvents { timeOffsetNs(signed) name attrs dropped }* droppedEvents
+//	nLinks  { traceID[16] spanID[8] traceState flags attrs dropped }* droppedLinks
+//
+// attrs is n { keyID value }*, a value is a one-byte tag followed by its
+// data; nested maps inside values carry their keys as plain strings.
+const payloadVersion = 1
+
+const (
+	tagEmpty byte = iota
+	tagString
+	tagTrue
+	tagFalse
+	tagInt
+	tagDouble
+	tagBytes
+	tagSlice
+	tagMap
+)
+
+// maxNesting bounds the depth of nested values accepted by the decoder, so a
+// corrupt payload cannot exhaust the stack.
+const maxNesting = 64
+
+var errCorruptPayload = errors.New("corrupt span payload")
+
+// keyIDs maps attribute keys to dictionary ids; every key of the spans being
+// encoded must be present.
+type keyIDs map[string]uint32
+
+type payloadEncoder struct {
+	buf  []byte
+	keys keyIDs
+}
+
+func (e *payloadEncoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
+func (e *payloadEncoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
+
+func (e *payloadEncoder) str(s string) {
+	e.uvarint(uint64(len(s)))
+	e.buf = append(e.buf, s...)
+}
+
+// encodeSpan appends the payload of s to e.buf (reset first) and returns it.
+func (e *payloadEncoder) encodeSpan(s ptrace.Span) []byte {
+	e.buf = e.buf[:0]
+	e.buf = append(e.buf, payloadVersion)
+	e.uvarint(uint64(s.Flags()))
+	e.str(s.TraceState().AsRaw())
+	e.str(s.Status().Message())
+	e.attrs(s.Attributes())
+	e.uvarint(uint64(s.DroppedAttributesCount()))
+
+	start := int64(s.StartTimestamp())
+	events := s.Events()
+	e.uvarint(uint64(events.Len()))
+	for i := 0; i < events.Len(); i++ {
+		ev := events.At(i)
+		e.varint(int64(ev.Timestamp()) - start)
+		e.str(ev.Name())
+		e.attrs(ev.Attributes())
+		e.uvarint(uint64(ev.DroppedAttributesCount()))
+	}
+	e.uvarint(uint64(s.DroppedEventsCount()))
+
+	links := s.Links()
+	e.uvarint(uint64(links.Len()))
+	for i := 0; i < links.Len(); i++ {
+		l := links.At(i)
+		tid, sid := l.TraceID(), l.SpanID()
+		e.buf = append(e.buf, tid[:]...)
+		e.buf = append(e.buf, sid[:]...)
+		e.str(l.TraceState().AsRaw())
+		e.uvarint(uint64(l.Flags()))
+		e.attrs(l.Attributes())
+		e.uvarint(uint64(l.DroppedAttributesCount()))
+	}
+	e.uvarint(uint64(s.DroppedLinksCount()))
+	return e.buf
+}
+
+func (e *payloadEncoder) attrs(m pcommon.Map) {
+	e.uvarint(uint64(m.Len()))
+	m.Range(func(k string, v pcommon.Value) bool {
+		e.uvarint(uint64(e.keys[k]))
+		e.value(v)
+		return true
+	})
+}
+
+func (e *payloadEncoder) value(v pcommon.Value) {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		e.buf = append(e.buf, tagString)
+		e.str(v.Str())
+	case pcommon.ValueTypeBool:
+		if v.Bool() {
+			e.buf = append(e.buf, tagTrue)
+		} else {
+			e.buf = append(e.buf, tagFalse)
+		}
+	case pcommon.ValueTypeInt:
+		e.buf = append(e.buf, tagInt)
+		e.varint(v.Int())
+	case pcommon.ValueTypeDouble:
+		e.buf = append(e.buf, tagDouble)
+		e.buf = binary.LittleEndian.AppendUint64(e.buf, math.Float64bits(v.Double()))
+	case pcommon.ValueTypeBytes:
+		e.buf = append(e.buf, tagBytes)
+		b := v.Bytes().AsRaw()
+		e.uvarint(uint64(len(b)))
+		e.buf = append(e.buf, b...)
+	case pcommon.ValueTypeSlice:
+		e.buf = append(e.buf, tagSlice)
+		s := v.Slice()
+		e.uvarint(uint64(s.Len()))
+		for i := 0; i < s.Len(); i++ {
+			e.value(s.At(i))
+		}
+	case pcommon.ValueTypeMap:
+		e.buf = append(e.buf, tagMap)
+		m := v.Map()
+		e.uvarint(uint64(m.Len()))
+		m.Range(func(k string, mv pcommon.Value) bool {
+			e.str(k)
+			e.value(mv)
+			return true
+		})
+	default:
+		e.buf = append(e.buf, tagEmpty)
+	}
+}
+
+// collectKeys adds the top-level attribute keys of s (span, events, links)
+// to set.
+func collectKeys(s ptrace.Span, set map[string]struct{}) {
+	add := func(m pcommon.Map) {
+		m.Range(func(k string, _ pcommon.Value) bool {
+			set[k] = struct{}{}
+			return true
+		})
+	}
+	add(s.Attributes())
+	for i := 0; i < s.Events().Len(); i++ {
+		add(s.Events().At(i).Attributes())
+	}
+	for i := 0; i < s.Links().Len(); i++ {
+		add(s.Links().At(i).Attributes())
+	}
+}
+
+// keyNames resolves attribute key ids while decoding.
+type keyNames interface {
+	keyName(id uint32) (string, bool)
+}
+
+type payloadDecoder struct {
+	b    []byte
+	keys keyNames
+	err  error
+}
+
+func (d *payloadDecoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", errCorruptPayload, what)
+	}
+}
+
+func (d *payloadDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *payloadDecoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *payloadDecoder) bytes(n uint64) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("length beyond end")
+		return nil
+	}
+	out := d.b[:n:n]
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *payloadDecoder) str() string { return string(d.bytes(d.uvarint())) }
+
+func (d *payloadDecoder) u32() uint32 {
+	v := d.uvarint()
+	if v > math.MaxUint32 {
+		d.fail("value out of range")
+	}
+	return uint32(v)
+}
+
+// count reads an element count and rejects counts that could not possibly
+// fit in the rest of the payload (every element takes at least one byte), so
+// a corrupt count cannot trigger a huge allocation.
+func (d *payloadDecoder) count() int {
+	v := d.uvarint()
+	if v > uint64(len(d.b)) {
+		d.fail("count beyond end")
+		return 0
+	}
+	return int(v)
+}
+
+// decodeSpan fills the payload fields of s from p.
+func decodeSpan(p []byte, keys keyNames, s ptrace.Span) error {
+	d := &payloadDecoder{b: p, keys: keys}
+	if len(p) == 0 || p[0] != payloadVersion {
+		return fmt.Errorf("%w: unknown version", errCorruptPayload)
+	}
+	d.b = d.b[1:]
+	s.SetFlags(d.u32())
+	s.TraceState().FromRaw(d.str())
+	s.Status().SetMessage(d.str())
+	d.attrs(s.Attributes())
+	s.SetDroppedAttributesCount(d.u32())
+
+	start := int64(s.StartTimestamp())
+	n := d.count()
+	events := s.Events()
+	events.EnsureCapacity(n)
+	for i := 0; i < n && d.err == nil; i++ {
+		ev := events.AppendEmpty()
+		ev.SetTimestamp(pcommon.Timestamp(start + d.varint()))
+		ev.SetName(d.str())
+		d.attrs(ev.Attributes())
+		ev.SetDroppedAttributesCount(d.u32())
+	}
+	s.SetDroppedEventsCount(d.u32())
+
+	n = d.count()
+	links := s.Links()
+	links.EnsureCapacity(n)
+	for i := 0; i < n && d.err == nil; i++ {
+		l := links.AppendEmpty()
+		var tid pcommon.TraceID
+		var sid pcommon.SpanID
+		copy(tid[:], d.bytes(16))
+		copy(sid[:], d.bytes(8))
+		l.SetTraceID(tid)
+		l.SetSpanID(sid)
+		l.TraceState().FromRaw(d.str())
+		l.SetFlags(d.u32())
+		d.attrs(l.Attributes())
+		l.SetDroppedAttributesCount(d.u32())
+	}
+	s.SetDroppedLinksCount(d.u32())
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	return d.err
+}
+
+func (d *payloadDecoder) attrs(m pcommon.Map) {
+	n := d.count()
+	m.EnsureCapacity(n)
+	for i := 0; i < n && d.err == nil; i++ {
+		id := d.u32()
+		k, ok := d.keys.keyName(id)
+		if !ok && d.err == nil {
+			d.fail(fmt.Sprintf("unknown attribute key id %d", id))
+			return
+		}
+		d.value(m.PutEmpty(k), 0)
+	}
+}
+
+func (d *payloadDecoder) value(v pcommon.Value, depth int) {
+	if depth > maxNesting {
+		d.fail("nesting too deep")
+		return
+	}
+	tag := d.bytes(1)
+	if d.err != nil {
+		return
+	}
+	switch tag[0] {
+	case tagEmpty:
+	case tagString:
+		v.SetStr(d.str())
+	case tagTrue:
+		v.SetBool(true)
+	case tagFalse:
+		v.SetBool(false)
+	case tagInt:
+		v.SetInt(d.varint())
+	case tagDouble:
+		b := d.bytes(8)
+		if d.err == nil {
+			v.SetDouble(math.Float64frombits(binary.LittleEndian.Uint64(b)))
+		}
+	case tagBytes:
+		v.SetEmptyBytes().FromRaw(d.bytes(d.uvarint()))
+	case tagSlice:
+		n := d.count()
+		s := v.SetEmptySlice()
+		s.EnsureCapacity(n)
+		for i := 0; i < n && d.err == nil; i++ {
+			d.value(s.AppendEmpty(), depth+1)
+		}
+	case tagMap:
+		n := d.count()
+		m := v.SetEmptyMap()
+		m.EnsureCapacity(n)
+		for i := 0; i < n && d.err == nil; i++ {
+			k := d.str()
+			d.value(m.PutEmpty(k), depth+1)
+		}
+	default:
+		d.fail(fmt.Sprintf("unknown value tag %d", tag[0]))
+	}
+}
+
+// encodeResource encodes a resource and an instrumentation scope for the
+// resources dictionary. Keys here are plain strings: a resource row is
+// written once, not once per span.
+func encodeResource(res pcommon.Resource, scope pcommon.InstrumentationScope) (resBytes, scopeBytes []byte) {
+	e := &payloadEncoder{}
+	e.buf = append(e.buf, payloadVersion)
+	e.plainMap(res.Attributes())
+	e.uvarint(uint64(res.DroppedAttributesCount()))
+	resBytes = e.buf
+
+	e = &payloadEncoder{}
+	e.buf = append(e.buf, payloadVersion)
+	e.str(scope.Name())
+	e.str(scope.Version())
+	e.plainMap(scope.Attributes())
+	e.uvarint(uint64(scope.DroppedAttributesCount()))
+	return resBytes, e.buf
+}
+
+func (e *payloadEncoder) plainMap(m pcommon.Map) {
+	e.uvarint(uint64(m.Len()))
+	m.Range(func(k string, v pcommon.Value) bool {
+		e.str(k)
+		e.value(v)
+		return true
+	})
+}
+
+// decodeResource is the inverse of encodeResource.
+func decodeResource(resBytes, scopeBytes []byte, res pcommon.Resource, scope pcommon.InstrumentationScope) error {
+	if len(resBytes) == 0 || resBytes[0] != payloadVersion || len(scopeBytes) == 0 || scopeBytes[0] != payloadVersion {
+		return fmt.Errorf("%w: unknown resource version", errCorruptPayload)
+	}
+	d := &payloadDecoder{b: resBytes[1:]}
+	d.plainMap(res.Attributes())
+	res.SetDroppedAttributesCount(d.u32())
+	if d.err != nil {
+		return d.err
+	}
+	d = &payloadDecoder{b: scopeBytes[1:]}
+	scope.SetName(d.str())
+	scope.SetVersion(d.str())
+	d.plainMap(scope.Attributes())
+	scope.SetDroppedAttributesCount(d.u32())
+	return d.err
+}
+
+func (d *payloadDecoder) plainMap(m pcommon.Map) {
+	n := d.count()
+	m.EnsureCapacity(n)
+	for i := 0; i < n && d.err == nil; i++ {
+		k := d.str()
+		d.value(m.PutEmpty(k), 0)
+	}
+}

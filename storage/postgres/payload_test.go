@@ -1,0 +1,80 @@
+package postgres
+
+import (
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// staticKeys resolves every id to a name derived from it.
+type staticKeys map[uint32]string
+
+func (s staticKeys) keyName(id uint32) (string, bool) { k, ok := s[id]; return k, ok }
+
+func encodeForTest(sp ptrace.Span) ([]byte, staticKeys) {
+	set := map[string]struct{}{}
+	collectKeys(sp, set)
+	ids := keyIDs{}
+	names := staticKeys{}
+	for k := range set {
+		id := uint32(len(ids) + 1)
+		ids[k], names[id] = id, k
+	}
+	e := &payloadEncoder{keys: ids}
+	return append([]byte(nil), e.encodeSpan(sp)...), names
+}
+
+func TestPayloadRoundTrip(t *testing.T) {
+	td := richTrace(traceID(1), time.Now())
+	sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	p, names := encodeForTest(sp)
+	got := ptrace.NewSpan()
+	got.SetStartTimestamp(sp.StartTimestamp())
+	if err := decodeSpan(p, names, got); err != nil {
+		t.Fatal(err)
+	}
+	want := ptrace.NewSpan()
+	sp.CopyTo(want)
+	// Fields kept in columns rather than the payload.
+	got.SetTraceID(want.TraceID())
+	got.SetSpanID(want.SpanID())
+	got.SetName(want.Name())
+	got.SetKind(want.Kind())
+	got.SetEndTimestamp(want.EndTimestamp())
+	got.Status().SetCode(want.Status().Code())
+	a, b := ptrace.NewTraces(), ptrace.NewTraces()
+	want.CopyTo(a.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty())
+	got.CopyTo(b.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty())
+	equalTraces(t, a, b)
+
+	// Every truncation is an error, never a panic.
+	for i := 0; i < len(p); i++ {
+		if err := decodeSpan(p[:i], names, ptrace.NewSpan()); err == nil {
+			t.Fatalf("truncated payload of %d/%d bytes decoded without error", i, len(p))
+		}
+	}
+}
+
+// FuzzDecodeSpan feeds arbitrary bytes to the payload decoder: it must
+// return an error or a span, never panic or allocate without bound.
+func FuzzDecodeSpan(f *testing.F) {
+	td := richTrace(traceID(1), time.Now())
+	sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	p, _ := encodeForTest(sp)
+	f.Add(p)
+	f.Add([]byte{payloadVersion})
+	f.Add([]byte{payloadVersion, 0, 0, 0, 1, 1, tagMap, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	keys := staticKeys{}
+	for i := uint32(0); i < 64; i++ {
+		keys[i] = "k"
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<16 {
+			return
+		}
+		_ = decodeSpan(b, keys, ptrace.NewSpan())
+		res, scope := ptrace.NewResourceSpans(), ptrace.NewScopeSpans()
+		_ = decodeResource(b, b, res.Resource(), scope.Scope())
+	})
+}

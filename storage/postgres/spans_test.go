@@ -1,0 +1,344 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vigil-obs/vigil/internal/pgtest"
+	"github.com/vigil-obs/vigil/storage"
+)
+
+type bundle struct {
+	store *SpanStore
+	parts *Partitions
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := Migrate(ctx, pool, nil); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	parts := NewPartitions(pool, PartitionsConfig{Retention: 7 * 24 * time.Hour})
+	if err := parts.Maintain(ctx); err != nil {
+		t.Fatalf("partitions: %v", err)
+	}
+	return bundle{store: NewSpanStore(pool, parts), parts: parts}
+}
+
+func traceID(b byte) pcommon.TraceID {
+	return pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, b}
+}
+
+func spanID(b byte) pcommon.SpanID { return pcommon.SpanID{0xff, 0, 0, 0, 0, 0, 0, b} }
+
+// richTrace builds a two-service trace exercising every stored field.
+func richTrace(tid pcommon.TraceID, start time.Time) ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "frontend")
+	rs.Resource().Attributes().PutStr("host.name", "web-1")
+	rs.Resource().Attributes().PutInt("process.pid", 42)
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName("io.vigil.test")
+	ss.Scope().SetVersion("1.2.3")
+	ss.Scope().Attributes().PutStr("scope.attr", "x")
+
+	root := ss.Spans().AppendEmpty()
+	root.SetTraceID(tid)
+	root.SetSpanID(spanID(1))
+	root.SetName("GET /users/:id")
+	root.SetKind(ptrace.SpanKindServer)
+	root.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+	root.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(120 * time.Millisecond)))
+	root.SetFlags(1)
+	root.TraceState().FromRaw("vendor=abc")
+	root.Status().SetCode(ptrace.StatusCodeError)
+	root.Status().SetMessage("boom")
+	a := root.Attributes()
+	a.PutStr("http.request.method", "GET")
+	a.PutInt("http.response.status_code", 500)
+	a.PutDouble("ratio", 0.25)
+	a.PutBool("cache.hit", false)
+	a.PutEmptyBytes("raw").FromRaw([]byte{0, 1, 2})
+	sl := a.PutEmptySlice("list")
+	sl.AppendEmpty().SetStr("a")
+	sl.AppendEmpty().SetInt(7)
+	m := a.PutEmptyMap("nested")
+	m.PutStr("k", "v")
+	m.PutEmptyMap("deeper").PutBool("b", true)
+	a.PutStr("unicode", "用户服务 ✓")
+	root.SetDroppedAttributesCount(3)
+	ev := root.Events().AppendEmpty()
+	ev.SetName("exception")
+	ev.SetTimestamp(pcommon.NewTimestampFromTime(start.Add(5 * time.Millisecond)))
+	ev.Attributes().PutStr("exception.message", "db down")
+	ev.SetDroppedAttributesCount(1)
+	root.SetDroppedEventsCount(2)
+	l := root.Links().AppendEmpty()
+	l.SetTraceID(traceID(200))
+	l.SetSpanID(spanID(9))
+	l.TraceState().FromRaw("x=y")
+	l.SetFlags(1)
+	l.Attributes().PutStr("link.reason", "batch")
+	root.SetDroppedLinksCount(4)
+
+	rs2 := td.ResourceSpans().AppendEmpty()
+	rs2.Resource().Attributes().PutStr("service.name", "user-service")
+	ss2 := rs2.ScopeSpans().AppendEmpty()
+	child := ss2.Spans().AppendEmpty()
+	child.SetTraceID(tid)
+	child.SetSpanID(spanID(2))
+	child.SetParentSpanID(spanID(1))
+	child.SetName("SELECT users")
+	child.SetKind(ptrace.SpanKindClient)
+	child.SetStartTimestamp(pcommon.NewTimestampFromTime(start.Add(10 * time.Millisecond)))
+	child.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(60 * time.Millisecond)))
+	child.Attributes().PutStr("db.system", "postgresql")
+	return td
+}
+
+// flatten returns one single-span JSON document per span, sorted, so two
+// traces with the same spans compare equal whatever their grouping.
+func flatten(t *testing.T, td ptrace.Traces) []string {
+	t.Helper()
+	var out []string
+	m := &ptrace.JSONMarshaler{}
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				one := ptrace.NewTraces()
+				rs := one.ResourceSpans().AppendEmpty()
+				rss.At(i).Resource().CopyTo(rs.Resource())
+				ss := rs.ScopeSpans().AppendEmpty()
+				sss.At(j).Scope().CopyTo(ss.Scope())
+				spans.At(k).CopyTo(ss.Spans().AppendEmpty())
+				b, err := m.MarshalTraces(one)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, string(b))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func equalTraces(t *testing.T, want, got ptrace.Traces) {
+	t.Helper()
+	w, g := flatten(t, want), flatten(t, got)
+	if len(w) != len(g) {
+		t.Fatalf("got %d spans, want %d", len(g), len(w))
+	}
+	for i := range w {
+		if w[i] != g[i] {
+			t.Errorf("span %d differs:\n got %s\nwant %s", i, g[i], w[i])
+		}
+	}
+}
+
+func TestSpanRoundTrip(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	start := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	td := richTrace(traceID(1), start)
+	if err := b.store.WriteTraces(ctx, []ptrace.Traces{td}); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	got, err := b.store.Trace(ctx, traceID(1))
+	if err != nil {
+		t.Fatalf("trace: %v", err)
+	}
+	equalTraces(t, td, got)
+
+	// A fresh store (cold caches) reads the same.
+	fresh := NewSpanStore(b.store.pool, b.parts)
+	got, err = fresh.Trace(ctx, traceID(1))
+	if err != nil {
+		t.Fatalf("trace (cold): %v", err)
+	}
+	equalTraces(t, td, got)
+
+	if _, err := b.store.Trace(ctx, traceID(99)); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("missing trace: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestServicesAndOperations(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	if err := b.store.WriteTraces(ctx, []ptrace.Traces{richTrace(traceID(1), time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	svcs, err := b.store.Services(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svcs) != 2 || svcs[0] != "frontend" || svcs[1] != "user-service" {
+		t.Fatalf("services = %v", svcs)
+	}
+	tests := []struct {
+		q    storage.OperationQuery
+		want []storage.Operation
+	}{
+		{storage.OperationQuery{Service: "frontend"}, []storage.Operation{{Name: "GET /users/:id", SpanKind: "server"}}},
+		{storage.OperationQuery{Service: "user-service", SpanKind: "client"}, []storage.Operation{{Name: "SELECT users", SpanKind: "client"}}},
+		{storage.OperationQuery{Service: "user-service", SpanKind: "server"}, nil},
+		{storage.OperationQuery{Service: "nope"}, nil},
+	}
+	for _, tt := range tests {
+		got, err := b.store.Operations(ctx, tt.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(tt.want) {
+			t.Fatalf("%+v: got %v want %v", tt.q, got, tt.want)
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Errorf("%+v: got %v want %v", tt.q, got, tt.want)
+			}
+		}
+	}
+}
+
+func TestFindTraces(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Microsecond)
+	var batch []ptrace.Traces
+	for i := 0; i < 30; i++ {
+		td := richTrace(traceID(byte(i)), now.Add(-time.Duration(i)*time.Minute))
+		root := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+		if i%3 != 0 {
+			root.Status().SetCode(ptrace.StatusCodeOk)
+			root.Attributes().PutInt("http.response.status_code", 200)
+		}
+		// durations 120ms + i ms
+		root.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Duration(i)*time.Minute + time.Duration(120+i)*time.Millisecond)))
+		batch = append(batch, td)
+	}
+	if err := b.store.WriteTraces(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(tds []ptrace.Traces) []byte {
+		var out []byte
+		for _, td := range tds {
+			out = append(out, td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()[15])
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		q    storage.TraceQuery
+		want []byte
+	}{
+		{"service limit newest first", storage.TraceQuery{Service: "frontend", Limit: 3}, []byte{0, 1, 2}},
+		{"tag int", storage.TraceQuery{Service: "frontend", Tags: map[string]string{"http.response.status_code": "500"}, Limit: 4}, []byte{0, 3, 6, 9}},
+		{"error tag", storage.TraceQuery{Service: "frontend", Tags: map[string]string{"error": "true"}, Limit: 2}, []byte{0, 3}},
+		{"resource tag", storage.TraceQuery{Service: "frontend", Tags: map[string]string{"host.name": "web-1", "http.response.status_code": "500"}, Limit: 1}, []byte{0}},
+		{"no match", storage.TraceQuery{Service: "frontend", Tags: map[string]string{"host.name": "web-2"}}, nil},
+		{"operation", storage.TraceQuery{Service: "user-service", Operation: "SELECT users", Limit: 2}, []byte{0, 1}},
+		{"unknown operation", storage.TraceQuery{Service: "user-service", Operation: "GET /users/:id"}, nil},
+		{"duration", storage.TraceQuery{Service: "frontend", DurationMin: 145 * time.Millisecond, DurationMax: 147 * time.Millisecond}, []byte{25, 26, 27}},
+		{"time window", storage.TraceQuery{Service: "frontend", StartMin: now.Add(-5*time.Minute - time.Second), StartMax: now.Add(-3 * time.Minute)}, []byte{3, 4, 5}},
+		{"unknown service", storage.TraceQuery{Service: "nope"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := b.store.FindTraces(ctx, tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(ids(got)) != string(tt.want) {
+				t.Fatalf("got traces %v, want %v", ids(got), tt.want)
+			}
+			for _, td := range got {
+				if td.SpanCount() != 2 {
+					t.Fatalf("trace returned with %d spans, want whole trace (2)", td.SpanCount())
+				}
+			}
+		})
+	}
+}
+
+func TestPartitionRetention(t *testing.T) {
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := Migrate(ctx, pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	p := NewPartitions(pool, PartitionsConfig{Retention: 48 * time.Hour, Now: clock})
+	if err := p.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	names := func() []string {
+		rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'spans' ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var n string
+			_ = rows.Scan(&n)
+			out = append(out, n)
+		}
+		return out
+	}
+	want := []string{"spans_p20260308", "spans_p20260309", "spans_p20260310", "spans_p20260311", "spans_p20260312"}
+	if got := names(); len(got) != len(want) || got[0] != want[0] || got[4] != want[4] {
+		t.Fatalf("partitions = %v, want %v", got, want)
+	}
+	now = now.Add(72 * time.Hour)
+	if err := p.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := names()
+	if got[0] != "spans_p20260311" || got[len(got)-1] != "spans_p20260315" {
+		t.Fatalf("after 3 days partitions = %v", got)
+	}
+}
+
+func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	errs := make(chan error, 4)
+	applied := make(chan []int, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			v, err := Migrate(ctx, pool, nil)
+			errs <- err
+			applied <- v
+		}()
+	}
+	total := 0
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		total += len(<-applied)
+	}
+	all, _ := loadMigrations()
+	if total != len(all) {
+		t.Fatalf("migrations applied %d times in total, want %d (each once)", total, len(all))
+	}
+	applied2, known, err := SchemaVersion(ctx, pool)
+	if err != nil || applied2 != known {
+		t.Fatalf("schema version %d/%d err %v", applied2, known, err)
+	}
+}

@@ -1,0 +1,246 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// unknownService is the service name of spans whose resource has no
+// service.name, as the OpenTelemetry SDKs name it.
+const unknownService = "unknown_service"
+
+var spanColumns = []string{
+	"start_time", "span_id", "parent_span_id", "duration_ns", "resource_id",
+	"trace_id", "service_id", "operation_id", "status_code", "payload",
+}
+
+// SpanStore writes and reads spans. Safe for concurrent use.
+type SpanStore struct {
+	pool       *pgxpool.Pool
+	dict       *dictionaries
+	partitions *Partitions
+	now        func() time.Time
+}
+
+// NewSpanStore returns a span store on pool. partitions is consulted when
+// a span falls into a day whose partition does not exist yet.
+func NewSpanStore(pool *pgxpool.Pool, partitions *Partitions) *SpanStore {
+	return &SpanStore{pool: pool, dict: newDictionaries(pool), partitions: partitions, now: time.Now}
+}
+
+// spanRow is one row of the spans table.
+type spanRow struct {
+	start    time.Time
+	spanID   int64
+	parentID int64
+	duration int64
+	resource int64
+	traceID  [16]byte
+	service  int32
+	op       int32
+	status   int16
+	payload  []byte
+}
+
+// rowSource feeds rows to COPY, reusing one value slice: pgx encodes each
+// row before asking for the next.
+type rowSource struct {
+	rows []spanRow
+	i    int
+	vals []any
+}
+
+func (s *rowSource) Next() bool { s.i++; return s.i <= len(s.rows) }
+func (s *rowSource) Err() error { return nil }
+func (s *rowSource) Values() ([]any, error) {
+	r := &s.rows[s.i-1]
+	s.vals = append(s.vals[:0], r.start, r.spanID, r.parentID, r.duration, r.resource,
+		r.traceID, r.service, r.op, r.status, r.payload)
+	return s.vals, nil
+}
+
+func idToInt(b [8]byte) int64 {
+	return int64(uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7]))
+}
+
+func intToID(v int64) pcommon.SpanID {
+	u := uint64(v)
+	return pcommon.SpanID{byte(u >> 56), byte(u >> 48), byte(u >> 40), byte(u >> 32),
+		byte(u >> 24), byte(u >> 16), byte(u >> 8), byte(u)}
+}
+
+// serviceName returns the service.name of a resource.
+func serviceName(res pcommon.Resource) string {
+	if v, ok := res.Attributes().Get("service.name"); ok && v.Str() != "" {
+		return v.Str()
+	}
+	return unknownService
+}
+
+// WriteTraces stores every span of batch with one binary COPY and returns
+// once it is committed: a nil error means every span is durable. Spans must
+// have been validated (non-zero ids, valid UTF-8, no NUL in names). On
+// error nothing of the COPY was stored (dictionary rows may have been, which
+// is harmless). Errors wrap storage.ErrUnavailable when the database cannot
+// be reached.
+func (s *SpanStore) WriteTraces(ctx context.Context, batch []ptrace.Traces) error {
+	rows, err := s.buildRows(ctx, batch)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	err = s.copy(ctx, rows)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23514" && s.partitions != nil {
+		// "no partition of relation found for row": a day we have not
+		// created yet (clock skew, a long-running process). Create the days
+		// of this batch and retry once.
+		days := map[time.Time]struct{}{}
+		for i := range rows {
+			days[dayStart(rows[i].start)] = struct{}{}
+		}
+		list := make([]time.Time, 0, len(days))
+		for d := range days {
+			list = append(list, d)
+		}
+		if perr := s.partitions.Ensure(ctx, list); perr != nil {
+			return fmt.Errorf("write spans: %w", perr)
+		}
+		err = s.copy(ctx, rows)
+	}
+	if err != nil {
+		return fmt.Errorf("write spans: %w", classify(err))
+	}
+	return nil
+}
+
+func (s *SpanStore) copy(ctx context.Context, rows []spanRow) error {
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"spans"}, spanColumns, &rowSource{rows: rows})
+	return err
+}
+
+// buildRows resolves the dictionaries for batch and encodes its rows.
+func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spanRow, error) {
+	services := map[string]struct{}{}
+	keys := map[string]struct{}{}
+	n := 0
+	for _, td := range batch {
+		rss := td.ResourceSpans()
+		for i := 0; i < rss.Len(); i++ {
+			rs := rss.At(i)
+			services[serviceName(rs.Resource())] = struct{}{}
+			sss := rs.ScopeSpans()
+			for j := 0; j < sss.Len(); j++ {
+				spans := sss.At(j).Spans()
+				n += spans.Len()
+				for k := 0; k < spans.Len(); k++ {
+					collectKeys(spans.At(k), keys)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	svcIDs, err := s.dict.serviceIDsFor(ctx, services, s.now())
+	if err != nil {
+		return nil, err
+	}
+	kids, err := s.dict.keyIDsFor(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+
+	ops := map[opKey]struct{}{}
+	var resources []newResource
+	type scopeRef struct {
+		service  int32
+		resource int64
+	}
+	var refs []scopeRef // one per scope spans, in walk order
+	for _, td := range batch {
+		rss := td.ResourceSpans()
+		for i := 0; i < rss.Len(); i++ {
+			rs := rss.At(i)
+			svc := svcIDs[serviceName(rs.Resource())]
+			sss := rs.ScopeSpans()
+			for j := 0; j < sss.Len(); j++ {
+				ss := sss.At(j)
+				rb, sb := encodeResource(rs.Resource(), ss.Scope())
+				h := xxhash.New()
+				_, _ = h.Write(rb)
+				_, _ = h.Write(sb)
+				id := int64(h.Sum64())
+				resources = append(resources, newResource{id: id, service: svc, resource: rb, scope: sb})
+				refs = append(refs, scopeRef{service: svc, resource: id})
+				spans := ss.Spans()
+				for k := 0; k < spans.Len(); k++ {
+					sp := spans.At(k)
+					ops[opKey{service: svc, name: sp.Name(), kind: int16(sp.Kind())}] = struct{}{}
+				}
+			}
+		}
+	}
+	opIDs, err := s.dict.operationIDsFor(ctx, ops)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.dict.ensureResources(ctx, resources); err != nil {
+		return nil, err
+	}
+
+	rows := make([]spanRow, 0, n)
+	enc := &payloadEncoder{keys: kids}
+	// One backing array for every payload of the batch: far fewer
+	// allocations than one slice per span.
+	arena := make([]byte, 0, n*128)
+	ref := 0
+	for _, td := range batch {
+		rss := td.ResourceSpans()
+		for i := 0; i < rss.Len(); i++ {
+			sss := rss.At(i).ScopeSpans()
+			for j := 0; j < sss.Len(); j++ {
+				r := refs[ref]
+				ref++
+				spans := sss.At(j).Spans()
+				for k := 0; k < spans.Len(); k++ {
+					sp := spans.At(k)
+					enc.buf = arena[len(arena):]
+					p := enc.encodeSpan(sp)
+					if cap(p) == cap(arena[len(arena):]) {
+						arena = arena[:len(arena)+len(p)]
+					} else {
+						arena = make([]byte, 0, max(len(p), n*128))
+					}
+					start := sp.StartTimestamp()
+					dur := int64(sp.EndTimestamp()) - int64(start)
+					rows = append(rows, spanRow{
+						start:    start.AsTime(),
+						spanID:   idToInt(sp.SpanID()),
+						parentID: idToInt(sp.ParentSpanID()),
+						duration: dur,
+						resource: r.resource,
+						traceID:  sp.TraceID(),
+						service:  r.service,
+						op:       opIDs[opKey{service: r.service, name: sp.Name(), kind: int16(sp.Kind())}],
+						status:   int16(sp.Status().Code()),
+						payload:  p[:len(p):len(p)],
+					})
+				}
+			}
+		}
+	}
+	return rows, nil
+}

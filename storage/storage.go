@@ -1,0 +1,44 @@
+package storage
+
+import (
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound is returned when the requested object (a trace, a service)
+	// does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable is returned when the database cannot be reached or
+	// refuses connections. It is retryable: callers should answer with a
+	// retryable status (gRPC UNAVAILABLE, HTTP 503).
+	ErrUnavailable = errors.New("storage unavailable")
+)
+
+// Operation is a span name seen for a service, with the span kind it was
+// reported with ("server", "client", "producer", "consumer", "internal" or ""
+// when unspecified).
+type Operation struct {
+	Name     string
+	SpanKind string
+}
+
+// OperationQuery selects the operations of one service, optionally of one
+// span kind.
+type OperationQuery struct {
+	Service  string
+	SpanKind string
+}
+
+// TraceQuery selects traces: a trace matches when one of its spans matches
+// every set field. Zero values mean "any".
+type TraceQuery struct {
+	Service     string
+	Operation   string
+	Tags        map[string]string // span, resource or scope attributes, compared as strings
+	StartMin    time.Time
+	StartMax    time.Time
+	DurationMin time.Duration
+	DurationMax time.Duration
+	Limit       int // maximum number of traces; 0 means the reader's default
+}
