@@ -1,0 +1,377 @@
+package api
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/vigil-obs/vigil/storage"
+)
+
+// Limits of a trace search. They are part of the API contract: a request
+// beyond them is answered 400 naming the parameter, never silently trimmed.
+const (
+	// DefaultSearchLimit is the number of traces a search returns when the
+	// request has no (or a zero) 'limit'. It is the Jaeger UI's default.
+	DefaultSearchLimit = 20
+	// MaxSearchLimit is the largest 'limit' a search accepts. It is the
+	// largest value the Jaeger UI's search form offers.
+	MaxSearchLimit = 1500
+	// MaxSearchTraceIDs is the largest number of 'traceID' parameters one
+	// search may carry.
+	MaxSearchTraceIDs = 100
+	// MaxSearchTags is the largest number of distinct tag filters ('tag' and
+	// 'tags' together) one search may carry.
+	MaxSearchTags = 64
+	// DefaultSearchLookback is how far before 'end' a search looks when the
+	// request gives neither 'start' nor a 'lookback'; Jaeger's default too.
+	DefaultSearchLookback = 48 * time.Hour
+)
+
+// Query parameter names, spelled as Jaeger spells them.
+const (
+	paramService     = "service"
+	paramOperation   = "operation"
+	paramSpanKind    = "spanKind"
+	paramTag         = "tag"
+	paramTags        = "tags"
+	paramStart       = "start"
+	paramEnd         = "end"
+	paramLookback    = "lookback"
+	paramLimit       = "limit"
+	paramMinDuration = "minDuration"
+	paramMaxDuration = "maxDuration"
+	paramTraceID     = "traceID"
+	paramPrettyPrint = "prettyPrint"
+)
+
+// requestError is a client error: the request itself is wrong. It maps to
+// 400 and its text goes to the client unchanged, so it must name the
+// parameter and say what is wrong with it.
+type requestError struct {
+	msg string
+	err error
+}
+
+func (e *requestError) Error() string {
+	if e.err == nil {
+		return e.msg
+	}
+	return e.msg + ": " + e.err.Error()
+}
+
+func (e *requestError) Unwrap() error { return e.err }
+
+// paramError reports a bad value of one query or path parameter.
+func paramError(param, what string, err error) error {
+	return &requestError{msg: "parameter '" + param + "' " + what, err: err}
+}
+
+// traceSearch is a parsed GET /api/traces request: either a search
+// (storage.TraceQuery) or, when TraceIDs is not empty, a lookup by IDs.
+type traceSearch struct {
+	storage.TraceQuery
+	TraceIDs []pcommon.TraceID
+}
+
+// parseQueryString parses a raw query string strictly: a malformed escape is
+// an error instead of a silently dropped parameter.
+func parseQueryString(raw string) (url.Values, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, &requestError{msg: "malformed query string", err: err}
+	}
+	return q, nil
+}
+
+// parseTraceSearch parses the parameters of GET /api/traces as Jaeger's query
+// service does (cmd/query/app/query_parser.go), with these additions: a
+// 'lookback' ("1h", "2d", "custom") sets the start when 'start' is absent
+// (Jaeger ignores it, but it is validated whenever given);
+// 'limit' defaults to DefaultSearchLimit and is capped by MaxSearchLimit;
+// negative durations, start after end and empty tag keys are rejected.
+// now is the reference for a missing 'end'. Repeated scalar parameters use
+// their first value, as Jaeger's FormValue does.
+func parseTraceSearch(q url.Values, now time.Time) (traceSearch, error) {
+	var ts traceSearch
+	ts.Service = q.Get(paramService)
+	ts.Operation = q.Get(paramOperation)
+
+	end := now.UTC()
+	if s := q.Get(paramEnd); s != "" {
+		t, err := parseMicros(paramEnd, s)
+		if err != nil {
+			return traceSearch{}, err
+		}
+		end = t
+	}
+	lookback, err := parseLookback(q.Get(paramLookback))
+	if err != nil {
+		return traceSearch{}, err
+	}
+	var start time.Time
+	if s := q.Get(paramStart); s != "" {
+		if start, err = parseMicros(paramStart, s); err != nil {
+			return traceSearch{}, err
+		}
+	} else {
+		if lookback == 0 {
+			lookback = DefaultSearchLookback
+		}
+		start = end.Add(-lookback)
+	}
+	if start.After(end) {
+		return traceSearch{}, paramError(paramStart, "must not be after 'end'", nil)
+	}
+	ts.StartMin, ts.StartMax = start, end
+
+	if ts.Tags, err = parseTags(q[paramTag], q[paramTags]); err != nil {
+		return traceSearch{}, err
+	}
+	if ts.Limit, err = parseLimit(q.Get(paramLimit)); err != nil {
+		return traceSearch{}, err
+	}
+	if ts.DurationMin, err = parseDuration(paramMinDuration, q.Get(paramMinDuration)); err != nil {
+		return traceSearch{}, err
+	}
+	if ts.DurationMax, err = parseDuration(paramMaxDuration, q.Get(paramMaxDuration)); err != nil {
+		return traceSearch{}, err
+	}
+	if ids := q[paramTraceID]; len(ids) > 0 {
+		if len(ids) > MaxSearchTraceIDs {
+			return traceSearch{}, paramError(paramTraceID, fmt.Sprintf("is repeated %d times, at most %d are allowed", len(ids), MaxSearchTraceIDs), nil)
+		}
+		seen := make(map[pcommon.TraceID]struct{}, len(ids))
+		for _, s := range ids {
+			id, err := parseTraceID(s)
+			if err != nil {
+				return traceSearch{}, err
+			}
+			if _, dup := seen[id]; dup {
+				continue
+			}
+			seen[id] = struct{}{}
+			ts.TraceIDs = append(ts.TraceIDs, id)
+		}
+	}
+
+	if len(ts.TraceIDs) == 0 && ts.Service == "" {
+		return traceSearch{}, paramError(paramService, "is required", nil)
+	}
+	if ts.DurationMin != 0 && ts.DurationMax != 0 && ts.DurationMax < ts.DurationMin {
+		return traceSearch{}, paramError(paramMaxDuration, "must not be less than 'minDuration'", nil)
+	}
+	return ts, nil
+}
+
+// parseMicros parses a time given as an integer number of microseconds since
+// the Unix epoch.
+func parseMicros(param, s string) (time.Time, error) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, paramError(param, "must be an integer number of microseconds since the Unix epoch", err)
+	}
+	if v < 0 {
+		return time.Time{}, paramError(param, "must not be negative", nil)
+	}
+	return time.UnixMicro(v).UTC(), nil
+}
+
+// parseDuration parses a Go duration ("1.2s", "100ms", "50us"); empty is 0.
+func parseDuration(param, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, paramError(param, "must be a duration such as 1.2s, 100ms or 50us", err)
+	}
+	if d < 0 {
+		return 0, paramError(param, "must not be negative", nil)
+	}
+	return d, nil
+}
+
+// parseLookback parses the Jaeger UI's lookback: an integer with a unit of
+// s, m, h, d (days) or w (weeks), or any Go duration. "" and "custom" (the
+// UI's marker for an explicit start/end) mean none and return 0.
+func parseLookback(s string) (time.Duration, error) {
+	if s == "" || s == "custom" {
+		return 0, nil
+	}
+	const day = 24 * time.Hour
+	var unit time.Duration
+	switch s[len(s)-1] {
+	case 'd':
+		unit = day
+	case 'w':
+		unit = 7 * day
+	}
+	var d time.Duration
+	if unit != 0 {
+		n, err := strconv.ParseUint(s[:len(s)-1], 10, 63)
+		if err != nil || n > uint64(math.MaxInt64/int64(unit)) {
+			return 0, paramError(paramLookback, "must be a duration such as 1h, 2d or custom", err)
+		}
+		d = time.Duration(n) * unit
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, paramError(paramLookback, "must be a duration such as 1h, 2d or custom", err)
+		}
+	}
+	if d <= 0 {
+		return 0, paramError(paramLookback, "must be positive", nil)
+	}
+	return d, nil
+}
+
+// parseLimit parses 'limit'; empty or 0 means DefaultSearchLimit.
+func parseLimit(s string) (int, error) {
+	if s == "" {
+		return DefaultSearchLimit, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return 0, paramError(paramLimit, "must be an integer", err)
+	}
+	switch {
+	case v < 0:
+		return 0, paramError(paramLimit, "must not be negative", nil)
+	case v == 0:
+		return DefaultSearchLimit, nil
+	case v > MaxSearchLimit:
+		return 0, paramError(paramLimit, fmt.Sprintf("must be at most %d", MaxSearchLimit), nil)
+	}
+	return int(v), nil
+}
+
+// parseTags merges the repeated 'tag=key:value' parameters and the 'tags'
+// JSON objects, in that order (a later value for a key wins), as Jaeger does.
+// JSON values may be strings, numbers or booleans; the latter two are kept
+// in their JSON spelling since tags are compared as strings. It returns nil
+// when there are no tags.
+func parseTags(simple, jsonTags []string) (map[string]string, error) {
+	if len(simple) == 0 && len(jsonTags) == 0 {
+		return nil, nil
+	}
+	tags := make(map[string]string)
+	for _, t := range simple {
+		k, v, ok := strings.Cut(t, ":")
+		if !ok {
+			return nil, paramError(paramTag, fmt.Sprintf("must be key:value, got %q", truncate(t, 64)), nil)
+		}
+		if k == "" {
+			return nil, paramError(paramTag, fmt.Sprintf("has an empty key in %q", truncate(t, 64)), nil)
+		}
+		tags[k] = v
+		if len(tags) > MaxSearchTags {
+			return nil, paramError(paramTag, fmt.Sprintf("gives more than %d tags", MaxSearchTags), nil)
+		}
+	}
+	for _, raw := range jsonTags {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(raw), &obj); err != nil {
+			return nil, paramError(paramTags, "must be a JSON object such as {\"http.status_code\":\"500\"}", err)
+		}
+		for k, rv := range obj {
+			if k == "" {
+				return nil, paramError(paramTags, "has an empty key", nil)
+			}
+			v, err := jsonScalarString(rv)
+			if err != nil {
+				return nil, paramError(paramTags, fmt.Sprintf("has a bad value for %q", truncate(k, 64)), err)
+			}
+			tags[k] = v
+			if len(tags) > MaxSearchTags {
+				return nil, paramError(paramTags, fmt.Sprintf("gives more than %d tags", MaxSearchTags), nil)
+			}
+		}
+	}
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	return tags, nil
+}
+
+// jsonScalarString turns a JSON string, number or boolean into the string a
+// tag filter compares with.
+func jsonScalarString(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 {
+		return "", errors.New("empty value")
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", err
+		}
+		return s, nil
+	case 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		// json.Unmarshal has already validated the literal.
+		return string(raw), nil
+	}
+	return "", fmt.Errorf("want a string, number or boolean, got %s", truncate(string(raw), 32))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// parseTraceID parses a trace ID of 1 to 32 hex digits, left-padded with
+// zeros to 128 bits, as Jaeger's model.TraceIDFromString accepts it. The
+// all-zero ID is invalid in OTLP and W3C trace context, so it is rejected.
+func parseTraceID(s string) (pcommon.TraceID, error) {
+	if s == "" {
+		return pcommon.TraceID{}, paramError(paramTraceID, "must not be empty", nil)
+	}
+	if len(s) > 32 {
+		return pcommon.TraceID{}, paramError(paramTraceID, fmt.Sprintf("must be at most 32 hex digits, got %d characters", len(s)), nil)
+	}
+	var buf [32]byte
+	for i := range 32 - len(s) {
+		buf[i] = '0'
+	}
+	copy(buf[32-len(s):], s)
+	var id pcommon.TraceID
+	if _, err := hex.Decode(id[:], buf[:]); err != nil {
+		return pcommon.TraceID{}, paramError(paramTraceID, "must be hexadecimal", err)
+	}
+	if id.IsEmpty() {
+		return pcommon.TraceID{}, paramError(paramTraceID, "must not be zero", nil)
+	}
+	return id, nil
+}
+
+// validSpanKind reports whether /api/operations accepts k as 'spanKind'
+// ("" means any kind).
+func validSpanKind(k string) bool {
+	switch k {
+	case "", "server", "client", "producer", "consumer", "internal":
+		return true
+	}
+	return false
+}
+
+// parseOperationQuery parses GET /api/operations?service=&spanKind=.
+func parseOperationQuery(q url.Values) (storage.OperationQuery, error) {
+	oq := storage.OperationQuery{Service: q.Get(paramService), SpanKind: q.Get(paramSpanKind)}
+	if oq.Service == "" {
+		return storage.OperationQuery{}, paramError(paramService, "is required", nil)
+	}
+	if !validSpanKind(oq.SpanKind) {
+		return storage.OperationQuery{}, paramError(paramSpanKind, fmt.Sprintf("must be one of server, client, producer, consumer, internal, got %q", truncate(oq.SpanKind, 32)), nil)
+	}
+	return oq, nil
+}
