@@ -51,8 +51,15 @@ type dictionaries struct {
 	opInfo      map[int32]opInfo
 	keyIDs      map[string]uint32
 	keyName     map[uint32]string
-	resources   map[int64]bool
-	resInfo     map[int64]resourceInfo
+	valueIDs    valueIDs
+	valueName   map[uint32]string
+	// valueCount is the number of interned values of a key id, loaded from
+	// the database the first time the key is met; noIntern holds the keys
+	// that reached maxInternPerKey.
+	valueCount map[uint32]int
+	noIntern   map[string]bool
+	resources  map[int64]bool
+	resInfo    map[int64]resourceInfo
 }
 
 func newDictionaries(pool *pgxpool.Pool) *dictionaries {
@@ -69,6 +76,10 @@ func (d *dictionaries) reset() {
 	d.opInfo = map[int32]opInfo{}
 	d.keyIDs = map[string]uint32{}
 	d.keyName = map[uint32]string{}
+	d.valueIDs = valueIDs{}
+	d.valueName = map[uint32]string{}
+	d.valueCount = map[uint32]int{}
+	d.noIntern = map[string]bool{}
 	d.resources = map[int64]bool{}
 	d.resInfo = map[int64]resourceInfo{}
 }
@@ -76,7 +87,7 @@ func (d *dictionaries) reset() {
 // trim clears the caches when one grew too large. Callers hold d.mu.
 func (d *dictionaries) trim() {
 	if len(d.opIDs) > maxCacheEntries || len(d.keyIDs) > maxCacheEntries ||
-		len(d.resources) > maxCacheEntries || len(d.resInfo) > maxCacheEntries {
+		len(d.valueIDs) > maxCacheEntries || len(d.resources) > maxCacheEntries || len(d.resInfo) > maxCacheEntries {
 		d.reset()
 	}
 }
@@ -222,6 +233,143 @@ func (d *dictionaries) keyIDsFor(ctx context.Context, keys map[string]struct{}) 
 	return out, nil
 }
 
+// internable reports whether string values of key may be interned.
+func (d *dictionaries) internable(key string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return !d.noIntern[key]
+}
+
+// valueIDsFor returns ids for the candidate values that are or may be
+// interned, inserting new ones while their key stays under
+// maxInternPerKey distinct values. Candidates left out are written inline.
+func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]struct{}, keys keyIDs) (valueIDs, error) {
+	out := make(valueIDs, len(cands))
+	var unknownKeys []int32
+	var missing []valueKey
+	d.mu.RLock()
+	seenKey := map[uint32]bool{}
+	for c := range cands {
+		vk := valueKey{keys[c.key], c.value}
+		if id, ok := d.valueIDs[vk]; ok {
+			out[vk] = id
+			continue
+		}
+		if _, ok := d.valueCount[vk.key]; !ok && !seenKey[vk.key] {
+			seenKey[vk.key] = true
+			unknownKeys = append(unknownKeys, int32(vk.key))
+		}
+		missing = append(missing, vk)
+	}
+	d.mu.RUnlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	if len(unknownKeys) > 0 {
+		rows, err := d.pool.Query(ctx, `SELECT k, (SELECT count(*) FROM attribute_values WHERE key_id = k)
+			FROM unnest($1::int[]) AS k`, unknownKeys)
+		if err != nil {
+			return nil, fmt.Errorf("count interned values: %w", classify(err))
+		}
+		var k int32
+		var n int
+		d.mu.Lock()
+		_, err = pgx.ForEachRow(rows, []any{&k, &n}, func() error {
+			d.valueCount[uint32(k)] = n
+			return nil
+		})
+		d.mu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("count interned values: %w", classify(err))
+		}
+	}
+	// Admit new values per key up to the limit; past it the key is no
+	// longer interned (its existing ids stay valid).
+	var ins []valueKey
+	d.mu.Lock()
+	admitted := map[uint32]int{}
+	names := map[uint32]string{}
+	for k, id := range keys {
+		names[id] = k
+	}
+	for _, vk := range missing {
+		if d.valueCount[vk.key]+admitted[vk.key] >= maxInternPerKey {
+			d.noIntern[names[vk.key]] = true
+			continue
+		}
+		admitted[vk.key]++
+		ins = append(ins, vk)
+	}
+	d.mu.Unlock()
+	if len(ins) == 0 {
+		return out, nil
+	}
+	kids := make([]int32, len(ins))
+	vals := make([]string, len(ins))
+	for i, vk := range ins {
+		kids[i], vals[i] = int32(vk.key), vk.value
+	}
+	rows, err := d.pool.Query(ctx, `
+		INSERT INTO attribute_values (key_id, value) SELECT * FROM unnest($1::int[], $2::text[])
+		ON CONFLICT (key_id, value) DO UPDATE SET value = EXCLUDED.value
+		RETURNING id, key_id, value, xmax = 0`, kids, vals)
+	if err != nil {
+		return nil, fmt.Errorf("intern attribute values: %w", classify(err))
+	}
+	var id, kid int32
+	var val string
+	var inserted bool
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.trim()
+	_, err = pgx.ForEachRow(rows, []any{&id, &kid, &val, &inserted}, func() error {
+		vk := valueKey{uint32(kid), val}
+		out[vk] = uint32(id)
+		d.valueIDs[vk] = uint32(id)
+		d.valueName[uint32(id)] = val
+		if inserted {
+			d.valueCount[vk.key]++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("intern attribute values: %w", classify(err))
+	}
+	return out, nil
+}
+
+// loadValues makes sure every interned value id in ids is cached.
+func (d *dictionaries) loadValues(ctx context.Context, ids map[uint32]struct{}) error {
+	var missing []int32
+	d.mu.RLock()
+	for id := range ids {
+		if _, ok := d.valueName[id]; !ok {
+			missing = append(missing, int32(id))
+		}
+	}
+	d.mu.RUnlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	rows, err := d.pool.Query(ctx, "SELECT id, key_id, value FROM attribute_values WHERE id = ANY($1)", missing)
+	if err != nil {
+		return fmt.Errorf("load attribute values: %w", classify(err))
+	}
+	var id, kid int32
+	var val string
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err = pgx.ForEachRow(rows, []any{&id, &kid, &val}, func() error {
+		d.valueName[uint32(id)] = val
+		d.valueIDs[valueKey{uint32(kid), val}] = uint32(id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load attribute values: %w", classify(err))
+	}
+	return nil
+}
+
 // newResource is a resources row about to be written.
 type newResource struct {
 	id       int64
@@ -274,6 +422,13 @@ func (d *dictionaries) keyNameOf(id uint32) (string, bool) {
 type lookup struct{ d *dictionaries }
 
 func (l lookup) keyName(id uint32) (string, bool) { return l.d.keyNameOf(id) }
+
+func (l lookup) valueName(id uint32) (string, bool) {
+	l.d.mu.RLock()
+	defer l.d.mu.RUnlock()
+	v, ok := l.d.valueName[id]
+	return v, ok
+}
 
 // loadKeys makes sure every id in ids is cached.
 func (d *dictionaries) loadKeys(ctx context.Context, ids map[uint32]struct{}) error {

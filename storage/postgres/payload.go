@@ -22,7 +22,9 @@ import (
 //	nLinks  { traceID[16] spanID[8] traceState flags attrs dropped }* droppedLinks
 //
 // attrs is n { keyID value }*, a value is a one-byte tag followed by its
-// data; nested maps inside values carry their keys as plain strings.
+// data; nested maps inside values carry their keys as plain strings. A
+// top-level string value of a low-cardinality key may be interned: tag
+// tagInterned followed by its id in the attribute_values dictionary.
 const payloadVersion = 1
 
 const (
@@ -35,6 +37,7 @@ const (
 	tagBytes
 	tagSlice
 	tagMap
+	tagInterned
 )
 
 // maxNesting bounds the depth of nested values accepted by the decoder, so a
@@ -47,9 +50,20 @@ var errCorruptPayload = errors.New("corrupt span payload")
 // encoded must be present.
 type keyIDs map[string]uint32
 
+// valueKey identifies an interned value: a key id and the string.
+type valueKey struct {
+	key   uint32
+	value string
+}
+
+// valueIDs maps interned (key, value) pairs to dictionary ids. Values not
+// in it are written inline.
+type valueIDs map[valueKey]uint32
+
 type payloadEncoder struct {
-	buf  []byte
-	keys keyIDs
+	buf    []byte
+	keys   keyIDs
+	values valueIDs
 }
 
 func (e *payloadEncoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
@@ -101,7 +115,15 @@ func (e *payloadEncoder) encodeSpan(s ptrace.Span) []byte {
 func (e *payloadEncoder) attrs(m pcommon.Map) {
 	e.uvarint(uint64(m.Len()))
 	m.Range(func(k string, v pcommon.Value) bool {
-		e.uvarint(uint64(e.keys[k]))
+		kid := e.keys[k]
+		e.uvarint(uint64(kid))
+		if v.Type() == pcommon.ValueTypeStr && len(e.values) > 0 {
+			if id, ok := e.values[valueKey{kid, v.Str()}]; ok {
+				e.buf = append(e.buf, tagInterned)
+				e.uvarint(uint64(id))
+				return true
+			}
+		}
 		e.value(v)
 		return true
 	})
@@ -150,12 +172,34 @@ func (e *payloadEncoder) value(v pcommon.Value) {
 	}
 }
 
-// collectKeys adds the top-level attribute keys of s (span, events, links)
-// to set.
-func collectKeys(s ptrace.Span, set map[string]struct{}) {
+// Interning policy: string values up to maxInternLen bytes of keys that
+// have shown at most maxInternPerKey distinct values.
+const (
+	maxInternLen    = 64
+	maxInternPerKey = 2000
+)
+
+// stringPair is an attribute key and a string value, before the key has
+// an id.
+type stringPair struct{ key, value string }
+
+// collector gathers the dictionary entries a batch of spans needs.
+type collector struct {
+	keys   map[string]struct{}
+	values map[stringPair]struct{}
+	// interned reports whether values of a key may be interned.
+	interned func(key string) bool
+}
+
+// collect adds the top-level attribute keys of s (span, events, links) and
+// their internable string values.
+func (c *collector) collect(s ptrace.Span) {
 	add := func(m pcommon.Map) {
-		m.Range(func(k string, _ pcommon.Value) bool {
-			set[k] = struct{}{}
+		m.Range(func(k string, v pcommon.Value) bool {
+			c.keys[k] = struct{}{}
+			if c.values != nil && v.Type() == pcommon.ValueTypeStr && len(v.Str()) <= maxInternLen && c.interned(k) {
+				c.values[stringPair{k, v.Str()}] = struct{}{}
+			}
 			return true
 		})
 	}
@@ -168,9 +212,10 @@ func collectKeys(s ptrace.Span, set map[string]struct{}) {
 	}
 }
 
-// keyNames resolves attribute key ids while decoding.
+// keyNames resolves attribute key and interned value ids while decoding.
 type keyNames interface {
 	keyName(id uint32) (string, bool)
+	valueName(id uint32) (string, bool)
 }
 
 type payloadDecoder struct {
@@ -304,6 +349,17 @@ func (d *payloadDecoder) attrs(m pcommon.Map) {
 		if !ok && d.err == nil {
 			d.fail(fmt.Sprintf("unknown attribute key id %d", id))
 			return
+		}
+		if len(d.b) > 0 && d.b[0] == tagInterned {
+			d.b = d.b[1:]
+			vid := d.u32()
+			v, ok := d.keys.valueName(vid)
+			if !ok && d.err == nil {
+				d.fail(fmt.Sprintf("unknown attribute value id %d", vid))
+				return
+			}
+			m.PutStr(k, v)
+			continue
 		}
 		d.value(m.PutEmpty(k), 0)
 	}

@@ -12,16 +12,26 @@ type staticKeys map[uint32]string
 
 func (s staticKeys) keyName(id uint32) (string, bool) { k, ok := s[id]; return k, ok }
 
+// valueName serves interned values from the same table, offset by 1000.
+func (s staticKeys) valueName(id uint32) (string, bool) { k, ok := s[id+1000]; return k, ok }
+
 func encodeForTest(sp ptrace.Span) ([]byte, staticKeys) {
-	set := map[string]struct{}{}
-	collectKeys(sp, set)
+	c := &collector{keys: map[string]struct{}{}, values: map[stringPair]struct{}{},
+		interned: func(k string) bool { return k != "unicode" }}
+	c.collect(sp)
 	ids := keyIDs{}
 	names := staticKeys{}
-	for k := range set {
+	for k := range c.keys {
 		id := uint32(len(ids) + 1)
 		ids[k], names[id] = id, k
 	}
-	e := &payloadEncoder{keys: ids}
+	vals := valueIDs{}
+	for p := range c.values {
+		id := uint32(len(vals) + 1)
+		vals[valueKey{ids[p.key], p.value}] = id
+		names[id+1000] = p.value
+	}
+	e := &payloadEncoder{keys: ids, values: vals}
 	return append([]byte(nil), e.encodeSpan(sp)...), names
 }
 

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -171,11 +170,13 @@ type spanDecoder struct {
 func (s *SpanStore) newDecoder(ctx context.Context, spans []storedSpan) (*spanDecoder, error) {
 	opIDs := map[int32]struct{}{}
 	resIDs := map[int64]struct{}{}
-	keyIDs := map[uint32]struct{}{}
+	ids := recordingIDs{keys: map[uint32]struct{}{}, values: map[uint32]struct{}{}}
 	for _, sp := range spans {
 		opIDs[sp.op] = struct{}{}
 		resIDs[sp.resource] = struct{}{}
-		payloadKeyIDs(sp.payload, keyIDs)
+		// Decoding with a recording table collects the ids a payload uses;
+		// a corrupt payload only adds fewer of them.
+		_ = decodeSpan(sp.payload, ids, ptrace.NewSpan())
 	}
 	ops, err := s.dict.loadOperations(ctx, opIDs)
 	if err != nil {
@@ -185,24 +186,25 @@ func (s *SpanStore) newDecoder(ctx context.Context, spans []storedSpan) (*spanDe
 	if err != nil {
 		return nil, err
 	}
-	if err := s.dict.loadKeys(ctx, keyIDs); err != nil {
+	if err := s.dict.loadKeys(ctx, ids.keys); err != nil {
+		return nil, err
+	}
+	if err := s.dict.loadValues(ctx, ids.values); err != nil {
 		return nil, err
 	}
 	return &spanDecoder{ops: ops, resources: res, keys: lookup{s.dict}}, nil
 }
 
-// payloadKeyIDs adds the attribute key ids used in a payload to ids. It
-// decodes with a recording key table, so corrupt payloads simply add
-// nothing more.
-func payloadKeyIDs(p []byte, ids map[uint32]struct{}) {
-	rec := recordingKeys(ids)
-	_ = decodeSpan(p, rec, ptrace.NewSpan())
+// recordingIDs is a keyNames that records the ids asked for.
+type recordingIDs struct{ keys, values map[uint32]struct{} }
+
+func (r recordingIDs) keyName(id uint32) (string, bool) {
+	r.keys[id] = struct{}{}
+	return "", true
 }
 
-type recordingKeys map[uint32]struct{}
-
-func (r recordingKeys) keyName(id uint32) (string, bool) {
-	r[id] = struct{}{}
+func (r recordingIDs) valueName(id uint32) (string, bool) {
+	r.values[id] = struct{}{}
 	return "", true
 }
 
@@ -258,53 +260,44 @@ func (d *spanDecoder) build(spans []storedSpan) (ptrace.Traces, error) {
 
 // FindTraces returns the traces, newest first, that have a span matching
 // every set field of q. Tags match span, resource or scope attributes by
-// their string form, and the special keys error, span.kind and
-// otel.status_code. At most searchMaxRows candidate spans are examined.
+// their string form, and the special keys error, span.kind,
+// otel.status_code, otel.status_description and otel.scope.name/version.
+//
+// The search walks the service's spans minute by minute from StartMax
+// back to StartMin through the (service_id, start_minute) index, with every
+// filter that SQL can apply (operation, duration, status, the attribute
+// Bloom filter, matching resources) pushed down, and checks the candidates
+// exactly in Go. It stops after searchMaxRows candidates.
 func (s *SpanStore) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptrace.Traces, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = defaultSearchLimit
 	}
 	limit = min(limit, maxSearchLimit)
+	if q.StartMax.IsZero() {
+		q.StartMax = s.now()
+	}
+	if q.StartMin.IsZero() {
+		q.StartMin = q.StartMax.Add(-time.Hour)
+	}
 
-	var where []string
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
 	}
-	if q.Service != "" {
-		var id int32
-		err := s.pool.QueryRow(ctx, "SELECT id FROM services WHERE name = $1", q.Service).Scan(&id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("find traces: resolve service: %w", classify(err))
-		}
-		where = append(where, "service_id = "+arg(id))
-		if q.Operation != "" {
-			rows, err := s.pool.Query(ctx, "SELECT id FROM operations WHERE service_id = $1 AND name = $2", id, q.Operation)
-			if err != nil {
-				return nil, fmt.Errorf("find traces: resolve operation: %w", classify(err))
-			}
-			ops, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-			if err != nil {
-				return nil, fmt.Errorf("find traces: resolve operation: %w", classify(err))
-			}
-			if len(ops) == 0 {
-				return nil, nil
-			}
-			where = append(where, "operation_id = ANY("+arg(ops)+")")
-		}
-	} else if q.Operation != "" {
-		where = append(where, "operation_id IN (SELECT id FROM operations WHERE name = "+arg(q.Operation)+")")
+	svcIDs, err := s.serviceIDs(ctx, q.Service)
+	if err != nil || len(svcIDs) == 0 {
+		return nil, err
 	}
-	if !q.StartMin.IsZero() {
-		where = append(where, "start_time >= "+arg(q.StartMin))
-	}
-	if !q.StartMax.IsZero() {
-		where = append(where, "start_time <= "+arg(q.StartMax))
+	where := []string{"service_id = ANY(" + arg(svcIDs) + ")",
+		"start_time >= " + arg(q.StartMin), "start_time <= " + arg(q.StartMax)}
+	if q.Operation != "" {
+		ops, err := s.operationIDs(ctx, svcIDs, q.Operation, -1)
+		if err != nil || len(ops) == 0 {
+			return nil, err
+		}
+		where = append(where, "operation_id = ANY("+arg(ops)+")")
 	}
 	if q.DurationMin > 0 {
 		where = append(where, "duration_ns >= "+arg(q.DurationMin.Nanoseconds()))
@@ -312,24 +305,31 @@ func (s *SpanStore) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptr
 	if q.DurationMax > 0 {
 		where = append(where, "duration_ns <= "+arg(q.DurationMax.Nanoseconds()))
 	}
+	if len(q.Tags) > 0 {
+		conds, err := s.tagConditions(ctx, svcIDs, q.Tags, arg)
+		if err != nil {
+			return nil, err
+		}
+		where = append(where, conds...)
+	}
 
 	base := len(args)
 	seen := map[[16]byte]bool{}
 	var ids [][16]byte
-	var cursorTime time.Time
-	var cursorSpan int64
+	hi, lo := minuteOf(q.StartMax), minuteOf(q.StartMin)
+	step := int32(1)
+	var cursor *storedSpan
 	scanned := 0
-	for len(ids) < limit && scanned < searchMaxRows {
+	for hi >= lo && len(ids) < limit && scanned < searchMaxRows {
+		from := max(lo, hi-step+1)
 		args = args[:base]
-		conds := append([]string(nil), where...)
-		if scanned > 0 {
-			conds = append(conds, "(start_time, span_id) < ("+arg(cursorTime)+", "+arg(cursorSpan)+")")
+		conds := append(append([]string(nil), where...),
+			"start_minute BETWEEN "+arg(from)+" AND "+arg(hi))
+		if cursor != nil {
+			conds = append(conds, "(start_time, span_id) < ("+arg(cursor.start)+", "+arg(cursor.spanID)+")")
 		}
-		sql := spanSelect
-		if len(conds) > 0 {
-			sql += " WHERE " + strings.Join(conds, " AND ")
-		}
-		sql += fmt.Sprintf(" ORDER BY start_time DESC, span_id DESC LIMIT %d", searchPageRows)
+		sql := spanSelect + " WHERE " + strings.Join(conds, " AND ") +
+			fmt.Sprintf(" ORDER BY start_time DESC, span_id DESC LIMIT %d", searchPageRows)
 		rows, err := s.pool.Query(ctx, sql, args...)
 		if err != nil {
 			return nil, fmt.Errorf("find traces: %w", classify(err))
@@ -338,6 +338,7 @@ func (s *SpanStore) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptr
 		if err != nil {
 			return nil, fmt.Errorf("find traces: %w", classify(err))
 		}
+		scanned += len(page)
 		var dec *spanDecoder
 		if len(q.Tags) > 0 && len(page) > 0 {
 			if dec, err = s.newDecoder(ctx, page); err != nil {
@@ -363,17 +364,157 @@ func (s *SpanStore) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptr
 				break
 			}
 		}
-		scanned += len(page)
-		if len(page) < searchPageRows {
-			break
+		if len(page) == searchPageRows {
+			cursor = &page[len(page)-1]
+			continue
 		}
-		last := page[len(page)-1]
-		cursorTime, cursorSpan = last.start, last.spanID
+		// This range is exhausted; widen the next one while ranges come
+		// back empty so sparse services need few round trips.
+		cursor = nil
+		hi = from - 1
+		if len(page) == 0 {
+			step = min(step*2, 1<<16)
+		}
 	}
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	return s.traces(ctx, ids)
+}
+
+// minuteOf is the start_minute of t: minutes since the Unix epoch.
+func minuteOf(t time.Time) int32 {
+	return int32(t.UnixNano() / int64(time.Minute))
+}
+
+// serviceIDs returns the id of the named service, or every service id when
+// name is empty. An unknown name yields none.
+func (s *SpanStore) serviceIDs(ctx context.Context, name string) ([]int32, error) {
+	sql, args := "SELECT id FROM services", []any{}
+	if name != "" {
+		sql, args = sql+" WHERE name = $1", []any{name}
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find traces: resolve service: %w", classify(err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, fmt.Errorf("find traces: resolve service: %w", classify(err))
+	}
+	return ids, nil
+}
+
+// operationIDs returns the ids of the services' operations with the given
+// name (any name when empty) and kind (any kind when negative).
+func (s *SpanStore) operationIDs(ctx context.Context, svcIDs []int32, name string, kind int16) ([]int32, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM operations WHERE service_id = ANY($1)
+		AND ($2 = '' OR name = $2) AND ($3 < 0 OR kind = $3)`, svcIDs, name, kind)
+	if err != nil {
+		return nil, fmt.Errorf("find traces: resolve operations: %w", classify(err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, fmt.Errorf("find traces: resolve operations: %w", classify(err))
+	}
+	return ids, nil
+}
+
+// tagConditions turns each tag into an SQL condition that every matching
+// span satisfies (it may also admit some that do not match; the exact check
+// happens in Go): the attribute Bloom filter, or a resource whose
+// attributes match, or the column behind a special key.
+func (s *SpanStore) tagConditions(ctx context.Context, svcIDs []int32, tags map[string]string, arg func(any) string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, "SELECT id, resource, scope FROM resources WHERE service_id = ANY($1)", svcIDs)
+	if err != nil {
+		return nil, fmt.Errorf("find traces: load resources: %w", classify(err))
+	}
+	type res struct {
+		id    int64
+		info  resourceInfo
+		valid bool
+	}
+	resources, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (res, error) {
+		var x res
+		var rb, sb []byte
+		if err := r.Scan(&x.id, &rb, &sb); err != nil {
+			return x, err
+		}
+		x.info = resourceInfo{resource: pcommon.NewResource(), scope: pcommon.NewInstrumentationScope()}
+		x.valid = decodeResource(rb, sb, x.info.resource, x.info.scope) == nil
+		return x, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find traces: load resources: %w", classify(err))
+	}
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // deterministic SQL for the plan cache
+	var conds []string
+	for _, k := range keys {
+		v := tags[k]
+		if k == "otel.status_description" {
+			continue // only in the payload: checked in Go
+		}
+		m := int64(bloomMask(k, v))
+		parts := []string{"tag_bloom & " + arg(m) + " = " + arg(m)}
+		var resIDs []int64
+		for _, r := range resources {
+			if r.valid && resourceMatches(r.info, k, v) {
+				resIDs = append(resIDs, r.id)
+			}
+		}
+		if len(resIDs) > 0 {
+			parts = append(parts, "resource_id = ANY("+arg(resIDs)+")")
+		}
+		switch k {
+		case "error":
+			if v == "true" {
+				parts = append(parts, "status_code = 2")
+			} else {
+				parts = append(parts, "status_code <> 2")
+			}
+		case "otel.status_code":
+			switch strings.ToUpper(v) {
+			case "ERROR":
+				parts = append(parts, "status_code = 2")
+			case "OK":
+				parts = append(parts, "status_code = 1")
+			}
+		case "span.kind":
+			if kind, ok := kindNumber(v); ok {
+				ops, err := s.operationIDs(ctx, svcIDs, "", kind)
+				if err != nil {
+					return nil, err
+				}
+				parts = append(parts, "operation_id = ANY("+arg(ops)+")")
+			}
+		}
+		conds = append(conds, "("+strings.Join(parts, " OR ")+")")
+	}
+	return conds, nil
+}
+
+// resourceMatches reports whether a resource or its scope carries key=want.
+func resourceMatches(res resourceInfo, key, want string) bool {
+	switch key {
+	case "otel.scope.name", "otel.library.name":
+		if res.scope.Name() == want {
+			return true
+		}
+	case "otel.scope.version", "otel.library.version":
+		if res.scope.Version() == want {
+			return true
+		}
+	}
+	for _, m := range []pcommon.Map{res.resource.Attributes(), res.scope.Attributes()} {
+		if v, ok := m.Get(key); ok && v.AsString() == want {
+			return true
+		}
+	}
+	return false
 }
 
 // matches reports whether the span has every tag.
@@ -409,21 +550,11 @@ func tagMatches(span ptrace.Span, res resourceInfo, key, want string) bool {
 		if span.Status().Message() == want {
 			return true
 		}
-	case "otel.scope.name", "otel.library.name":
-		if res.scope.Name() == want {
-			return true
-		}
-	case "otel.scope.version", "otel.library.version":
-		if res.scope.Version() == want {
-			return true
-		}
 	}
-	for _, m := range []pcommon.Map{span.Attributes(), res.resource.Attributes(), res.scope.Attributes()} {
-		if v, ok := m.Get(key); ok && v.AsString() == want {
-			return true
-		}
+	if v, ok := span.Attributes().Get(key); ok && v.AsString() == want {
+		return true
 	}
-	return false
+	return resourceMatches(res, key, want)
 }
 
 func statusName(c ptrace.StatusCode) string {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
@@ -254,6 +255,13 @@ func TestFindTraces(t *testing.T) {
 		{"duration", storage.TraceQuery{Service: "frontend", DurationMin: 145 * time.Millisecond, DurationMax: 147 * time.Millisecond}, []byte{25, 26, 27}},
 		{"time window", storage.TraceQuery{Service: "frontend", StartMin: now.Add(-5*time.Minute - time.Second), StartMax: now.Add(-3 * time.Minute)}, []byte{3, 4, 5}},
 		{"unknown service", storage.TraceQuery{Service: "nope"}, nil},
+		{"span.kind", storage.TraceQuery{Service: "user-service", Tags: map[string]string{"span.kind": "client"}, Limit: 2}, []byte{0, 1}},
+		{"span.kind mismatch", storage.TraceQuery{Service: "user-service", Tags: map[string]string{"span.kind": "server"}}, nil},
+		{"status description", storage.TraceQuery{Service: "frontend", Tags: map[string]string{"otel.status_description": "boom"}, Limit: 2}, []byte{0, 1}},
+		{"status code", storage.TraceQuery{Service: "frontend", Tags: map[string]string{"otel.status_code": "ERROR"}, Limit: 2}, []byte{0, 3}},
+		{"scope name", storage.TraceQuery{Service: "frontend", Tags: map[string]string{"otel.scope.name": "io.vigil.test"}, Limit: 1}, []byte{0}},
+		{"any service", storage.TraceQuery{Tags: map[string]string{"db.system": "postgresql"}, Limit: 2}, []byte{0, 1}},
+		{"double and bool", storage.TraceQuery{Service: "frontend", Tags: map[string]string{"ratio": "0.25", "cache.hit": "false"}, Limit: 1}, []byte{0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -340,5 +348,57 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 	applied2, known, err := SchemaVersion(ctx, pool)
 	if err != nil || applied2 != known {
 		t.Fatalf("schema version %d/%d err %v", applied2, known, err)
+	}
+}
+
+func TestValueInterningStopsAtHighCardinality(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	now := time.Now()
+	n := maxInternPerKey + 300
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "ids")
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	for i := 0; i < n; i++ {
+		sp := spans.AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{9, byte(i >> 8), byte(i), 1})
+		sp.SetSpanID(pcommon.SpanID{9, byte(i >> 8), byte(i), 1})
+		sp.SetName("op")
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.Attributes().PutStr("request.id", fmt.Sprintf("req-%d", i))
+		sp.Attributes().PutStr("http.method", "GET")
+	}
+	// Two batches, so the second sees the first's count.
+	half := ptrace.NewTraces()
+	td.CopyTo(half)
+	half.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(sp ptrace.Span) bool { return sp.SpanID()[2] >= 128 })
+	if err := b.store.WriteTraces(ctx, []ptrace.Traces{half}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.WriteTraces(ctx, []ptrace.Traces{td}); err != nil {
+		t.Fatal(err)
+	}
+	var interned, methods int
+	err := b.store.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE k.key = 'request.id'),
+		count(*) FILTER (WHERE k.key = 'http.method')
+		FROM attribute_values v JOIN attribute_keys k ON k.id = v.key_id`).Scan(&interned, &methods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if interned != maxInternPerKey || methods != 1 {
+		t.Fatalf("interned %d request ids (want %d) and %d methods (want 1)", interned, maxInternPerKey, methods)
+	}
+	fresh := NewSpanStore(b.store.pool, b.parts)
+	for _, i := range []int{0, maxInternPerKey - 1, n - 1} {
+		got, err := fresh.Trace(ctx, pcommon.TraceID{9, byte(i >> 8), byte(i), 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp := got.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+		if v, _ := sp.Attributes().Get("request.id"); v.Str() != fmt.Sprintf("req-%d", i) {
+			t.Fatalf("span %d: request.id = %q", i, v.Str())
+		}
 	}
 }

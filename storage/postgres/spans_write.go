@@ -19,8 +19,8 @@ import (
 const unknownService = "unknown_service"
 
 var spanColumns = []string{
-	"start_time", "span_id", "parent_span_id", "duration_ns", "resource_id",
-	"trace_id", "service_id", "operation_id", "status_code", "payload",
+	"start_time", "span_id", "parent_span_id", "duration_ns", "resource_id", "tag_bloom",
+	"trace_id", "service_id", "start_minute", "operation_id", "status_code", "payload",
 }
 
 // SpanStore writes and reads spans. Safe for concurrent use.
@@ -44,8 +44,10 @@ type spanRow struct {
 	parentID int64
 	duration int64
 	resource int64
+	bloom    int64
 	traceID  [16]byte
 	service  int32
+	minute   int32
 	op       int32
 	status   int16
 	payload  []byte
@@ -63,8 +65,8 @@ func (s *rowSource) Next() bool { s.i++; return s.i <= len(s.rows) }
 func (s *rowSource) Err() error { return nil }
 func (s *rowSource) Values() ([]any, error) {
 	r := &s.rows[s.i-1]
-	s.vals = append(s.vals[:0], r.start, r.spanID, r.parentID, r.duration, r.resource,
-		r.traceID, r.service, r.op, r.status, r.payload)
+	s.vals = append(s.vals[:0], r.start, r.spanID, r.parentID, r.duration, r.resource, r.bloom,
+		r.traceID, r.service, r.minute, r.op, r.status, r.payload)
 	return s.vals, nil
 }
 
@@ -134,7 +136,7 @@ func (s *SpanStore) copy(ctx context.Context, rows []spanRow) error {
 // buildRows resolves the dictionaries for batch and encodes its rows.
 func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spanRow, error) {
 	services := map[string]struct{}{}
-	keys := map[string]struct{}{}
+	col := &collector{keys: map[string]struct{}{}, values: map[stringPair]struct{}{}, interned: s.dict.internable}
 	n := 0
 	for _, td := range batch {
 		rss := td.ResourceSpans()
@@ -146,7 +148,7 @@ func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spa
 				spans := sss.At(j).Spans()
 				n += spans.Len()
 				for k := 0; k < spans.Len(); k++ {
-					collectKeys(spans.At(k), keys)
+					col.collect(spans.At(k))
 				}
 			}
 		}
@@ -158,7 +160,11 @@ func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spa
 	if err != nil {
 		return nil, err
 	}
-	kids, err := s.dict.keyIDsFor(ctx, keys)
+	kids, err := s.dict.keyIDsFor(ctx, col.keys)
+	if err != nil {
+		return nil, err
+	}
+	vids, err := s.dict.valueIDsFor(ctx, col.values, kids)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +208,7 @@ func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spa
 	}
 
 	rows := make([]spanRow, 0, n)
-	enc := &payloadEncoder{keys: kids}
+	enc := &payloadEncoder{keys: kids, values: vids}
 	// One backing array for every payload of the batch: far fewer
 	// allocations than one slice per span.
 	arena := make([]byte, 0, n*128)
@@ -232,8 +238,10 @@ func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spa
 						parentID: idToInt(sp.ParentSpanID()),
 						duration: dur,
 						resource: r.resource,
+						bloom:    int64(attributesBloom(sp.Attributes())),
 						traceID:  sp.TraceID(),
 						service:  r.service,
+						minute:   int32(int64(start) / int64(time.Minute)),
 						op:       opIDs[opKey{service: r.service, name: sp.Name(), kind: int16(sp.Kind())}],
 						status:   int16(sp.Status().Code()),
 						payload:  p[:len(p):len(p)],
