@@ -1,0 +1,21 @@
+// Package discovery finds the instances of a logical service.
+//
+// A Resolver answers "which instances, and how long is the answer good for".
+// Its single method takes the previous answer, which lets one interface cover
+// both polling and push-style sources:
+//
+//   - Static returns a fixed list once, then blocks;
+//   - DNS queries A/AAAA or SRV records through the system's (or given)
+//     name servers and reports the records' TTL, so refreshes follow the zone
+//     — which also covers Kubernetes headless services
+//     (my-svc.my-ns.svc.cluster.local, or its _port._proto SRV names);
+//   - a Consul health-API resolver maps Snapshot.Version to X-Consul-Index and
+//     blocks in a long poll until the set changes; a Kubernetes EndpointSlice
+//     watcher maps it to a resourceVersion. Neither needs a new interface.
+//
+// A Watcher drives one Resolver: it keeps the last known good set when
+// resolution fails or returns nothing, retries with backoff, and reports how
+// stale its set is. Targets are written as URLs (dns:///host:port,
+// dns+srv:///_http._tcp.name, static:///a:1,b:2=3) and parsed by ParseTarget;
+// further schemes are plugged in with Builders.
+package discovery
