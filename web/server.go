@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +74,12 @@ func Handler(opts Options) http.Handler {
 	for _, m := range opts.APIs {
 		m.Register(api)
 	}
+	// Go's profiler, behind the read tokens like the APIs.
+	api.HandleFunc("GET /debug/pprof/", pprof.Index)
+	api.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	api.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	api.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	api.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -38,7 +38,7 @@ type Config struct {
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	return Config{MaxQueueSpans: 200_000, MaxBatchSpans: 20_000, Writers: 2, WriteTimeout: 30 * time.Second}
+	return Config{MaxQueueSpans: 200_000, MaxBatchSpans: 20_000, Writers: 4, WriteTimeout: 30 * time.Second}
 }
 
 // Validate reports the first invalid setting.

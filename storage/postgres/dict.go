@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -110,6 +112,8 @@ func (d *dictionaries) serviceIDsFor(ctx context.Context, names map[string]struc
 		}
 	}
 	d.mu.RUnlock()
+	sort.Strings(missing)
+	slices.Sort(stale)
 	if len(missing) > 0 {
 		rows, err := d.pool.Query(ctx, `
 			INSERT INTO services (name) SELECT unnest($1::text[])
@@ -166,6 +170,7 @@ func (d *dictionaries) operationIDsFor(ctx context.Context, ops map[opKey]struct
 	if len(svc) == 0 {
 		return out, nil
 	}
+	sortOps(svc, names, kinds)
 	// DO UPDATE (a no-op) rather than DO NOTHING so existing rows are
 	// returned too, in one round trip.
 	rows, err := d.pool.Query(ctx, `
@@ -209,6 +214,7 @@ func (d *dictionaries) keyIDsFor(ctx context.Context, keys map[string]struct{}) 
 	if len(missing) == 0 {
 		return out, nil
 	}
+	sort.Strings(missing)
 	rows, err := d.pool.Query(ctx, `
 		INSERT INTO attribute_keys (key) SELECT unnest($1::text[])
 		ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key
@@ -304,6 +310,13 @@ func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]str
 	if len(ins) == 0 {
 		return out, nil
 	}
+	// Insert in one global order so concurrent writers cannot deadlock.
+	sort.Slice(ins, func(i, j int) bool {
+		if ins[i].key != ins[j].key {
+			return ins[i].key < ins[j].key
+		}
+		return ins[i].value < ins[j].value
+	})
 	kids := make([]int32, len(ins))
 	vals := make([]string, len(ins))
 	for i, vk := range ins {
@@ -393,6 +406,7 @@ func (d *dictionaries) ensureResources(ctx context.Context, res []newResource) e
 	if len(ids) == 0 {
 		return nil
 	}
+	sortResources(ids, svcs, rb, sb)
 	_, err := d.pool.Exec(ctx, `
 		INSERT INTO resources (id, service_id, resource, scope)
 		SELECT * FROM unnest($1::bigint[], $2::int[], $3::bytea[], $4::bytea[])
@@ -575,4 +589,40 @@ func (d *dictionaries) loadResources(ctx context.Context, ids map[int64]struct{}
 		return nil, fmt.Errorf("load resources: %w", classify(err))
 	}
 	return out, nil
+}
+
+// sortOps orders operation rows to insert by (service, name, kind), the
+// order every writer uses, so that concurrent upserts cannot deadlock.
+func sortOps(svc []int32, names []string, kinds []int16) {
+	idx := make([]int, len(svc))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool {
+		i, j := idx[a], idx[b]
+		if svc[i] != svc[j] {
+			return svc[i] < svc[j]
+		}
+		if names[i] != names[j] {
+			return names[i] < names[j]
+		}
+		return kinds[i] < kinds[j]
+	})
+	s2, n2, k2 := slices.Clone(svc), slices.Clone(names), slices.Clone(kinds)
+	for to, from := range idx {
+		svc[to], names[to], kinds[to] = s2[from], n2[from], k2[from]
+	}
+}
+
+// sortResources orders resource rows to insert by id.
+func sortResources(ids []int64, svcs []int32, rb, sb [][]byte) {
+	idx := make([]int, len(ids))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return ids[idx[a]] < ids[idx[b]] })
+	i2, s2, r2, b2 := slices.Clone(ids), slices.Clone(svcs), slices.Clone(rb), slices.Clone(sb)
+	for to, from := range idx {
+		ids[to], svcs[to], rb[to], sb[to] = i2[from], s2[from], r2[from], b2[from]
+	}
 }

@@ -466,3 +466,99 @@ func (d *payloadDecoder) plainMap(m pcommon.Map) {
 		d.value(m.PutEmpty(k), 0)
 	}
 }
+
+// searchTag is one key=value of a trace search, resolved against the
+// dictionaries: keyID is 0 when no span ever carried the key, valueID is 0
+// when the value was never interned for it.
+type searchTag struct {
+	key, want string
+	keyID     uint32
+	valueID   uint32
+}
+
+// spanAttrMatches reports whether the top-level span attributes of
+// payload p hold t.key with t.want as its string form (pdata's AsString),
+// without decoding the rest of the span.
+func spanAttrMatches(p []byte, t searchTag, names keyNames) (match bool, err error) {
+	if len(p) == 0 || p[0] != payloadVersion {
+		return false, fmt.Errorf("%w: unknown version", errCorruptPayload)
+	}
+	d := &payloadDecoder{b: p[1:], keys: names}
+	d.uvarint()
+	d.skipStr()
+	d.skipStr()
+	n := d.count()
+	for i := 0; i < n && d.err == nil; i++ {
+		if d.u32() != t.keyID {
+			d.skipValue(0)
+			continue
+		}
+		save := d.b
+		tag := d.bytes(1)
+		if d.err != nil {
+			break
+		}
+		switch tag[0] {
+		case tagInterned:
+			return t.valueID != 0 && d.u32() == t.valueID, d.err
+		case tagString:
+			return string(d.bytes(d.uvarint())) == t.want, d.err
+		default:
+			d.b = save
+			v := pcommon.NewValueEmpty()
+			d.value(v, 0)
+			return d.err == nil && v.AsString() == t.want, d.err
+		}
+	}
+	return false, d.err
+}
+
+// statusMessage returns the status message stored in payload p.
+func statusMessage(p []byte) (string, error) {
+	if len(p) == 0 || p[0] != payloadVersion {
+		return "", fmt.Errorf("%w: unknown version", errCorruptPayload)
+	}
+	d := &payloadDecoder{b: p[1:]}
+	d.uvarint()
+	d.skipStr()
+	msg := d.str()
+	return msg, d.err
+}
+
+func (d *payloadDecoder) skipStr() { d.bytes(d.uvarint()) }
+
+// skipValue moves past one encoded value.
+func (d *payloadDecoder) skipValue(depth int) {
+	if depth > maxNesting {
+		d.fail("nesting too deep")
+		return
+	}
+	tag := d.bytes(1)
+	if d.err != nil {
+		return
+	}
+	switch tag[0] {
+	case tagEmpty, tagTrue, tagFalse:
+	case tagString, tagBytes:
+		d.skipStr()
+	case tagInt:
+		d.varint()
+	case tagInterned:
+		d.uvarint()
+	case tagDouble:
+		d.bytes(8)
+	case tagSlice:
+		n := d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			d.skipValue(depth + 1)
+		}
+	case tagMap:
+		n := d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			d.skipStr()
+			d.skipValue(depth + 1)
+		}
+	default:
+		d.fail(fmt.Sprintf("unknown value tag %d", tag[0]))
+	}
+}

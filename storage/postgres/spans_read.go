@@ -313,73 +313,198 @@ func (s *SpanStore) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptr
 		where = append(where, conds...)
 	}
 
+	tags, err := s.resolveTags(ctx, q.Tags)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := s.scanCandidates(ctx, where, args, tags, minuteOf(q.StartMin), minuteOf(q.StartMax), limit)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return s.traces(ctx, ids)
+}
+
+// scanCandidates walks minute ranges from hi down to lo and returns up to
+// limit distinct trace ids of spans that satisfy where (with args) and
+// match every tag. Each range is read through a server-side cursor so
+// PostgreSQL sorts it once however many pages are fetched, and reading
+// stops as soon as enough traces are found.
+func (s *SpanStore) scanCandidates(ctx context.Context, where []string, args []any, tags []searchTag, lo, hi int32, limit int) ([][16]byte, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("find traces: %w", classify(err))
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
 	base := len(args)
 	seen := map[[16]byte]bool{}
 	var ids [][16]byte
-	hi, lo := minuteOf(q.StartMax), minuteOf(q.StartMin)
 	step := int32(1)
-	var cursor *storedSpan
 	scanned := 0
 	for hi >= lo && len(ids) < limit && scanned < searchMaxRows {
 		from := max(lo, hi-step+1)
 		args = args[:base]
-		conds := append(append([]string(nil), where...),
-			"start_minute BETWEEN "+arg(from)+" AND "+arg(hi))
-		if cursor != nil {
-			conds = append(conds, "(start_time, span_id) < ("+arg(cursor.start)+", "+arg(cursor.spanID)+")")
+		args = append(args, from, hi)
+		sql := "DECLARE search NO SCROLL CURSOR FOR " + spanSelect + " WHERE " + strings.Join(where, " AND ") +
+			fmt.Sprintf(" AND start_minute BETWEEN $%d AND $%d ORDER BY start_time DESC, span_id DESC", base+1, base+2)
+		if _, err := tx.Exec(ctx, sql, args...); err != nil {
+			return nil, fmt.Errorf("find traces: open cursor: %w", classify(err))
 		}
-		sql := spanSelect + " WHERE " + strings.Join(conds, " AND ") +
-			fmt.Sprintf(" ORDER BY start_time DESC, span_id DESC LIMIT %d", searchPageRows)
-		rows, err := s.pool.Query(ctx, sql, args...)
-		if err != nil {
-			return nil, fmt.Errorf("find traces: %w", classify(err))
-		}
-		page, err := scanSpans(rows)
-		if err != nil {
-			return nil, fmt.Errorf("find traces: %w", classify(err))
-		}
-		scanned += len(page)
-		var dec *spanDecoder
-		if len(q.Tags) > 0 && len(page) > 0 {
-			if dec, err = s.newDecoder(ctx, page); err != nil {
+		got := 0
+		for len(ids) < limit && scanned < searchMaxRows {
+			rows, err := tx.Query(ctx, fmt.Sprintf("FETCH %d FROM search", searchPageRows))
+			if err != nil {
+				return nil, fmt.Errorf("find traces: fetch: %w", classify(err))
+			}
+			page, err := scanSpans(rows)
+			if err != nil {
+				return nil, fmt.Errorf("find traces: fetch: %w", classify(err))
+			}
+			got += len(page)
+			scanned += len(page)
+			m, err := s.newMatcher(ctx, page, tags)
+			if err != nil {
 				return nil, fmt.Errorf("find traces: %w", err)
 			}
-		}
-		for _, sp := range page {
-			if seen[sp.traceID] {
-				continue
-			}
-			if dec != nil {
-				ok, err := dec.matches(sp, q.Tags)
+			for _, sp := range page {
+				if seen[sp.traceID] {
+					continue
+				}
+				ok, err := m.matches(sp)
 				if err != nil {
 					return nil, fmt.Errorf("find traces: %w", err)
 				}
-				if !ok {
-					continue
+				if ok {
+					seen[sp.traceID] = true
+					ids = append(ids, sp.traceID)
+					if len(ids) == limit {
+						break
+					}
 				}
 			}
-			seen[sp.traceID] = true
-			ids = append(ids, sp.traceID)
-			if len(ids) == limit {
+			if len(page) < searchPageRows {
 				break
 			}
 		}
-		if len(page) == searchPageRows {
-			cursor = &page[len(page)-1]
-			continue
+		if _, err := tx.Exec(ctx, "CLOSE search"); err != nil {
+			return nil, fmt.Errorf("find traces: close cursor: %w", classify(err))
 		}
-		// This range is exhausted; widen the next one while ranges come
-		// back empty so sparse services need few round trips.
-		cursor = nil
+		// Widen the next range while ranges come back empty, so sparse
+		// services need few round trips.
 		hi = from - 1
-		if len(page) == 0 {
+		if got == 0 {
 			step = min(step*2, 1<<16)
 		}
 	}
-	if len(ids) == 0 {
+	return ids, nil
+}
+
+// resolveTags looks up the dictionary ids of the search tags' keys and
+// (interned) values.
+func (s *SpanStore) resolveTags(ctx context.Context, tags map[string]string) ([]searchTag, error) {
+	if len(tags) == 0 {
 		return nil, nil
 	}
-	return s.traces(ctx, ids)
+	var keys, wants []string
+	for k, v := range tags {
+		keys, wants = append(keys, k), append(wants, v)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT t.key, t.want, coalesce(k.id, 0), coalesce(v.id, 0)
+		FROM unnest($1::text[], $2::text[]) AS t(key, want)
+		LEFT JOIN attribute_keys k ON k.key = t.key
+		LEFT JOIN attribute_values v ON v.key_id = k.id AND v.value = t.want`, keys, wants)
+	if err != nil {
+		return nil, fmt.Errorf("find traces: resolve tags: %w", classify(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (searchTag, error) {
+		var t searchTag
+		var kid, vid int32
+		err := r.Scan(&t.key, &t.want, &kid, &vid)
+		t.keyID, t.valueID = uint32(kid), uint32(vid)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find traces: resolve tags: %w", classify(err))
+	}
+	return out, nil
+}
+
+// matcher checks candidate spans against the search tags exactly.
+type matcher struct {
+	tags      []searchTag
+	ops       map[int32]opInfo
+	resources map[int64]resourceInfo
+	names     lookup
+}
+
+func (s *SpanStore) newMatcher(ctx context.Context, page []storedSpan, tags []searchTag) (*matcher, error) {
+	m := &matcher{tags: tags, names: lookup{s.dict}}
+	if len(tags) == 0 || len(page) == 0 {
+		return m, nil
+	}
+	opIDs := map[int32]struct{}{}
+	resIDs := map[int64]struct{}{}
+	for _, sp := range page {
+		opIDs[sp.op] = struct{}{}
+		resIDs[sp.resource] = struct{}{}
+	}
+	var err error
+	if m.ops, err = s.dict.loadOperations(ctx, opIDs); err != nil {
+		return nil, err
+	}
+	if m.resources, err = s.dict.loadResources(ctx, resIDs); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// matches reports whether sp carries every tag: as a special key (error,
+// span.kind, otel.status_code, otel.status_description), a span
+// attribute, or an attribute of its resource or scope.
+func (m *matcher) matches(sp storedSpan) (bool, error) {
+	for _, t := range m.tags {
+		ok, err := m.tagMatches(sp, t)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (m *matcher) tagMatches(sp storedSpan, t searchTag) (bool, error) {
+	switch t.key {
+	case "error":
+		if (sp.status == int16(ptrace.StatusCodeError)) == (t.want == "true") {
+			return true, nil
+		}
+	case "span.kind":
+		if kindName(m.ops[sp.op].kind) == t.want {
+			return true, nil
+		}
+	case "otel.status_code":
+		if strings.EqualFold(t.want, statusName(ptrace.StatusCode(sp.status))) {
+			return true, nil
+		}
+	case "otel.status_description":
+		msg, err := statusMessage(sp.payload)
+		if err != nil {
+			return false, fmt.Errorf("span %x: %w", sp.spanID, err)
+		}
+		if msg == t.want {
+			return true, nil
+		}
+	}
+	if t.keyID != 0 {
+		ok, err := spanAttrMatches(sp.payload, t, m.names)
+		if err != nil {
+			return false, fmt.Errorf("span %x: %w", sp.spanID, err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	res, ok := m.resources[sp.resource]
+	return ok && resourceMatches(res, t.key, t.want), nil
 }
 
 // minuteOf is the start_minute of t: minutes since the Unix epoch.
@@ -515,46 +640,6 @@ func resourceMatches(res resourceInfo, key, want string) bool {
 		}
 	}
 	return false
-}
-
-// matches reports whether the span has every tag.
-func (d *spanDecoder) matches(sp storedSpan, tags map[string]string) (bool, error) {
-	span := ptrace.NewSpan()
-	if err := d.fill(sp, span); err != nil {
-		return false, err
-	}
-	res := d.resources[sp.resource]
-	for k, want := range tags {
-		if !tagMatches(span, res, k, want) {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
-func tagMatches(span ptrace.Span, res resourceInfo, key, want string) bool {
-	switch key {
-	case "error":
-		if (span.Status().Code() == ptrace.StatusCodeError) == (want == "true") {
-			return true
-		}
-	case "span.kind":
-		if kindName(int16(span.Kind())) == want {
-			return true
-		}
-	case "otel.status_code":
-		if strings.EqualFold(want, statusName(span.Status().Code())) {
-			return true
-		}
-	case "otel.status_description":
-		if span.Status().Message() == want {
-			return true
-		}
-	}
-	if v, ok := span.Attributes().Get(key); ok && v.AsString() == want {
-		return true
-	}
-	return resourceMatches(res, key, want)
 }
 
 func statusName(c ptrace.StatusCode) string {

@@ -1,13 +1,15 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -53,21 +55,52 @@ type spanRow struct {
 	payload  []byte
 }
 
-// rowSource feeds rows to COPY, reusing one value slice: pgx encodes each
-// row before asking for the next.
-type rowSource struct {
-	rows []spanRow
-	i    int
-	vals []any
-}
+// pgEpoch is PostgreSQL's timestamp epoch: binary timestamptz values are
+// microseconds since 2000-01-01 UTC.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func (s *rowSource) Next() bool { s.i++; return s.i <= len(s.rows) }
-func (s *rowSource) Err() error { return nil }
-func (s *rowSource) Values() ([]any, error) {
-	r := &s.rows[s.i-1]
-	s.vals = append(s.vals[:0], r.start, r.spanID, r.parentID, r.duration, r.resource, r.bloom,
-		r.traceID, r.service, r.minute, r.op, r.status, r.payload)
-	return s.vals, nil
+// copyHeader starts a binary COPY stream: signature, flags, no extension.
+var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+
+// encodeCopy renders rows in PostgreSQL's binary COPY format, in the
+// column order of spanColumns. Writing the format directly, rather than
+// through pgx's per-value type dispatch, is a large share of the writer's
+// CPU saved.
+func encodeCopy(rows []spanRow) []byte {
+	size := len(copyHeader) + 2
+	for i := range rows {
+		size += 2 + 12*4 + 8*6 + 16 + 4*3 + 2 + len(rows[i].payload)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, copyHeader...)
+	i64 := func(v int64) {
+		b = binary.BigEndian.AppendUint32(b, 8)
+		b = binary.BigEndian.AppendUint64(b, uint64(v))
+	}
+	i32 := func(v int32) {
+		b = binary.BigEndian.AppendUint32(b, 4)
+		b = binary.BigEndian.AppendUint32(b, uint32(v))
+	}
+	for i := range rows {
+		r := &rows[i]
+		b = binary.BigEndian.AppendUint16(b, uint16(len(spanColumns)))
+		i64(r.start.Sub(pgEpoch).Microseconds())
+		i64(r.spanID)
+		i64(r.parentID)
+		i64(r.duration)
+		i64(r.resource)
+		i64(r.bloom)
+		b = binary.BigEndian.AppendUint32(b, 16)
+		b = append(b, r.traceID[:]...)
+		i32(r.service)
+		i32(r.minute)
+		i32(r.op)
+		b = binary.BigEndian.AppendUint32(b, 2)
+		b = binary.BigEndian.AppendUint16(b, uint16(r.status))
+		b = binary.BigEndian.AppendUint32(b, uint32(len(r.payload)))
+		b = append(b, r.payload...)
+	}
+	return binary.BigEndian.AppendUint16(b, 0xffff)
 }
 
 func idToInt(b [8]byte) int64 {
@@ -128,8 +161,15 @@ func (s *SpanStore) WriteTraces(ctx context.Context, batch []ptrace.Traces) erro
 	return nil
 }
 
+var copySQL = "COPY spans (" + strings.Join(spanColumns, ", ") + ") FROM STDIN (FORMAT binary)"
+
 func (s *SpanStore) copy(ctx context.Context, rows []spanRow) error {
-	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"spans"}, spanColumns, &rowSource{rows: rows})
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(encodeCopy(rows)), copySQL)
 	return err
 }
 

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+var services = []struct {
+	name string
+	ops  []string
+}{
+	{"gateway", []string{"GET /api/users/:id", "POST /api/orders", "GET /api/products"}},
+	{"user-service", []string{"GET /users/:id", "SELECT users", "redis GET"}},
+	{"order-service", []string{"POST /orders", "INSERT orders", "kafka publish"}},
+	{"inventory-service", []string{"GET /stock/:sku", "SELECT stock"}},
+}
+
+// newRequest builds an export request of n ten-span traces: a gateway
+// server span calling three services, each with a client and a database
+// span, ~10 attributes per span, ids and times filled by refresh.
+func newRequest(n int) ptraceotlp.ExportRequest {
+	td := ptrace.NewTraces()
+	for si, svc := range services {
+		rs := td.ResourceSpans().AppendEmpty()
+		ra := rs.Resource().Attributes()
+		ra.PutStr("service.name", svc.name)
+		ra.PutStr("service.version", "1.4.2")
+		ra.PutStr("host.name", fmt.Sprintf("%s-7d9f8b-%d", svc.name, si))
+		ra.PutStr("telemetry.sdk.language", "go")
+		ss := rs.ScopeSpans().AppendEmpty()
+		ss.Scope().SetName("go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp")
+		ss.Scope().SetVersion("0.63.0")
+		per := 1
+		if si > 0 {
+			per = 3
+		}
+		for t := 0; t < n; t++ {
+			for k := 0; k < per; k++ {
+				sp := ss.Spans().AppendEmpty()
+				sp.SetName(svc.ops[k%len(svc.ops)])
+				sp.SetKind(ptrace.SpanKind(2 + k%2))
+				a := sp.Attributes()
+				a.PutStr("http.request.method", "GET")
+				a.PutStr("url.path", "/api/users/12345")
+				a.PutStr("http.route", "/api/users/:id")
+				a.PutInt("http.response.status_code", 200)
+				a.PutStr("server.address", svc.name)
+				a.PutInt("server.port", 8080)
+				a.PutStr("network.protocol.version", "1.1")
+				a.PutStr("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)")
+				a.PutStr("request.id", "")
+				a.PutInt("thread.id", int64(k))
+			}
+		}
+	}
+	return ptraceotlp.NewExportRequestFromTraces(td)
+}
+
+// refresh gives every trace of req new random ids, parent links and
+// current timestamps; about 2% of gateway spans become errors.
+func refresh(req ptraceotlp.ExportRequest, n int, rng *rand.Rand) {
+	td := req.Traces()
+	now := time.Now()
+	ids := make([]pcommon.TraceID, n)
+	roots := make([]pcommon.SpanID, n)
+	for i := range ids {
+		binary.LittleEndian.PutUint64(ids[i][:8], rng.Uint64())
+		binary.LittleEndian.PutUint64(ids[i][8:], rng.Uint64())
+	}
+	for si := 0; si < td.ResourceSpans().Len(); si++ {
+		spans := td.ResourceSpans().At(si).ScopeSpans().At(0).Spans()
+		per := spans.Len() / n
+		for i := 0; i < spans.Len(); i++ {
+			t := i / per
+			sp := spans.At(i)
+			var sid pcommon.SpanID
+			binary.LittleEndian.PutUint64(sid[:], rng.Uint64()|1)
+			sp.SetTraceID(ids[t])
+			sp.SetSpanID(sid)
+			start := now.Add(-time.Duration(rng.IntN(500)) * time.Millisecond)
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(1+rng.IntN(200_000)) * time.Microsecond)))
+			a := sp.Attributes()
+			a.PutStr("request.id", fmt.Sprintf("%016x", rng.Uint64()))
+			a.PutStr("url.path", fmt.Sprintf("/api/users/%d", rng.IntN(100000)))
+			if si == 0 {
+				roots[t] = sid
+				code := int64(200)
+				if rng.IntN(50) == 0 {
+					code = 500
+					sp.Status().SetCode(ptrace.StatusCodeError)
+				} else {
+					sp.Status().SetCode(ptrace.StatusCodeUnset)
+				}
+				a.PutInt("http.response.status_code", code)
+			} else {
+				sp.SetParentSpanID(roots[t])
+			}
+		}
+	}
+}
+
+// loadResult is what the generator observed.
+type loadResult struct {
+	acked     int64
+	refusals  int64 // RESOURCE_EXHAUSTED / UNAVAILABLE answers (retried)
+	failures  int64 // other errors
+	elapsed   time.Duration
+	firstErr  string
+	requests  int64
+	generator time.Duration // generator CPU (this process)
+}
+
+// generate exports from o.workers concurrent clients until target spans
+// are acknowledged or maxDuration passes.
+func generate(ctx context.Context, addr string, o options) (loadResult, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return loadResult{}, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer conn.Close()
+	client := ptraceotlp.NewGRPCClient(conn)
+	var res loadResult
+	var errOnce sync.Once
+	ctx, cancel := context.WithTimeout(ctx, o.maxDuration)
+	defer cancel()
+	cpu0 := selfCPU()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < o.workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			req := newRequest(o.tracesPerRq)
+			spans := int64(req.Traces().SpanCount())
+			for ctx.Err() == nil && atomic.LoadInt64(&res.acked) < int64(o.targetSpans) {
+				refresh(req, o.tracesPerRq, rng)
+				_, err := client.Export(ctx, req)
+				atomic.AddInt64(&res.requests, 1)
+				switch status.Code(err) {
+				case codes.OK:
+					atomic.AddInt64(&res.acked, spans)
+				case codes.ResourceExhausted, codes.Unavailable:
+					atomic.AddInt64(&res.refusals, 1)
+					time.Sleep(5 * time.Millisecond)
+				default:
+					if ctx.Err() != nil {
+						return
+					}
+					atomic.AddInt64(&res.failures, 1)
+					errOnce.Do(func() { res.firstErr = err.Error() })
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.generator = selfCPU() - cpu0
+	return res, nil
+}

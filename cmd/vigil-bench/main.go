@@ -1,0 +1,68 @@
+// Command vigil-bench measures Vigil's trace path end to end and prints the
+// figures of docs/benchmarks.md: OTLP/gRPC ingest rate against a bare pgx
+// COPY of the same rows into the same tables (measured in the same run),
+// CPU per span for Vigil and for PostgreSQL, bytes on disk per span, trace
+// by id and search latency with the data in place, and Vigil's peak RSS.
+//
+// It starts the vigil binary (build it first: make build) on a fresh
+// database of the given server, so that Vigil's CPU and memory are its own
+// and not mixed with the load generator's.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	adminURL    string
+	vigilBin    string
+	workers     int
+	tracesPerRq int
+	targetSpans int
+	maxDuration time.Duration
+	queries     int
+	keep        bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.adminURL, "db", envOr("VIGIL_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "maintenance database URL of the PostgreSQL server to benchmark on")
+	flag.StringVar(&o.vigilBin, "vigil", "bin/vigil", "vigil binary to start")
+	flag.IntVar(&o.workers, "workers", 8, "concurrent OTLP/gRPC exporters")
+	flag.IntVar(&o.tracesPerRq, "traces-per-request", 50, "10-span traces per export request")
+	flag.IntVar(&o.targetSpans, "spans", 1_000_000, "spans to ingest (committed)")
+	flag.DurationVar(&o.maxDuration, "max-duration", 3*time.Minute, "stop the ingest phase after this long")
+	flag.IntVar(&o.queries, "queries", 300, "requests per latency measurement")
+	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	rep, err := run(ctx, o, logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vigil-bench:", err)
+		os.Exit(1)
+	}
+	rep.print(os.Stdout, o)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func machine() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s, %d CPUs, %s %s/%s", host, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
