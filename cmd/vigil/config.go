@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/pipeline"
+)
+
+// Config is everything `vigil serve` can be told. Each field is a key of
+// the YAML file; the important ones are also flags and VIGIL_* environment
+// variables. Precedence, highest first: flag, environment, file, default.
+type Config struct {
+	// DB is the PostgreSQL URL; empty starts a managed local Postgres in
+	// DataDir. A secret: prefer VIGIL_DB or db_file.
+	DB     string `yaml:"db"`
+	DBFile string `yaml:"db_file"`
+	// DataDir holds the managed Postgres cluster.
+	DataDir string `yaml:"data_dir"`
+	// HTTP is the address of the UI and query APIs (and probes, /metrics).
+	HTTP string `yaml:"http"`
+	// OTLPGRPC and OTLPHTTP are the OTLP receiver addresses; empty turns a
+	// receiver off.
+	OTLPGRPC string `yaml:"otlp_grpc"`
+	OTLPHTTP string `yaml:"otlp_http"`
+	// Retention is how long telemetry is kept (whole days are dropped).
+	Retention model.Duration `yaml:"retention"`
+	// MaxRequestBytes bounds one ingest request, before and after
+	// decompression.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+
+	Auth     AuthConfig      `yaml:"auth"`
+	Log      LogConfig       `yaml:"log"`
+	Limits   ingest.Limits   `yaml:"limits"`
+	Pipeline pipeline.Config `yaml:"pipeline"`
+}
+
+// AuthConfig holds the optional bearer tokens. Empty lists turn a check off.
+type AuthConfig struct {
+	IngestTokens     []string `yaml:"ingest_tokens"`
+	IngestTokensFile string   `yaml:"ingest_tokens_file"`
+	ReadTokens       []string `yaml:"read_tokens"`
+	ReadTokensFile   string   `yaml:"read_tokens_file"`
+}
+
+// LogConfig selects Vigil's own log output.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+func defaultConfig() Config {
+	return Config{
+		DataDir:         "./data",
+		HTTP:            ":8080",
+		OTLPGRPC:        ":4317",
+		OTLPHTTP:        ":4318",
+		Retention:       model.Duration(7 * 24 * time.Hour),
+		MaxRequestBytes: 16 << 20,
+		Log:             LogConfig{Level: "info", Format: "text"},
+		Pipeline:        pipeline.DefaultConfig(),
+	}
+}
+
+// Validate reports the first invalid setting, naming its key.
+func (c *Config) Validate() error {
+	if time.Duration(c.Retention) < 24*time.Hour {
+		return fmt.Errorf("retention: %s is shorter than one day (data is dropped by whole days)", c.Retention)
+	}
+	if c.MaxRequestBytes < 1024 {
+		return fmt.Errorf("max_request_bytes: %d is below 1024", c.MaxRequestBytes)
+	}
+	if c.HTTP == "" {
+		return errors.New("http: an address is required")
+	}
+	if c.DB == "" && c.DataDir == "" {
+		return errors.New("data_dir: required when no database URL is given")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	if err := c.Pipeline.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// resolveSecrets reads the *_file settings.
+func (c *Config) resolveSecrets() error {
+	if c.DB == "" && c.DBFile != "" {
+		b, err := os.ReadFile(c.DBFile)
+		if err != nil {
+			return fmt.Errorf("db_file: %w", err)
+		}
+		c.DB = strings.TrimSpace(string(b))
+	}
+	for _, f := range []struct {
+		path string
+		dst  *[]string
+		key  string
+	}{
+		{c.Auth.IngestTokensFile, &c.Auth.IngestTokens, "auth.ingest_tokens_file"},
+		{c.Auth.ReadTokensFile, &c.Auth.ReadTokens, "auth.read_tokens_file"},
+	} {
+		if f.path == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				*f.dst = append(*f.dst, line)
+			}
+		}
+	}
+	return nil
+}
+
+// loadFile decodes a YAML file strictly (unknown keys are errors) over c.
+func loadFile(path string, c *Config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	// An empty file (io.EOF) means "no settings".
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// durationValue is a pflag.Value for Prometheus-style durations ("7d",
+// "36h", "1w").
+type durationValue struct{ d *model.Duration }
+
+func (v durationValue) String() string { return v.d.String() }
+func (v durationValue) Type() string   { return "duration" }
+func (v durationValue) Set(s string) error {
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*v.d = d
+	return nil
+}
+
+// bindFlags registers the serve flags on fs, bound to c.
+func bindFlags(fs *pflag.FlagSet, c *Config) {
+	fs.StringVar(&c.DB, "db", c.DB, "PostgreSQL URL (postgres://user@host:5432/db); empty starts a managed local Postgres in --data-dir")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the managed Postgres cluster")
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "address of the web UI, query APIs, /healthz, /readyz and /metrics")
+	fs.StringVar(&c.OTLPGRPC, "otlp-grpc", c.OTLPGRPC, "OTLP/gRPC receiver address (empty = off)")
+	fs.StringVar(&c.OTLPHTTP, "otlp-http", c.OTLPHTTP, "OTLP/HTTP receiver address (empty = off)")
+	fs.Var(durationValue{&c.Retention}, "retention", "how long telemetry is kept (e.g. 7d, 36h, 2w)")
+	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "largest ingest request in bytes, before and after decompression")
+	fs.StringSliceVar(&c.Auth.IngestTokens, "ingest-token", c.Auth.IngestTokens, "bearer token accepted by the receivers (repeat or comma-separate; none = no check)")
+	fs.StringSliceVar(&c.Auth.ReadTokens, "read-token", c.Auth.ReadTokens, "bearer token accepted by the query APIs (repeat or comma-separate; none = no check)")
+	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn, error")
+	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text or json")
+}
+
+// envName is the environment variable of a flag: VIGIL_ and the flag name
+// in upper case with dashes as underscores. Token flags are plural there.
+func envName(flag string) string {
+	name := "VIGIL_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+	if strings.HasSuffix(name, "_TOKEN") {
+		name += "S"
+	}
+	return name
+}
+
+// resolveConfig builds the effective configuration: defaults, then the
+// YAML file (--config or VIGIL_CONFIG), then VIGIL_* variables, then the
+// flags given on the command line.
+func resolveConfig(fs *pflag.FlagSet, configPath string, getenv func(string) string) (Config, error) {
+	c := defaultConfig()
+	if configPath == "" {
+		configPath = getenv("VIGIL_CONFIG")
+	}
+	if configPath != "" {
+		if err := loadFile(configPath, &c); err != nil {
+			return c, err
+		}
+	}
+	final := pflag.NewFlagSet("final", pflag.ContinueOnError)
+	bindFlags(final, &c)
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || final.Lookup(f.Name) == nil {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if serr := final.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s: %w", envName(f.Name), serr)
+				return
+			}
+		}
+		if !f.Changed {
+			return
+		}
+		dst := final.Lookup(f.Name).Value
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			err = dst.(pflag.SliceValue).Replace(sv.GetSlice())
+			return
+		}
+		if serr := dst.Set(f.Value.String()); serr != nil {
+			err = fmt.Errorf("--%s: %w", f.Name, serr)
+		}
+	})
+	if err != nil {
+		return c, err
+	}
+	if err := c.resolveSecrets(); err != nil {
+		return c, err
+	}
+	// Spans older than the retention would land in dropped partitions.
+	if c.Limits.MaxAge <= 0 || c.Limits.MaxAge > time.Duration(c.Retention) {
+		c.Limits.MaxAge = time.Duration(c.Retention)
+	}
+	return c, c.Validate()
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/otlp"
+	"github.com/vigil-obs/vigil/ingest/pipeline"
+	"github.com/vigil-obs/vigil/internal/auth"
+	"github.com/vigil-obs/vigil/internal/pgmanaged"
+	"github.com/vigil-obs/vigil/query/traces"
+	"github.com/vigil-obs/vigil/storage"
+	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/web"
+	"github.com/vigil-obs/vigil/web/api"
+)
+
+// database returns a migrated pool: on cfg.DB, or on a managed local
+// Postgres started in cfg.DataDir. stop releases both.
+func database(ctx context.Context, cfg Config, logger *slog.Logger) (pool *pgxpool.Pool, stop func(), err error) {
+	url := cfg.DB
+	stop = func() {}
+	if url == "" {
+		inst, err := pgmanaged.Start(ctx, pgmanaged.Config{DataDir: cfg.DataDir, Logger: logger})
+		if err != nil {
+			return nil, stop, err
+		}
+		logger.InfoContext(ctx, "managed postgres started", "data_dir", cfg.DataDir)
+		stop = func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := inst.Stop(sctx); err != nil {
+				logger.Error("stop managed postgres", "err", err)
+			}
+		}
+		url = inst.URL()
+	}
+	pool, err = connect(ctx, url, logger)
+	if err != nil {
+		stop()
+		return nil, func() {}, err
+	}
+	for {
+		_, err = postgres.Migrate(ctx, pool, logger)
+		if err == nil || !errors.Is(err, storage.ErrUnavailable) {
+			break
+		}
+		logger.WarnContext(ctx, "migrate: database unavailable, retrying", "err", err)
+		if !sleep(ctx, 2*time.Second) {
+			err = ctx.Err()
+			break
+		}
+	}
+	if err != nil {
+		pool.Close()
+		stop()
+		return nil, func() {}, err
+	}
+	prev := stop
+	return pool, func() { pool.Close(); prev() }, nil
+}
+
+// connect opens a pool, retrying while the database is unreachable.
+func connect(ctx context.Context, url string, logger *slog.Logger) (*pgxpool.Pool, error) {
+	for {
+		pool, err := postgres.Open(ctx, url)
+		if err == nil {
+			return pool, nil
+		}
+		if !errors.Is(err, storage.ErrUnavailable) {
+			return nil, err
+		}
+		logger.WarnContext(ctx, "database unavailable, retrying", "err", err)
+		if !sleep(ctx, 2*time.Second) {
+			return nil, fmt.Errorf("connect: %w", ctx.Err())
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func migrate(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	_, stop, err := database(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	stop()
+	logger.InfoContext(ctx, "database schema is up to date")
+	return nil
+}
+
+func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	s, err := newServer(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// server is a wired Vigil: every component constructed and every port
+// bound, not yet serving.
+type server struct {
+	logger *slog.Logger
+	stopDB func()
+	parts  *postgres.Partitions
+	pipe   *pipeline.Pipeline
+	rcv    *otlp.Receiver
+	http   *web.Server
+}
+
+// newServer connects (or starts) the database, migrates it, and builds
+// every component. On error everything started so far is stopped.
+func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server, err error) {
+	logger.InfoContext(ctx, "starting vigil", "version", version)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	pool, stopDB, err := database(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			stopDB()
+		}
+	}()
+
+	parts := postgres.NewPartitions(pool, postgres.PartitionsConfig{Retention: time.Duration(cfg.Retention), Logger: logger})
+	if err := parts.Maintain(ctx); err != nil {
+		return nil, fmt.Errorf("create partitions: %w", err)
+	}
+	store := postgres.NewSpanStore(pool, parts)
+
+	pipe, err := pipeline.New(cfg.Pipeline, pipeline.Options{Writer: store, Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	metrics, err := ingest.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	ingestTokens, err := auth.NewTokens(cfg.Auth.IngestTokens)
+	if err != nil {
+		return nil, fmt.Errorf("auth.ingest_tokens: %w", err)
+	}
+	readTokens, err := auth.NewTokens(cfg.Auth.ReadTokens)
+	if err != nil {
+		return nil, fmt.Errorf("auth.read_tokens: %w", err)
+	}
+	rcv, err := otlp.New(otlp.Config{
+		GRPCAddr: cfg.OTLPGRPC, HTTPAddr: cfg.OTLPHTTP,
+		MaxRequestBytes: cfg.MaxRequestBytes, Limits: cfg.Limits,
+	}, otlp.Options{Traces: pipe, Logger: logger, Metrics: metrics, Auth: ingestTokens})
+	if err != nil {
+		return nil, err
+	}
+
+	// Ready when Postgres answers and carries every migration this binary
+	// knows (another replica may be mid-upgrade).
+	ready := func(ctx context.Context) error {
+		applied, known, err := postgres.SchemaVersion(ctx, pool)
+		if err != nil {
+			return err
+		}
+		if applied < known {
+			return fmt.Errorf("schema version %d, want %d", applied, known)
+		}
+		return nil
+	}
+	querySvc := traces.New(store, traces.Config{MaxLookback: time.Duration(cfg.Retention)})
+	srv, err := web.New(cfg.HTTP, web.Options{
+		APIs:     []web.Mounter{api.NewJaeger(querySvc, logger)},
+		Ready:    ready,
+		Gatherer: reg,
+		Auth:     readTokens,
+		Logger:   logger,
+	})
+	if err != nil {
+		return nil, errors.Join(err, rcv.Close())
+	}
+	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, rcv: rcv, http: srv}, nil
+}
+
+// Run serves until ctx is cancelled, then stops the receivers, drains the
+// pipeline, and stops the database (when managed).
+func (s *server) Run(ctx context.Context) error {
+	defer s.stopDB()
+	s.logger.InfoContext(ctx, "serving", "http", s.http.Addr(), "otlp_grpc", s.rcv.GRPCAddr(), "otlp_http", s.rcv.HTTPAddr())
+
+	// The pipeline outlives the receivers so that requests they accepted
+	// are committed before Vigil exits.
+	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
+	pipeDone := make(chan struct{})
+	go func() {
+		defer close(pipeDone)
+		_ = s.pipe.Run(pipeCtx)
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.rcv.Run(gctx) })
+	g.Go(func() error { return s.http.Run(gctx) })
+	g.Go(func() error { return s.parts.Run(gctx, time.Hour) })
+	err := g.Wait()
+	stopPipe()
+	<-pipeDone
+	s.logger.Info("vigil stopped")
+	return err
+}

@@ -1,0 +1,17 @@
+// Package otlp is Vigil's OTLP receiver: it accepts OTLP/gRPC (default port
+// 4317) and OTLP/HTTP (default port 4318, protobuf or JSON, optionally
+// gzip-, deflate- or zstd-compressed) exports, decodes them into pdata,
+// validates them with ingest.ValidateTraces, and hands the valid rest to an
+// ingest consumer, answering only once the consumer has made it durable.
+//
+// It implements the OTLP 1.x server semantics: partial success when some
+// items were rejected, INVALID_ARGUMENT/400 with a message naming the
+// offending field when nothing can be accepted, and retryable answers
+// (RESOURCE_EXHAUSTED/429, UNAVAILABLE/503, with a retry delay) when the
+// pipeline pushes back, so that exporters retry and nothing acknowledged is
+// lost.
+//
+// Each signal is one service on the gRPC server and one path on the HTTP
+// server (/v1/traces today); metrics and logs plug in the same way, enabled
+// by their consumer being set in Options.
+package otlp

@@ -1,0 +1,248 @@
+package otlp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip compressor OTLP exporters use
+
+	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/internal/auth"
+)
+
+// Options holds the dependencies of a Receiver.
+type Options struct {
+	// Traces receives the valid spans of every trace export. It is
+	// required today; when metrics and logs arrive, each signal is served
+	// only when its consumer is set, and at least one must be.
+	Traces ingest.TraceConsumer
+	// Logger receives the receiver's logs; nil discards them.
+	Logger *slog.Logger
+	// Metrics counts spans by protocol; nil counts nothing.
+	Metrics *ingest.Metrics
+	// Auth, when enabled, requires a bearer token on every request of
+	// both transports; nil turns authentication off.
+	Auth *auth.Tokens
+}
+
+// Receiver is an OTLP/gRPC and OTLP/HTTP server. New binds its listeners,
+// Run serves them until its context is cancelled. A request is answered
+// with success only after the consumer returned nil for its valid spans.
+// GRPCAddr and HTTPAddr are safe for concurrent use; Run is called once.
+type Receiver struct {
+	cfg    Config
+	logger *slog.Logger
+
+	grpcLn  net.Listener
+	grpcSrv *grpc.Server
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	running atomic.Bool
+}
+
+// New validates cfg, builds the servers and binds the listeners of the
+// enabled transports, so that bind errors surface before Run and the bound
+// addresses are known (useful with port 0). It returns an error when cfg is
+// invalid, no consumer is set, or a listener cannot be bound; then nothing
+// stays bound. The caller must eventually call Run, or Close.
+func New(cfg Config, opts Options) (*Receiver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new otlp receiver: %w", err)
+	}
+	if opts.Traces == nil {
+		return nil, errors.New("new otlp receiver: no consumer set in options")
+	}
+	cfg = cfg.withDefaults()
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "otlp")
+	r := &Receiver{cfg: cfg, logger: logger}
+
+	tr := &traces{consumer: opts.Traces, limits: cfg.Limits, retryAfter: cfg.RetryAfter, logger: logger}
+
+	if cfg.GRPCAddr != "" {
+		ln, err := net.Listen("tcp", cfg.GRPCAddr)
+		if err != nil {
+			return nil, fmt.Errorf("new otlp receiver: listen grpc: %w", err)
+		}
+		r.grpcLn = ln
+		srvOpts := []grpc.ServerOption{
+			grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)),
+		}
+		if opts.Auth.Enabled() {
+			srvOpts = append(srvOpts,
+				grpc.ChainUnaryInterceptor(opts.Auth.UnaryServerInterceptor()),
+				grpc.ChainStreamInterceptor(opts.Auth.StreamServerInterceptor()))
+		}
+		r.grpcSrv = grpc.NewServer(srvOpts...)
+		ptraceotlp.RegisterGRPCServer(r.grpcSrv, &tracesGRPC{traces: tr, counters: opts.Metrics.Spans(ingest.ProtocolOTLPGRPC)})
+	}
+
+	if cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("new otlp receiver: listen http: %w", err), r.Close())
+		}
+		r.httpLn = ln
+		r.httpSrv = &http.Server{
+			Handler:           newHTTPMux(cfg, opts, tr, logger),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    1 << 20,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+	}
+	return r, nil
+}
+
+// newHTTPMux routes each signal's OTLP/HTTP path to its handler; paths of
+// signals without a consumer answer 404.
+func newHTTPMux(cfg Config, opts Options, tr *traces, logger *slog.Logger) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/traces", &httpHandler{
+		signal:     &tracesHTTP{traces: tr, counters: opts.Metrics.Spans(ingest.ProtocolOTLPHTTP)},
+		auth:       opts.Auth,
+		maxBytes:   cfg.MaxRequestBytes,
+		retryAfter: cfg.RetryAfter,
+		logger:     logger,
+	})
+	return mux
+}
+
+// GRPCAddr returns the address the gRPC listener is bound to, or "" when
+// gRPC is off.
+func (r *Receiver) GRPCAddr() string {
+	if r.grpcLn == nil {
+		return ""
+	}
+	return r.grpcLn.Addr().String()
+}
+
+// HTTPAddr returns the address the HTTP listener is bound to, or "" when
+// HTTP is off.
+func (r *Receiver) HTTPAddr() string {
+	if r.httpLn == nil {
+		return ""
+	}
+	return r.httpLn.Addr().String()
+}
+
+// Run serves both transports until ctx is cancelled or a server fails,
+// then stops gracefully: it stops accepting, lets requests in flight finish
+// for at most Config.ShutdownTimeout, closes the remaining connections, and
+// returns once every goroutine it started has ended. It returns nil after a
+// clean shutdown, else the serve or shutdown errors. Run may be called only
+// once.
+func (r *Receiver) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("run otlp receiver: already run")
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	if r.grpcSrv != nil {
+		wg.Go(func() {
+			// ErrServerStopped means shutdown came before Serve started.
+			if err := r.grpcSrv.Serve(r.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("serve otlp grpc: %w", err)
+			}
+		})
+	}
+	if r.httpSrv != nil {
+		wg.Go(func() {
+			if err := r.httpSrv.Serve(r.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve otlp http: %w", err)
+			}
+		})
+	}
+	r.logger.InfoContext(ctx, "otlp receiver serving", "grpc_addr", r.GRPCAddr(), "http_addr", r.HTTPAddr())
+
+	var errs []error
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		errs = append(errs, err)
+	}
+	errs = append(errs, r.shutdown())
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// shutdown stops both servers in parallel within cfg.ShutdownTimeout.
+func (r *Receiver) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		grpcErr error
+		httpErr error
+	)
+	if r.grpcSrv != nil {
+		wg.Go(func() {
+			done := make(chan struct{})
+			go func() {
+				r.grpcSrv.GracefulStop()
+				close(done)
+			}()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				r.grpcSrv.Stop()
+				<-done
+				grpcErr = fmt.Errorf("stop otlp grpc: requests still running after %s, connections closed", r.cfg.ShutdownTimeout)
+			}
+		})
+	}
+	if r.httpSrv != nil {
+		wg.Go(func() {
+			if err := r.httpSrv.Shutdown(ctx); err != nil {
+				httpErr = errors.Join(fmt.Errorf("shut down otlp http: %w", err), r.httpSrv.Close())
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(grpcErr, httpErr)
+}
+
+// Close releases the listeners and servers of a Receiver that will not be
+// run (e.g. when a later step of start-up fails). After Run has returned it
+// does nothing; do not call it while Run is running (cancel Run's context
+// instead). It is idempotent.
+func (r *Receiver) Close() error {
+	if r.grpcSrv != nil {
+		r.grpcSrv.Stop()
+	}
+	var errs []error
+	if r.httpSrv != nil {
+		if err := r.httpSrv.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, ln := range []net.Listener{r.grpcLn, r.httpLn} {
+		if ln == nil {
+			continue
+		}
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close otlp receiver: %w", err)
+	}
+	return nil
+}
