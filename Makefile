@@ -7,7 +7,7 @@ ARGS     ?=
 # Packages whose tests need nothing but Go and PostgreSQL.
 PKGS     := ./...
 
-.PHONY: all build run test vet fmt-check bench bench-ingest fuzz clean
+.PHONY: all build run demo test vet fmt-check bench bench-ingest fuzz clean
 
 all: build
 
@@ -17,6 +17,13 @@ build:
 ## run: start Vigil with a managed local PostgreSQL in ./data (or set VIGIL_DB / ARGS="--db postgres://...")
 run: build
 	./$(BIN) serve $(ARGS)
+
+## demo: Vigil with a managed PostgreSQL plus the client's demo fleet exporting to it
+demo: build
+	cd client && $(GO) build -o ../bin/vigil-demo ./cmd/vigil-demo
+	./$(BIN) serve $(ARGS) & vigil=$$!; trap 'kill $$vigil; wait $$vigil' EXIT INT TERM; \
+	for i in $$(seq 1 60); do curl -sf localhost:8080/readyz >/dev/null 2>&1 && break; sleep 1; done; \
+	./bin/vigil-demo --otlp-endpoint 127.0.0.1:4317
 
 ## test: formatting, vet, and every test against a real PostgreSQL
 test: fmt-check vet
