@@ -95,7 +95,9 @@ func percentiles(d []time.Duration) (p50, p99 time.Duration) {
 	}
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	at := func(p float64) time.Duration { return s[int(math.Min(float64(len(s)-1), math.Ceil(p*float64(len(s)))-1))] }
+	at := func(p float64) time.Duration {
+		return s[int(math.Min(float64(len(s)-1), math.Ceil(p*float64(len(s)))-1))]
+	}
 	return at(0.50), at(0.99)
 }
 
