@@ -43,7 +43,7 @@ const (
 const (
 	ReasonInvalidID         = "invalid_id"          // trace_id or span_id all zeros
 	ReasonInvalidUTF8       = "invalid_utf8"        // a string is not valid UTF-8
-	ReasonNULByte           = "nul_byte"            // NUL in span name or service.name
+	ReasonNULByte           = "nul_byte"            // NUL in span name, service.name or an attribute key
 	ReasonTooManyAttributes = "too_many_attributes" // over Limits.MaxAttributes
 	ReasonTooManyEvents     = "too_many_events"     // over Limits.MaxEvents
 	ReasonTooManyLinks      = "too_many_links"      // over Limits.MaxLinks
@@ -134,7 +134,8 @@ type ValidationReport struct {
 	// is all zeros", then how many more spans were rejected. It is valid
 	// UTF-8 and empty when nothing was rejected.
 	Message string
-	// Reasons counts the rejected spans by Reason* constant.
+	// Reasons counts the rejected spans by Reason* constant; nil when
+	// nothing was rejected.
 	Reasons map[string]int
 }
 
@@ -383,6 +384,11 @@ func (v *validator) checkAttributes(attrs pcommon.Map) problem {
 	}
 	p := problem{}
 	attrs.Range(func(k string, val pcommon.Value) bool {
+		// Top-level keys go to a text dictionary, which cannot hold NUL.
+		if strings.IndexByte(k, 0) >= 0 {
+			p = problem{ReasonNULByte, fmt.Sprintf("%s[%s] key contains a NUL byte", field, quote(k))}
+			return false
+		}
 		p = v.checkKeyValue(k, val, 1)
 		if p.reason != "" {
 			p.detail = field + p.detail

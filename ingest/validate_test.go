@@ -98,6 +98,12 @@ func TestValidateTracesSingleProblem(t *testing.T) {
 			message: at + "name contains a NUL byte",
 		},
 		{
+			name:    "nul in attribute key",
+			mutate:  func(td ptrace.Traces) { firstSpan(td).Attributes().PutStr("a\x00b", "v") },
+			reason:  ReasonNULByte,
+			message: at + `attributes["a\x00b"] key contains a NUL byte`,
+		},
+		{
 			name: "end before start",
 			mutate: func(td ptrace.Traces) {
 				sp := firstSpan(td)

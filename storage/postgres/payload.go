@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -197,7 +198,9 @@ func (c *collector) collect(s ptrace.Span) {
 	add := func(m pcommon.Map) {
 		m.Range(func(k string, v pcommon.Value) bool {
 			c.keys[k] = struct{}{}
-			if c.values != nil && v.Type() == pcommon.ValueTypeStr && len(v.Str()) <= maxInternLen && c.interned(k) {
+			// attribute_values is text: values holding NUL stay inline.
+			if c.values != nil && v.Type() == pcommon.ValueTypeStr && len(v.Str()) <= maxInternLen &&
+				strings.IndexByte(v.Str(), 0) < 0 && c.interned(k) {
 				c.values[stringPair{k, v.Str()}] = struct{}{}
 			}
 			return true

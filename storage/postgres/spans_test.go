@@ -76,6 +76,7 @@ func richTrace(tid pcommon.TraceID, start time.Time) ptrace.Traces {
 	m.PutStr("k", "v")
 	m.PutEmptyMap("deeper").PutBool("b", true)
 	a.PutStr("unicode", "用户服务 ✓")
+	a.PutStr("nul", "a\x00b")
 	root.SetDroppedAttributesCount(3)
 	ev := root.Events().AppendEmpty()
 	ev.SetName("exception")

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// flags returns a parsed serve flag set.
+func flags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
+	}
+	return cmd.Flags()
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no config files in testdata")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := resolveConfig(flags(t), f, env(nil))
+			good := strings.HasSuffix(f, ".good.yaml")
+			if good && err != nil {
+				t.Fatalf("want valid, got %v", err)
+			}
+			if !good && err == nil {
+				t.Fatal("want an error, got none")
+			}
+		})
+	}
+}
+
+func TestConfigFullFile(t *testing.T) {
+	c, err := resolveConfig(flags(t), "testdata/full.good.yaml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DB != "postgres://vigil@db.internal:5432/vigil" || c.HTTP != "127.0.0.1:9090" || c.OTLPHTTP != "" ||
+		time.Duration(c.Retention) != 14*24*time.Hour || c.Pipeline.Writers != 1 || c.Limits.MaxAttributes != 64 ||
+		c.Limits.MaxFutureSkew != 30*time.Minute || c.Limits.MaxAge != 14*24*time.Hour ||
+		len(c.Auth.IngestTokens) != 2 || c.Log.Format != "json" {
+		t.Fatalf("config not decoded as written: %+v", c)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(file, []byte("http: ':1111'\notlp_grpc: ':2222'\notlp_http: ':3333'\nretention: 3d\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte("# readers\nt1\n\nt2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := env(map[string]string{
+		"VIGIL_CONFIG":      file,
+		"VIGIL_OTLP_GRPC":   ":4444",
+		"VIGIL_HTTP":        ":5555",
+		"VIGIL_DB":          "postgres://env/db",
+		"VIGIL_READ_TOKENS": "",
+	})
+	c, err := resolveConfig(flags(t, "--http", ":6666", "--ingest-token", "a,b", "--retention", "36h"), "", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct{ name, got, want string }{
+		{"flag beats env and file", c.HTTP, ":6666"},
+		{"env beats file", c.OTLPGRPC, ":4444"},
+		{"file beats default", c.OTLPHTTP, ":3333"},
+		{"default", c.DataDir, "./data"},
+		{"env only", c.DB, "postgres://env/db"},
+		{"flag duration", c.Retention.String(), "1d12h"},
+		{"flag slice", strings.Join(c.Auth.IngestTokens, ","), "a,b"},
+	}
+	for _, ck := range checks {
+		if ck.got != ck.want {
+			t.Errorf("%s: got %q, want %q", ck.name, ck.got, ck.want)
+		}
+	}
+
+	c, err = resolveConfig(flags(t), "", env(map[string]string{"VIGIL_CONFIG": file}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Auth.ReadTokensFile = tokens
+	if err := c.resolveSecrets(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Auth.ReadTokens, ",") != "t1,t2" {
+		t.Fatalf("tokens from file = %v", c.Auth.ReadTokens)
+	}
+	if err := newServeCmd().ParseFlags([]string{"--retention", "soon"}); err == nil {
+		t.Fatal("bad --retention accepted")
+	}
+	if _, err := resolveConfig(flags(t), "", env(map[string]string{"VIGIL_RETENTION": "forever"})); err == nil ||
+		!strings.Contains(err.Error(), "VIGIL_RETENTION") {
+		t.Fatalf("bad VIGIL_RETENTION: err %v does not name the variable", err)
+	}
+}
