@@ -37,6 +37,14 @@ CREATE TABLE attribute_values (
     UNIQUE (key_id, value)
 );
 
+-- Which attribute keys each service's spans carry, so that trace search
+-- knows when a tag cannot be a span attribute of the service at all.
+CREATE TABLE service_attribute_keys (
+    service_id integer NOT NULL REFERENCES services (id),
+    key_id     integer NOT NULL REFERENCES attribute_keys (id),
+    PRIMARY KEY (service_id, key_id)
+);
+
 -- A resource together with the instrumentation scope, identified by a
 -- 64-bit hash of their canonical encoding computed by the writer, so that a
 -- new span needs no round trip to learn its resource id.

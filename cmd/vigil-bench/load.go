@@ -70,15 +70,20 @@ func newRequest(n int) ptraceotlp.ExportRequest {
 }
 
 // refresh gives every trace of req new random ids, parent links and
-// current timestamps; about 2% of gateway spans become errors.
+// a start time within the last hour, as if the spans had arrived over an
+// hour (so that searches over "the last hour" meet the density of a fleet
+// sending ~1M spans an hour, not of one burst); about 2% of gateway spans
+// become errors.
 func refresh(req ptraceotlp.ExportRequest, n int, rng *rand.Rand) {
 	td := req.Traces()
 	now := time.Now()
 	ids := make([]pcommon.TraceID, n)
 	roots := make([]pcommon.SpanID, n)
+	bases := make([]time.Time, n)
 	for i := range ids {
 		binary.LittleEndian.PutUint64(ids[i][:8], rng.Uint64())
 		binary.LittleEndian.PutUint64(ids[i][8:], rng.Uint64())
+		bases[i] = now.Add(-time.Duration(rng.Int64N(int64(59 * time.Minute))))
 	}
 	for si := 0; si < td.ResourceSpans().Len(); si++ {
 		spans := td.ResourceSpans().At(si).ScopeSpans().At(0).Spans()
@@ -90,7 +95,7 @@ func refresh(req ptraceotlp.ExportRequest, n int, rng *rand.Rand) {
 			binary.LittleEndian.PutUint64(sid[:], rng.Uint64()|1)
 			sp.SetTraceID(ids[t])
 			sp.SetSpanID(sid)
-			start := now.Add(-time.Duration(rng.IntN(500)) * time.Millisecond)
+			start := bases[t].Add(time.Duration(rng.IntN(500)) * time.Millisecond)
 			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
 			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(1+rng.IntN(200_000)) * time.Microsecond)))
 			a := sp.Attributes()

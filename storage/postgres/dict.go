@@ -53,15 +53,18 @@ type dictionaries struct {
 	opInfo      map[int32]opInfo
 	keyIDs      map[string]uint32
 	keyName     map[uint32]string
-	valueIDs    valueIDs
+	valueIDs    map[valueKey]uint32
 	valueName   map[uint32]string
 	// valueCount is the number of interned values of a key id, loaded from
 	// the database the first time the key is met; noIntern holds the keys
 	// that reached maxInternPerKey.
 	valueCount map[uint32]int
 	noIntern   map[string]bool
-	resources  map[int64]bool
-	resInfo    map[int64]resourceInfo
+	// serviceKeys holds the (service, key) pairs known to be recorded in
+	// service_attribute_keys.
+	serviceKeys map[serviceKey]bool
+	resources   map[int64]bool
+	resInfo     map[int64]resourceInfo
 }
 
 func newDictionaries(pool *pgxpool.Pool) *dictionaries {
@@ -78,10 +81,11 @@ func (d *dictionaries) reset() {
 	d.opInfo = map[int32]opInfo{}
 	d.keyIDs = map[string]uint32{}
 	d.keyName = map[uint32]string{}
-	d.valueIDs = valueIDs{}
+	d.valueIDs = map[valueKey]uint32{}
 	d.valueName = map[uint32]string{}
 	d.valueCount = map[uint32]int{}
 	d.noIntern = map[string]bool{}
+	d.serviceKeys = map[serviceKey]bool{}
 	d.resources = map[int64]bool{}
 	d.resInfo = map[int64]resourceInfo{}
 }
@@ -199,8 +203,8 @@ func (d *dictionaries) operationIDsFor(ctx context.Context, ops map[opKey]struct
 }
 
 // keyIDsFor returns ids for attribute keys, inserting unknown ones.
-func (d *dictionaries) keyIDsFor(ctx context.Context, keys map[string]struct{}) (keyIDs, error) {
-	out := make(keyIDs, len(keys))
+func (d *dictionaries) keyIDsFor(ctx context.Context, keys map[string]struct{}) (map[string]uint32, error) {
+	out := make(map[string]uint32, len(keys))
 	var missing []string
 	d.mu.RLock()
 	for k := range keys {
@@ -239,26 +243,68 @@ func (d *dictionaries) keyIDsFor(ctx context.Context, keys map[string]struct{}) 
 	return out, nil
 }
 
-// internable reports whether string values of key may be interned.
-func (d *dictionaries) internable(key string) bool {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return !d.noIntern[key]
+// locked reads the caches for the encoder; the caller holds d.mu (read).
+type locked struct{ d *dictionaries }
+
+func (l locked) keyID(key string) (uint32, bool) { id, ok := l.d.keyIDs[key]; return id, ok }
+
+func (l locked) valueID(key uint32, value string) (uint32, bool) {
+	id, ok := l.d.valueIDs[valueKey{key, value}]
+	return id, ok
 }
 
-// valueIDsFor returns ids for the candidate values that are or may be
-// interned, inserting new ones while their key stays under
-// maxInternPerKey distinct values. Candidates left out are written inline.
-func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]struct{}, keys keyIDs) (valueIDs, error) {
-	out := make(valueIDs, len(cands))
+func (l locked) internable(key string) bool { return !l.d.noIntern[key] }
+
+func (l locked) serviceHasKey(service int32, key uint32) bool {
+	return l.d.serviceKeys[serviceKey{service, key}]
+}
+
+// ensureServiceKeys records which keys the services' spans carry.
+func (d *dictionaries) ensureServiceKeys(ctx context.Context, pairs map[serviceKey]struct{}) error {
+	if len(pairs) == 0 {
+		return nil
+	}
+	list := make([]serviceKey, 0, len(pairs))
+	for p := range pairs {
+		list = append(list, p)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].service != list[j].service {
+			return list[i].service < list[j].service
+		}
+		return list[i].key < list[j].key
+	})
+	svcs := make([]int32, len(list))
+	keys := make([]int32, len(list))
+	for i, p := range list {
+		svcs[i], keys[i] = p.service, int32(p.key)
+	}
+	_, err := d.pool.Exec(ctx, `INSERT INTO service_attribute_keys (service_id, key_id)
+		SELECT * FROM unnest($1::int[], $2::int[]) ON CONFLICT DO NOTHING`, svcs, keys)
+	if err != nil {
+		return fmt.Errorf("record service attribute keys: %w", classify(err))
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.trim()
+	for _, p := range list {
+		d.serviceKeys[p] = true
+	}
+	return nil
+}
+
+// valueIDsFor interns the candidate values into the cache and the
+// database while their key stays under maxInternPerKey distinct values;
+// keys that reach it are no longer interned. Candidates left out are
+// written inline.
+func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]struct{}, keys map[string]uint32) error {
 	var unknownKeys []int32
 	var missing []valueKey
 	d.mu.RLock()
 	seenKey := map[uint32]bool{}
 	for c := range cands {
 		vk := valueKey{keys[c.key], c.value}
-		if id, ok := d.valueIDs[vk]; ok {
-			out[vk] = id
+		if _, ok := d.valueIDs[vk]; ok {
 			continue
 		}
 		if _, ok := d.valueCount[vk.key]; !ok && !seenKey[vk.key] {
@@ -269,13 +315,13 @@ func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]str
 	}
 	d.mu.RUnlock()
 	if len(missing) == 0 {
-		return out, nil
+		return nil
 	}
 	if len(unknownKeys) > 0 {
 		rows, err := d.pool.Query(ctx, `SELECT k, (SELECT count(*) FROM attribute_values WHERE key_id = k)
 			FROM unnest($1::int[]) AS k`, unknownKeys)
 		if err != nil {
-			return nil, fmt.Errorf("count interned values: %w", classify(err))
+			return fmt.Errorf("count interned values: %w", classify(err))
 		}
 		var k int32
 		var n int
@@ -286,7 +332,7 @@ func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]str
 		})
 		d.mu.Unlock()
 		if err != nil {
-			return nil, fmt.Errorf("count interned values: %w", classify(err))
+			return fmt.Errorf("count interned values: %w", classify(err))
 		}
 	}
 	// Admit new values per key up to the limit; past it the key is no
@@ -308,7 +354,7 @@ func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]str
 	}
 	d.mu.Unlock()
 	if len(ins) == 0 {
-		return out, nil
+		return nil
 	}
 	// Insert in one global order so concurrent writers cannot deadlock.
 	sort.Slice(ins, func(i, j int) bool {
@@ -327,7 +373,7 @@ func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]str
 		ON CONFLICT (key_id, value) DO UPDATE SET value = EXCLUDED.value
 		RETURNING id, key_id, value, xmax = 0`, kids, vals)
 	if err != nil {
-		return nil, fmt.Errorf("intern attribute values: %w", classify(err))
+		return fmt.Errorf("intern attribute values: %w", classify(err))
 	}
 	var id, kid int32
 	var val string
@@ -337,7 +383,6 @@ func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]str
 	d.trim()
 	_, err = pgx.ForEachRow(rows, []any{&id, &kid, &val, &inserted}, func() error {
 		vk := valueKey{uint32(kid), val}
-		out[vk] = uint32(id)
 		d.valueIDs[vk] = uint32(id)
 		d.valueName[uint32(id)] = val
 		if inserted {
@@ -346,9 +391,9 @@ func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]str
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("intern attribute values: %w", classify(err))
+		return fmt.Errorf("intern attribute values: %w", classify(err))
 	}
-	return out, nil
+	return nil
 }
 
 // loadValues makes sure every interned value id in ids is cached.
@@ -381,6 +426,19 @@ func (d *dictionaries) loadValues(ctx context.Context, ids map[uint32]struct{}) 
 		return fmt.Errorf("load attribute values: %w", classify(err))
 	}
 	return nil
+}
+
+// cachedKeyIDs returns the cached ids of the keys of the given values.
+func (d *dictionaries) cachedKeyIDs(values map[stringPair]struct{}) map[string]uint32 {
+	out := map[string]uint32{}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for v := range values {
+		if id, ok := d.keyIDs[v.key]; ok {
+			out[v.key] = id
+		}
+	}
+	return out
 }
 
 // newResource is a resources row about to be written.

@@ -28,6 +28,13 @@ import (
 // tagInterned followed by its id in the attribute_values dictionary.
 const payloadVersion = 1
 
+// Interning policy: string values up to maxInternLen bytes of keys that
+// have shown at most maxInternPerKey distinct values.
+const (
+	maxInternLen    = 64
+	maxInternPerKey = 2000
+)
+
 const (
 	tagEmpty byte = iota
 	tagString
@@ -47,24 +54,53 @@ const maxNesting = 64
 
 var errCorruptPayload = errors.New("corrupt span payload")
 
-// keyIDs maps attribute keys to dictionary ids; every key of the spans being
-// encoded must be present.
-type keyIDs map[string]uint32
-
 // valueKey identifies an interned value: a key id and the string.
 type valueKey struct {
 	key   uint32
 	value string
 }
 
-// valueIDs maps interned (key, value) pairs to dictionary ids. Values not
-// in it are written inline.
-type valueIDs map[valueKey]uint32
+// dictSource gives the encoder the dictionary ids it knows. A missing key
+// or a missing internable value makes the encoding incomplete: the caller
+// resolves what is missing and encodes the span again.
+type dictSource interface {
+	keyID(key string) (uint32, bool)
+	serviceHasKey(service int32, key uint32) bool
+	valueID(key uint32, value string) (uint32, bool)
+	internable(key string) bool
+}
+
+// stringPair is an attribute key and a string value, before the key has
+// an id.
+type stringPair struct{ key, value string }
+
+// missing collects the dictionary entries an encoding lacked.
+type missing struct {
+	keys        map[string]struct{}
+	values      map[stringPair]struct{}
+	serviceKeys map[serviceKey]struct{}
+}
+
+// serviceKey records that a service's spans carry an attribute key.
+type serviceKey struct {
+	service int32
+	key     uint32
+}
 
 type payloadEncoder struct {
-	buf    []byte
-	keys   keyIDs
-	values valueIDs
+	buf  []byte
+	dict dictSource
+	miss *missing
+	// service is the service of the spans being encoded; the span-level
+	// keys it carries are recorded in miss.serviceKeys when new.
+	service int32
+	// After encodeSpan: needKey is set when a key had no id (the payload
+	// is unusable until the span is encoded again with the key known);
+	// needValue when an internable value had no id (the payload is valid,
+	// but encoding again after interning makes it smaller). bloom is the
+	// span's tag_bloom.
+	needKey, needValue bool
+	bloom              uint64
 }
 
 func (e *payloadEncoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
@@ -75,14 +111,18 @@ func (e *payloadEncoder) str(s string) {
 	e.buf = append(e.buf, s...)
 }
 
-// encodeSpan appends the payload of s to e.buf (reset first) and returns it.
+// encodeSpan appends the payload of s to e.buf (reset first) and returns
+// it, computing the span's attribute Bloom filter (e.bloom) on the way.
+// When e.needKey is set afterwards the payload must not be stored.
 func (e *payloadEncoder) encodeSpan(s ptrace.Span) []byte {
 	e.buf = e.buf[:0]
+	e.needKey, e.needValue = false, false
+	e.bloom = 0
 	e.buf = append(e.buf, payloadVersion)
 	e.uvarint(uint64(s.Flags()))
 	e.str(s.TraceState().AsRaw())
 	e.str(s.Status().Message())
-	e.attrs(s.Attributes())
+	e.attrs(s.Attributes(), true)
 	e.uvarint(uint64(s.DroppedAttributesCount()))
 
 	start := int64(s.StartTimestamp())
@@ -92,7 +132,7 @@ func (e *payloadEncoder) encodeSpan(s ptrace.Span) []byte {
 		ev := events.At(i)
 		e.varint(int64(ev.Timestamp()) - start)
 		e.str(ev.Name())
-		e.attrs(ev.Attributes())
+		e.attrs(ev.Attributes(), false)
 		e.uvarint(uint64(ev.DroppedAttributesCount()))
 	}
 	e.uvarint(uint64(s.DroppedEventsCount()))
@@ -106,24 +146,47 @@ func (e *payloadEncoder) encodeSpan(s ptrace.Span) []byte {
 		e.buf = append(e.buf, sid[:]...)
 		e.str(l.TraceState().AsRaw())
 		e.uvarint(uint64(l.Flags()))
-		e.attrs(l.Attributes())
+		e.attrs(l.Attributes(), false)
 		e.uvarint(uint64(l.DroppedAttributesCount()))
 	}
 	e.uvarint(uint64(s.DroppedLinksCount()))
 	return e.buf
 }
 
-func (e *payloadEncoder) attrs(m pcommon.Map) {
+// attrs encodes one attribute map; bloom adds its entries to e.bloom.
+func (e *payloadEncoder) attrs(m pcommon.Map, bloom bool) {
 	e.uvarint(uint64(m.Len()))
 	m.Range(func(k string, v pcommon.Value) bool {
-		kid := e.keys[k]
+		kid, known := e.dict.keyID(k)
+		if !known {
+			e.needKey = true
+			e.miss.keys[k] = struct{}{}
+		} else if bloom && !e.dict.serviceHasKey(e.service, kid) {
+			e.miss.serviceKeys[serviceKey{e.service, kid}] = struct{}{}
+		}
 		e.uvarint(uint64(kid))
-		if v.Type() == pcommon.ValueTypeStr && len(e.values) > 0 {
-			if id, ok := e.values[valueKey{kid, v.Str()}]; ok {
+		if v.Type() != pcommon.ValueTypeStr {
+			if bloom {
+				e.bloom |= bloomMask(k, v.AsString())
+			}
+			e.value(v)
+			return true
+		}
+		str := v.Str()
+		if bloom {
+			e.bloom |= bloomMask(k, str)
+		}
+		if known {
+			if id, ok := e.dict.valueID(kid, str); ok {
 				e.buf = append(e.buf, tagInterned)
 				e.uvarint(uint64(id))
 				return true
 			}
+		}
+		// attribute_values is text: values holding NUL stay inline.
+		if len(str) <= maxInternLen && strings.IndexByte(str, 0) < 0 && e.dict.internable(k) {
+			e.needValue = true
+			e.miss.values[stringPair{k, str}] = struct{}{}
 		}
 		e.value(v)
 		return true
@@ -170,48 +233,6 @@ func (e *payloadEncoder) value(v pcommon.Value) {
 		})
 	default:
 		e.buf = append(e.buf, tagEmpty)
-	}
-}
-
-// Interning policy: string values up to maxInternLen bytes of keys that
-// have shown at most maxInternPerKey distinct values.
-const (
-	maxInternLen    = 64
-	maxInternPerKey = 2000
-)
-
-// stringPair is an attribute key and a string value, before the key has
-// an id.
-type stringPair struct{ key, value string }
-
-// collector gathers the dictionary entries a batch of spans needs.
-type collector struct {
-	keys   map[string]struct{}
-	values map[stringPair]struct{}
-	// interned reports whether values of a key may be interned.
-	interned func(key string) bool
-}
-
-// collect adds the top-level attribute keys of s (span, events, links) and
-// their internable string values.
-func (c *collector) collect(s ptrace.Span) {
-	add := func(m pcommon.Map) {
-		m.Range(func(k string, v pcommon.Value) bool {
-			c.keys[k] = struct{}{}
-			// attribute_values is text: values holding NUL stay inline.
-			if c.values != nil && v.Type() == pcommon.ValueTypeStr && len(v.Str()) <= maxInternLen &&
-				strings.IndexByte(v.Str(), 0) < 0 && c.interned(k) {
-				c.values[stringPair{k, v.Str()}] = struct{}{}
-			}
-			return true
-		})
-	}
-	add(s.Attributes())
-	for i := 0; i < s.Events().Len(); i++ {
-		add(s.Events().At(i).Attributes())
-	}
-	for i := 0; i < s.Links().Len(); i++ {
-		add(s.Links().At(i).Attributes())
 	}
 }
 

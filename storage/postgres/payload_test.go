@@ -15,24 +15,40 @@ func (s staticKeys) keyName(id uint32) (string, bool) { k, ok := s[id]; return k
 // valueName serves interned values from the same table, offset by 1000.
 func (s staticKeys) valueName(id uint32) (string, bool) { k, ok := s[id+1000]; return k, ok }
 
+// mapDict is a dictSource over plain maps that learns every key and
+// internable value it is asked for.
+type mapDict struct {
+	keys   map[string]uint32
+	values map[valueKey]uint32
+	names  staticKeys
+}
+
+func (m *mapDict) keyID(k string) (uint32, bool) {
+	if id, ok := m.keys[k]; ok {
+		return id, true
+	}
+	id := uint32(len(m.keys) + 1)
+	m.keys[k], m.names[id] = id, k
+	return id, true
+}
+
+func (m *mapDict) valueID(k uint32, v string) (uint32, bool) {
+	if id, ok := m.values[valueKey{k, v}]; ok {
+		return id, true
+	}
+	id := uint32(len(m.values) + 1)
+	m.values[valueKey{k, v}], m.names[id+1000] = id, v
+	return id, true
+}
+
+func (m *mapDict) internable(k string) bool { return true }
+
+func (m *mapDict) serviceHasKey(int32, uint32) bool { return true }
+
 func encodeForTest(sp ptrace.Span) ([]byte, staticKeys) {
-	c := &collector{keys: map[string]struct{}{}, values: map[stringPair]struct{}{},
-		interned: func(k string) bool { return k != "unicode" }}
-	c.collect(sp)
-	ids := keyIDs{}
-	names := staticKeys{}
-	for k := range c.keys {
-		id := uint32(len(ids) + 1)
-		ids[k], names[id] = id, k
-	}
-	vals := valueIDs{}
-	for p := range c.values {
-		id := uint32(len(vals) + 1)
-		vals[valueKey{ids[p.key], p.value}] = id
-		names[id+1000] = p.value
-	}
-	e := &payloadEncoder{keys: ids, values: vals}
-	return append([]byte(nil), e.encodeSpan(sp)...), names
+	d := &mapDict{keys: map[string]uint32{}, values: map[valueKey]uint32{}, names: staticKeys{}}
+	e := &payloadEncoder{dict: d, miss: &missing{keys: map[string]struct{}{}, values: map[stringPair]struct{}{}, serviceKeys: map[serviceKey]struct{}{}}}
+	return append([]byte(nil), e.encodeSpan(sp)...), d.names
 }
 
 func TestPayloadRoundTrip(t *testing.T) {

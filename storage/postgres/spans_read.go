@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -20,8 +21,9 @@ const (
 	// searchPageRows is how many candidate spans one search round trip
 	// reads; searchMaxRows bounds the spans one search may examine, so a
 	// rare tag over a long range cannot turn into an unbounded scan.
-	searchPageRows = 2000
-	searchMaxRows  = 200_000
+	searchPageRows    = 2000
+	searchMaxPageRows = 64_000
+	searchMaxRows     = 200_000
 )
 
 // kindNames are the Jaeger API names of OTLP span kinds, by number.
@@ -305,17 +307,19 @@ func (s *SpanStore) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptr
 	if q.DurationMax > 0 {
 		where = append(where, "duration_ns <= "+arg(q.DurationMax.Nanoseconds()))
 	}
-	if len(q.Tags) > 0 {
-		conds, err := s.tagConditions(ctx, svcIDs, q.Tags, arg)
+	tags, err := s.resolveTags(ctx, q.Tags)
+	if err != nil {
+		return nil, err
+	}
+	if len(tags) > 0 {
+		conds, err := s.tagConditions(ctx, svcIDs, tags, arg)
+		if errors.Is(err, errNoMatch) {
+			return nil, nil
+		}
 		if err != nil {
 			return nil, err
 		}
 		where = append(where, conds...)
-	}
-
-	tags, err := s.resolveTags(ctx, q.Tags)
-	if err != nil {
-		return nil, err
 	}
 	ids, err := s.scanCandidates(ctx, where, args, tags, minuteOf(q.StartMin), minuteOf(q.StartMax), limit)
 	if err != nil || len(ids) == 0 {
@@ -326,15 +330,20 @@ func (s *SpanStore) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptr
 
 // scanCandidates walks minute ranges from hi down to lo and returns up to
 // limit distinct trace ids of spans that satisfy where (with args) and
-// match every tag. Each range is read through a server-side cursor so
-// PostgreSQL sorts it once however many pages are fetched, and reading
-// stops as soon as enough traces are found.
+// match every tag. Within a range it reads pages newest first with a
+// LIMIT (a bounded top-N sort in PostgreSQL), growing the page eightfold
+// each time a page was not enough, so that common tags cost one small page
+// and rare ones few round trips.
 func (s *SpanStore) scanCandidates(ctx context.Context, where []string, args []any, tags []searchTag, lo, hi int32, limit int) ([][16]byte, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, fmt.Errorf("find traces: %w", classify(err))
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// Sorting a busy minute's candidates must not spill to disk.
+	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
+		return nil, fmt.Errorf("find traces: %w", classify(err))
+	}
 
 	base := len(args)
 	seen := map[[16]byte]bool{}
@@ -343,22 +352,25 @@ func (s *SpanStore) scanCandidates(ctx context.Context, where []string, args []a
 	scanned := 0
 	for hi >= lo && len(ids) < limit && scanned < searchMaxRows {
 		from := max(lo, hi-step+1)
-		args = args[:base]
-		args = append(args, from, hi)
-		sql := "DECLARE search NO SCROLL CURSOR FOR " + spanSelect + " WHERE " + strings.Join(where, " AND ") +
-			fmt.Sprintf(" AND start_minute BETWEEN $%d AND $%d ORDER BY start_time DESC, span_id DESC", base+1, base+2)
-		if _, err := tx.Exec(ctx, sql, args...); err != nil {
-			return nil, fmt.Errorf("find traces: open cursor: %w", classify(err))
-		}
-		got := 0
+		pageRows := searchPageRows
+		var cursor *storedSpan
+		got, found := 0, len(ids)
 		for len(ids) < limit && scanned < searchMaxRows {
-			rows, err := tx.Query(ctx, fmt.Sprintf("FETCH %d FROM search", searchPageRows))
+			args = append(args[:base], from, hi)
+			sql := spanSelect + " WHERE " + strings.Join(where, " AND ") +
+				fmt.Sprintf(" AND start_minute BETWEEN $%d AND $%d", base+1, base+2)
+			if cursor != nil {
+				args = append(args, cursor.start, cursor.spanID)
+				sql += fmt.Sprintf(" AND (start_time, span_id) < ($%d, $%d)", base+3, base+4)
+			}
+			sql += fmt.Sprintf(" ORDER BY start_time DESC, span_id DESC LIMIT %d", pageRows)
+			rows, err := tx.Query(ctx, sql, args...)
 			if err != nil {
-				return nil, fmt.Errorf("find traces: fetch: %w", classify(err))
+				return nil, fmt.Errorf("find traces: %w", classify(err))
 			}
 			page, err := scanSpans(rows)
 			if err != nil {
-				return nil, fmt.Errorf("find traces: fetch: %w", classify(err))
+				return nil, fmt.Errorf("find traces: %w", classify(err))
 			}
 			got += len(page)
 			scanned += len(page)
@@ -382,17 +394,16 @@ func (s *SpanStore) scanCandidates(ctx context.Context, where []string, args []a
 					}
 				}
 			}
-			if len(page) < searchPageRows {
+			if len(page) < pageRows {
 				break
 			}
+			cursor = &page[len(page)-1]
+			pageRows = min(pageRows*8, searchMaxPageRows)
 		}
-		if _, err := tx.Exec(ctx, "CLOSE search"); err != nil {
-			return nil, fmt.Errorf("find traces: close cursor: %w", classify(err))
-		}
-		// Widen the next range while ranges come back empty, so sparse
-		// services need few round trips.
+		// Widen the next range while ranges yield few candidates or no new
+		// trace, so sparse services and rare tags need few round trips.
 		hi = from - 1
-		if got == 0 {
+		if got < searchPageRows/4 || len(ids) == found {
 			step = min(step*2, 1<<16)
 		}
 	}
@@ -507,6 +518,10 @@ func (m *matcher) tagMatches(sp storedSpan, t searchTag) (bool, error) {
 	return ok && resourceMatches(res, t.key, t.want), nil
 }
 
+// errNoMatch tells FindTraces that a tag can match no span of the
+// services, so the search need not run.
+var errNoMatch = errors.New("no span can match")
+
 // minuteOf is the start_minute of t: minutes since the Unix epoch.
 func minuteOf(t time.Time) int32 {
 	return int32(t.UnixNano() / int64(time.Minute))
@@ -549,7 +564,30 @@ func (s *SpanStore) operationIDs(ctx context.Context, svcIDs []int32, name strin
 // span satisfies (it may also admit some that do not match; the exact check
 // happens in Go): the attribute Bloom filter, or a resource whose
 // attributes match, or the column behind a special key.
-func (s *SpanStore) tagConditions(ctx context.Context, svcIDs []int32, tags map[string]string, arg func(any) string) ([]string, error) {
+func (s *SpanStore) tagConditions(ctx context.Context, svcIDs []int32, tags []searchTag, arg func(any) string) ([]string, error) {
+	// Keys the services' spans never carried cannot match as span
+	// attributes: their Bloom branch is left out.
+	var kids []int32
+	for _, t := range tags {
+		if t.keyID != 0 {
+			kids = append(kids, int32(t.keyID))
+		}
+	}
+	present := map[uint32]bool{}
+	if len(kids) > 0 {
+		rows, err := s.pool.Query(ctx, `SELECT DISTINCT key_id FROM service_attribute_keys
+			WHERE service_id = ANY($1) AND key_id = ANY($2)`, svcIDs, kids)
+		if err != nil {
+			return nil, fmt.Errorf("find traces: service keys: %w", classify(err))
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return nil, fmt.Errorf("find traces: service keys: %w", classify(err))
+		}
+		for _, id := range ids {
+			present[uint32(id)] = true
+		}
+	}
 	rows, err := s.pool.Query(ctx, "SELECT id, resource, scope FROM resources WHERE service_id = ANY($1)", svcIDs)
 	if err != nil {
 		return nil, fmt.Errorf("find traces: load resources: %w", classify(err))
@@ -572,19 +610,18 @@ func (s *SpanStore) tagConditions(ctx context.Context, svcIDs []int32, tags map[
 	if err != nil {
 		return nil, fmt.Errorf("find traces: load resources: %w", classify(err))
 	}
-	keys := make([]string, 0, len(tags))
-	for k := range tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // deterministic SQL for the plan cache
+	sort.Slice(tags, func(i, j int) bool { return tags[i].key < tags[j].key }) // deterministic SQL
 	var conds []string
-	for _, k := range keys {
-		v := tags[k]
+	for _, t := range tags {
+		k, v := t.key, t.want
 		if k == "otel.status_description" {
 			continue // only in the payload: checked in Go
 		}
-		m := int64(bloomMask(k, v))
-		parts := []string{"tag_bloom & " + arg(m) + " = " + arg(m)}
+		var parts []string
+		if present[t.keyID] {
+			m := int64(bloomMask(k, v))
+			parts = append(parts, "tag_bloom & "+arg(m)+" = "+arg(m))
+		}
 		var resIDs []int64
 		for _, r := range resources {
 			if r.valid && resourceMatches(r.info, k, v) {
@@ -616,6 +653,9 @@ func (s *SpanStore) tagConditions(ctx context.Context, svcIDs []int32, tags map[
 				}
 				parts = append(parts, "operation_id = ANY("+arg(ops)+")")
 			}
+		}
+		if len(parts) == 0 {
+			return nil, errNoMatch
 		}
 		conds = append(conds, "("+strings.Join(parts, " OR ")+")")
 	}

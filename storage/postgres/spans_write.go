@@ -174,22 +174,19 @@ func (s *SpanStore) copy(ctx context.Context, rows []spanRow) error {
 }
 
 // buildRows resolves the dictionaries for batch and encodes its rows.
+// Attributes are walked once: each span is encoded with the cached
+// dictionaries, and only spans that met an unknown key or an internable
+// new value are encoded again once those are resolved.
 func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spanRow, error) {
 	services := map[string]struct{}{}
-	col := &collector{keys: map[string]struct{}{}, values: map[stringPair]struct{}{}, interned: s.dict.internable}
 	n := 0
 	for _, td := range batch {
 		rss := td.ResourceSpans()
 		for i := 0; i < rss.Len(); i++ {
-			rs := rss.At(i)
-			services[serviceName(rs.Resource())] = struct{}{}
-			sss := rs.ScopeSpans()
+			services[serviceName(rss.At(i).Resource())] = struct{}{}
+			sss := rss.At(i).ScopeSpans()
 			for j := 0; j < sss.Len(); j++ {
-				spans := sss.At(j).Spans()
-				n += spans.Len()
-				for k := 0; k < spans.Len(); k++ {
-					col.collect(spans.At(k))
-				}
+				n += sss.At(j).Spans().Len()
 			}
 		}
 	}
@@ -197,14 +194,6 @@ func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spa
 		return nil, nil
 	}
 	svcIDs, err := s.dict.serviceIDsFor(ctx, services, s.now())
-	if err != nil {
-		return nil, err
-	}
-	kids, err := s.dict.keyIDsFor(ctx, col.keys)
-	if err != nil {
-		return nil, err
-	}
-	vids, err := s.dict.valueIDsFor(ctx, col.values, kids)
 	if err != nil {
 		return nil, err
 	}
@@ -248,10 +237,24 @@ func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spa
 	}
 
 	rows := make([]spanRow, 0, n)
-	enc := &payloadEncoder{keys: kids, values: vids}
+	spans := make([]ptrace.Span, 0, n)
+	var again []int // rows to encode again once the dictionaries know more
+	miss := &missing{keys: map[string]struct{}{}, values: map[stringPair]struct{}{}, serviceKeys: map[serviceKey]struct{}{}}
+	enc := &payloadEncoder{dict: locked{s.dict}, miss: miss}
 	// One backing array for every payload of the batch: far fewer
 	// allocations than one slice per span.
 	arena := make([]byte, 0, n*128)
+	encode := func(sp ptrace.Span) []byte {
+		enc.buf = arena[len(arena):]
+		p := enc.encodeSpan(sp)
+		if cap(p) == cap(arena[len(arena):]) {
+			arena = arena[:len(arena)+len(p)]
+		} else {
+			arena = make([]byte, 0, max(len(p), n*128))
+		}
+		return p[:len(p):len(p)]
+	}
+	s.dict.mu.RLock()
 	ref := 0
 	for _, td := range batch {
 		rss := td.ResourceSpans()
@@ -260,35 +263,58 @@ func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spa
 			for j := 0; j < sss.Len(); j++ {
 				r := refs[ref]
 				ref++
-				spans := sss.At(j).Spans()
-				for k := 0; k < spans.Len(); k++ {
-					sp := spans.At(k)
-					enc.buf = arena[len(arena):]
-					p := enc.encodeSpan(sp)
-					if cap(p) == cap(arena[len(arena):]) {
-						arena = arena[:len(arena)+len(p)]
-					} else {
-						arena = make([]byte, 0, max(len(p), n*128))
+				enc.service = r.service
+				ss := sss.At(j).Spans()
+				for k := 0; k < ss.Len(); k++ {
+					sp := ss.At(k)
+					p := encode(sp)
+					if enc.needKey || enc.needValue {
+						again = append(again, len(rows))
 					}
 					start := sp.StartTimestamp()
-					dur := int64(sp.EndTimestamp()) - int64(start)
 					rows = append(rows, spanRow{
 						start:    start.AsTime(),
 						spanID:   idToInt(sp.SpanID()),
 						parentID: idToInt(sp.ParentSpanID()),
-						duration: dur,
+						duration: int64(sp.EndTimestamp()) - int64(start),
 						resource: r.resource,
-						bloom:    int64(attributesBloom(sp.Attributes())),
+						bloom:    int64(enc.bloom),
 						traceID:  sp.TraceID(),
 						service:  r.service,
 						minute:   int32(int64(start) / int64(time.Minute)),
 						op:       opIDs[opKey{service: r.service, name: sp.Name(), kind: int16(sp.Kind())}],
 						status:   int16(sp.Status().Code()),
-						payload:  p[:len(p):len(p)],
+						payload:  p,
 					})
+					spans = append(spans, sp)
 				}
 			}
 		}
 	}
-	return rows, nil
+	s.dict.mu.RUnlock()
+	if len(again) == 0 {
+		return rows, s.dict.ensureServiceKeys(ctx, miss.serviceKeys)
+	}
+
+	kids, err := s.dict.keyIDsFor(ctx, miss.keys)
+	if err != nil {
+		return nil, err
+	}
+	for k, id := range s.dict.cachedKeyIDs(miss.values) {
+		kids[k] = id
+	}
+	if err := s.dict.valueIDsFor(ctx, miss.values, kids); err != nil {
+		return nil, err
+	}
+	s.dict.mu.RLock()
+	for _, i := range again {
+		enc.service = rows[i].service
+		rows[i].payload = encode(spans[i])
+		if enc.needKey {
+			s.dict.mu.RUnlock()
+			return nil, fmt.Errorf("encode span %x: attribute key still unknown after upsert", rows[i].spanID)
+		}
+	}
+	s.dict.mu.RUnlock()
+	return rows, s.dict.ensureServiceKeys(ctx, miss.serviceKeys)
 }
