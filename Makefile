@@ -43,7 +43,7 @@ bench: bench-ingest
 	@if [ -f client/go.mod ]; then cd client && $(GO) test -run '^$$' -bench . -benchmem ./...; fi
 
 ## bench-ingest: end-to-end OTLP ingest vs raw COPY, bytes per span, query latency
-bench-ingest:
+bench-ingest: build
 	$(GO) run ./cmd/vigil-bench $(BENCH_ARGS)
 
 ## fuzz: run each fuzzer for FUZZTIME and keep what it finds in testdata/
