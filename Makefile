@@ -23,7 +23,7 @@ demo: build
 	cd client && $(GO) build -o ../bin/vigil-demo ./cmd/vigil-demo
 	./$(BIN) serve $(ARGS) & vigil=$$!; trap 'kill $$vigil; wait $$vigil' EXIT INT TERM; \
 	for i in $$(seq 1 60); do curl -sf localhost:8080/readyz >/dev/null 2>&1 && break; sleep 1; done; \
-	./bin/vigil-demo --otlp-endpoint 127.0.0.1:4317
+	./bin/vigil-demo --otlp-endpoint 127.0.0.1:4317 --load 20
 
 ## test: formatting, vet, and every test against a real PostgreSQL
 test: fmt-check vet

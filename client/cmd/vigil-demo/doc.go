@@ -4,7 +4,7 @@
 //
 //	vigil-demo -otlp-endpoint 127.0.0.1:4317 -load 20
 //
-// The gateway (default 127.0.0.1:8080) serves GET /users/{id} and POST /users
+// The gateway (default 127.0.0.1:3000) serves GET /users/{id} and POST /users
 // by calling user-service through the client (P2C-EWMA balancing, ejection,
 // circuit breakers, retries with a budget). Each user-service instance
 // (default 127.0.0.1:3001-3003) serves the seed's /users/{id}. Every service

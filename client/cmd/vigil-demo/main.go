@@ -52,7 +52,7 @@ func main() {
 func defaultConfig() config {
 	return config{
 		OTLPEndpoint:   "127.0.0.1:4317",
-		GatewayAddr:    "127.0.0.1:8080",
+		GatewayAddr:    "127.0.0.1:3000",
 		UserAddrs:      []string{"127.0.0.1:3001", "127.0.0.1:3002", "127.0.0.1:3003"},
 		Fault:          "none",
 		SlowDelay:      800 * time.Millisecond,
