@@ -6,24 +6,25 @@ import (
 )
 
 // A span's tag_bloom is a 64-bit Bloom filter over its top-level
-// attributes, each added as key, NUL, the value's string form, with three
-// bits taken from one 64-bit hash. With ~10 attributes a query for a
+// attributes, each added as its key and the value's string form, with
+// three bits taken from a mix of the two strings' 64-bit hashes. With ~10 attributes a query for a
 // key=value the span does not have passes by chance about 5% of the time;
 // search then checks the decoded span exactly, so false positives cost time,
 // never correctness.
 
 // bloomMask returns the three bits of key=value.
 func bloomMask(key, value string) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	_, _ = d.WriteString(key)
-	_, _ = d.Write([]byte{0})
-	_, _ = d.WriteString(value)
-	h := d.Sum64()
+	return bloomBits(xxhash.Sum64String(key), value)
+}
+
+// bloomBits is bloomMask with the key's hash already computed.
+func bloomBits(keyHash uint64, value string) uint64 {
+	h := keyHash ^ (xxhash.Sum64String(value) * 0x9e3779b97f4a7c15)
+	h ^= h >> 29
 	return 1<<(h&63) | 1<<((h>>6)&63) | 1<<((h>>12)&63)
 }
 
-// attributesBloom is the filter of a span's attributes.
+// attributesBloom is the filter of an attribute map's top-level entries.
 func attributesBloom(m pcommon.Map) uint64 {
 	var b uint64
 	m.Range(func(k string, v pcommon.Value) bool {

@@ -53,16 +53,16 @@ type dictionaries struct {
 	opInfo      map[int32]opInfo
 	keyIDs      map[string]uint32
 	keyName     map[uint32]string
-	valueIDs    map[valueKey]uint32
+	valueIDs    map[uint32]map[string]uint32 // key id → value → id
 	valueName   map[uint32]string
 	// valueCount is the number of interned values of a key id, loaded from
 	// the database the first time the key is met; noIntern holds the keys
 	// that reached maxInternPerKey.
 	valueCount map[uint32]int
 	noIntern   map[string]bool
-	// serviceKeys holds the (service, key) pairs known to be recorded in
-	// service_attribute_keys.
-	serviceKeys map[serviceKey]bool
+	// serviceKeys holds, per service, a bitset of the key ids known to be
+	// recorded in service_attribute_keys.
+	serviceKeys map[int32][]uint64
 	resources   map[int64]bool
 	resInfo     map[int64]resourceInfo
 }
@@ -81,11 +81,11 @@ func (d *dictionaries) reset() {
 	d.opInfo = map[int32]opInfo{}
 	d.keyIDs = map[string]uint32{}
 	d.keyName = map[uint32]string{}
-	d.valueIDs = map[valueKey]uint32{}
+	d.valueIDs = map[uint32]map[string]uint32{}
 	d.valueName = map[uint32]string{}
 	d.valueCount = map[uint32]int{}
 	d.noIntern = map[string]bool{}
-	d.serviceKeys = map[serviceKey]bool{}
+	d.serviceKeys = map[int32][]uint64{}
 	d.resources = map[int64]bool{}
 	d.resInfo = map[int64]resourceInfo{}
 }
@@ -93,7 +93,7 @@ func (d *dictionaries) reset() {
 // trim clears the caches when one grew too large. Callers hold d.mu.
 func (d *dictionaries) trim() {
 	if len(d.opIDs) > maxCacheEntries || len(d.keyIDs) > maxCacheEntries ||
-		len(d.valueIDs) > maxCacheEntries || len(d.resources) > maxCacheEntries || len(d.resInfo) > maxCacheEntries {
+		len(d.valueName) > maxCacheEntries || len(d.resources) > maxCacheEntries || len(d.resInfo) > maxCacheEntries {
 		d.reset()
 	}
 }
@@ -249,14 +249,22 @@ type locked struct{ d *dictionaries }
 func (l locked) keyID(key string) (uint32, bool) { id, ok := l.d.keyIDs[key]; return id, ok }
 
 func (l locked) valueID(key uint32, value string) (uint32, bool) {
-	id, ok := l.d.valueIDs[valueKey{key, value}]
+	id, ok := l.d.valueIDs[key][value]
 	return id, ok
 }
 
 func (l locked) internable(key string) bool { return !l.d.noIntern[key] }
 
-func (l locked) serviceHasKey(service int32, key uint32) bool {
-	return l.d.serviceKeys[serviceKey{service, key}]
+func (l locked) serviceKeyBits(service int32) []uint64 { return l.d.serviceKeys[service] }
+
+// putValue caches an interned value id. Callers hold d.mu.
+func (d *dictionaries) putValue(vk valueKey, id uint32) {
+	m := d.valueIDs[vk.key]
+	if m == nil {
+		m = map[string]uint32{}
+		d.valueIDs[vk.key] = m
+	}
+	m[vk.value] = id
 }
 
 // ensureServiceKeys records which keys the services' spans carry.
@@ -288,7 +296,12 @@ func (d *dictionaries) ensureServiceKeys(ctx context.Context, pairs map[serviceK
 	defer d.mu.Unlock()
 	d.trim()
 	for _, p := range list {
-		d.serviceKeys[p] = true
+		bits := d.serviceKeys[p.service]
+		for int(p.key/64) >= len(bits) {
+			bits = append(bits, 0)
+		}
+		bits[p.key/64] |= 1 << (p.key % 64)
+		d.serviceKeys[p.service] = bits
 	}
 	return nil
 }
@@ -304,7 +317,7 @@ func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]str
 	seenKey := map[uint32]bool{}
 	for c := range cands {
 		vk := valueKey{keys[c.key], c.value}
-		if _, ok := d.valueIDs[vk]; ok {
+		if _, ok := d.valueIDs[vk.key][vk.value]; ok {
 			continue
 		}
 		if _, ok := d.valueCount[vk.key]; !ok && !seenKey[vk.key] {
@@ -383,7 +396,7 @@ func (d *dictionaries) valueIDsFor(ctx context.Context, cands map[stringPair]str
 	d.trim()
 	_, err = pgx.ForEachRow(rows, []any{&id, &kid, &val, &inserted}, func() error {
 		vk := valueKey{uint32(kid), val}
-		d.valueIDs[vk] = uint32(id)
+		d.putValue(vk, uint32(id))
 		d.valueName[uint32(id)] = val
 		if inserted {
 			d.valueCount[vk.key]++
@@ -419,7 +432,7 @@ func (d *dictionaries) loadValues(ctx context.Context, ids map[uint32]struct{}) 
 	defer d.mu.Unlock()
 	_, err = pgx.ForEachRow(rows, []any{&id, &kid, &val}, func() error {
 		d.valueName[uint32(id)] = val
-		d.valueIDs[valueKey{uint32(kid), val}] = uint32(id)
+		d.putValue(valueKey{uint32(kid), val}, uint32(id))
 		return nil
 	})
 	if err != nil {

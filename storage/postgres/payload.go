@@ -65,7 +65,8 @@ type valueKey struct {
 // resolves what is missing and encodes the span again.
 type dictSource interface {
 	keyID(key string) (uint32, bool)
-	serviceHasKey(service int32, key uint32) bool
+	// serviceKeyBits is a bitset of the key ids recorded for a service.
+	serviceKeyBits(service int32) []uint64
 	valueID(key uint32, value string) (uint32, bool)
 	internable(key string) bool
 }
@@ -91,9 +92,11 @@ type payloadEncoder struct {
 	buf  []byte
 	dict dictSource
 	miss *missing
-	// service is the service of the spans being encoded; the span-level
-	// keys it carries are recorded in miss.serviceKeys when new.
-	service int32
+	// service is the service of the spans being encoded and serviceBits
+	// the keys known for it (set both with setService); span-level keys
+	// not in it are recorded in miss.serviceKeys.
+	service     int32
+	serviceBits []uint64
 	// After encodeSpan: needKey is set when a key had no id (the payload
 	// is unusable until the span is encoded again with the key known);
 	// needValue when an internable value had no id (the payload is valid,
@@ -109,6 +112,12 @@ func (e *payloadEncoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, 
 func (e *payloadEncoder) str(s string) {
 	e.uvarint(uint64(len(s)))
 	e.buf = append(e.buf, s...)
+}
+
+// setService sets the service of the spans encoded next.
+func (e *payloadEncoder) setService(service int32) {
+	e.service = service
+	e.serviceBits = e.dict.serviceKeyBits(service)
 }
 
 // encodeSpan appends the payload of s to e.buf (reset first) and returns
@@ -161,7 +170,7 @@ func (e *payloadEncoder) attrs(m pcommon.Map, bloom bool) {
 		if !known {
 			e.needKey = true
 			e.miss.keys[k] = struct{}{}
-		} else if bloom && !e.dict.serviceHasKey(e.service, kid) {
+		} else if bloom && (int(kid/64) >= len(e.serviceBits) || e.serviceBits[kid/64]&(1<<(kid%64)) == 0) {
 			e.miss.serviceKeys[serviceKey{e.service, kid}] = struct{}{}
 		}
 		e.uvarint(uint64(kid))

@@ -43,7 +43,7 @@ func (m *mapDict) valueID(k uint32, v string) (uint32, bool) {
 
 func (m *mapDict) internable(k string) bool { return true }
 
-func (m *mapDict) serviceHasKey(int32, uint32) bool { return true }
+func (m *mapDict) serviceKeyBits(int32) []uint64 { return nil }
 
 func encodeForTest(sp ptrace.Span) ([]byte, staticKeys) {
 	d := &mapDict{keys: map[string]uint32{}, values: map[valueKey]uint32{}, names: staticKeys{}}

@@ -22,6 +22,14 @@ type bundle struct {
 
 func setup(t *testing.T) bundle {
 	t.Helper()
+	return newBundle(t)
+}
+
+// setupBench is setup for benchmarks.
+func setupBench(b *testing.B) *SpanStore { return newBundle(b).store }
+
+func newBundle(t testing.TB) bundle {
+	t.Helper()
 	pool, _ := pgtest.NewPool(t)
 	ctx := context.Background()
 	if _, err := Migrate(ctx, pool, nil); err != nil {

@@ -263,7 +263,7 @@ func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spa
 			for j := 0; j < sss.Len(); j++ {
 				r := refs[ref]
 				ref++
-				enc.service = r.service
+				enc.setService(r.service)
 				ss := sss.At(j).Spans()
 				for k := 0; k < ss.Len(); k++ {
 					sp := ss.At(k)
@@ -308,7 +308,7 @@ func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spa
 	}
 	s.dict.mu.RLock()
 	for _, i := range again {
-		enc.service = rows[i].service
+		enc.setService(rows[i].service)
 		rows[i].payload = encode(spans[i])
 		if enc.needKey {
 			s.dict.mu.RUnlock()
