@@ -80,7 +80,8 @@ func (r *report) print(w io.Writer, o options) {
 	if n := r.pipeline["vigil_pipeline_batch_spans_count"]; n > 0 {
 		fmt.Fprintf(w, "| pipeline: batches, mean spans per batch, mean write+commit time | %.0f, %.0f, %.1f ms |\n",
 			n, r.pipeline["vigil_pipeline_batch_spans_sum"]/n,
-			1000*r.pipeline["vigil_pipeline_commit_duration_seconds_sum"]/r.pipeline["vigil_pipeline_commit_duration_seconds_count"])
+			1000*r.pipeline[`vigil_pipeline_commit_duration_seconds_sum{signal="traces"}`]/
+				r.pipeline[`vigil_pipeline_commit_duration_seconds_count{signal="traces"}`])
 	}
 	if r.load.firstErr != "" {
 		fmt.Fprintf(w, "\nfirst export error: %s\n", r.load.firstErr)

@@ -136,7 +136,7 @@ func TestPostgresOutageLosesNothing(t *testing.T) {
 	}
 
 	acked := metricValue(t, ts.httpURL, `vigil_ingest_spans_stored_total{protocol="otlp_grpc"}`)
-	failed := metricValue(t, ts.httpURL, "vigil_pipeline_batch_errors_total")
+	failed := metricValue(t, ts.httpURL, `vigil_pipeline_batch_errors_total{signal="traces"}`)
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)

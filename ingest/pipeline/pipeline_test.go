@@ -129,9 +129,9 @@ func TestQueueFullAndDrainOnShutdown(t *testing.T) {
 	// must be refused at once.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		p.mu.Lock()
-		q := p.queued
-		p.mu.Unlock()
+		p.b.mu.Lock()
+		q := p.b.queued
+		p.b.mu.Unlock()
 		if q == 20 {
 			break
 		}
