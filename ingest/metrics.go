@@ -13,6 +13,22 @@ import (
 const (
 	ProtocolOTLPGRPC = "otlp_grpc"
 	ProtocolOTLPHTTP = "otlp_http"
+
+	// ProtocolJaegerUDPCompact counts spans of Jaeger agent datagrams in
+	// compact thrift, whichever UDP port they arrived on.
+	ProtocolJaegerUDPCompact = "jaeger_udp_compact"
+	// ProtocolJaegerUDPBinary counts spans of Jaeger agent datagrams in
+	// binary thrift, whichever UDP port they arrived on.
+	ProtocolJaegerUDPBinary = "jaeger_udp_binary"
+	// ProtocolJaegerHTTP counts spans of the Jaeger collector's HTTP
+	// thrift endpoint (POST /api/traces).
+	ProtocolJaegerHTTP = "jaeger_http"
+	// ProtocolJaegerGRPC counts spans of the Jaeger collector's gRPC API
+	// (jaeger.api_v2.CollectorService/PostSpans).
+	ProtocolJaegerGRPC = "jaeger_grpc"
+	// ProtocolZipkinHTTP counts spans of Zipkin v2 (POST /api/v2/spans,
+	// JSON or protobuf).
+	ProtocolZipkinHTTP = "zipkin_http"
 )
 
 // Reason label values of the rejected counters for data refused by the
@@ -36,9 +52,9 @@ const (
 // decoded have no span count and are not counted here.
 type Metrics struct {
 	spans itemVecs
-	// Metric points and log records get their own itemVecs
-	// (vigil_ingest_metric_points_*, vigil_ingest_log_records_*) when
-	// their receivers arrive.
+	logs  itemVecs // vigil_ingest_log_records_*
+	// Metric points get their own itemVecs (vigil_ingest_metric_points_*)
+	// when their receivers arrive.
 }
 
 type itemVecs struct {
@@ -73,12 +89,12 @@ func (v itemVecs) collectors() []prometheus.Collector {
 // registration fails, e.g. because the counters are already registered on
 // reg (create one Metrics per registry).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{spans: newItemVecs("spans", "spans")}
+	m := &Metrics{spans: newItemVecs("spans", "spans"), logs: newItemVecs("log_records", "log records")}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range m.spans.collectors() {
+	for _, c := range append(m.spans.collectors(), m.logs.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
@@ -98,6 +114,15 @@ func (m *Metrics) Spans(protocol string) *Counters {
 		return nil
 	}
 	return m.spans.bind(protocol)
+}
+
+// Logs returns the log record counters of one protocol, as Spans does for
+// spans.
+func (m *Metrics) Logs(protocol string) *Counters {
+	if m == nil {
+		return nil
+	}
+	return m.logs.bind(protocol)
 }
 
 func (v itemVecs) bind(protocol string) *Counters {

@@ -221,12 +221,14 @@ type validator struct {
 	reasons            map[string]int
 	problems           []string
 	unreported         int // rejections not named in problems
+	// one and many name the items counted in messages ("span", "spans").
+	one, many string
 }
 
 func newValidator(lim Limits) *validator {
 	lim = lim.WithDefaults()
 	now := lim.Now()
-	v := &validator{lim: lim, minStart: 0, maxStart: math.MaxUint64}
+	v := &validator{lim: lim, minStart: 0, maxStart: math.MaxUint64, one: "span", many: "spans"}
 	if lim.MaxAge > 0 {
 		if t := now.Add(-lim.MaxAge).UnixNano(); t > 0 {
 			v.minStart = uint64(t)
@@ -258,9 +260,9 @@ func (v *validator) rejectGroup(p problem, spans int, where func() string) {
 		return // nothing lost: an empty resource or scope is just dropped
 	}
 	v.reject(p.reason, spans, func() string {
-		s := "spans"
+		s := v.many
 		if spans == 1 {
-			s = "span"
+			s = v.one
 		}
 		return fmt.Sprintf("%s: %s (%d %s rejected)", where(), p.detail, spans, s)
 	})
@@ -271,7 +273,7 @@ func (v *validator) report() ValidationReport {
 	if len(v.problems) > 0 {
 		r.Message = strings.Join(v.problems, problemSeparator)
 		if v.unreported > 0 {
-			r.Message += fmt.Sprintf("%sand %d more rejected spans", problemSeparator, v.unreported)
+			r.Message += fmt.Sprintf("%sand %d more rejected %s", problemSeparator, v.unreported, v.many)
 		}
 	}
 	return r

@@ -39,10 +39,23 @@ type Config struct {
 	// decompression.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 
+	Logs     LogsConfig      `yaml:"logs"`
 	Auth     AuthConfig      `yaml:"auth"`
 	Log      LogConfig       `yaml:"log"`
 	Limits   ingest.Limits   `yaml:"limits"`
 	Pipeline pipeline.Config `yaml:"pipeline"`
+}
+
+// LogsConfig configures the log signal.
+type LogsConfig struct {
+	// Retention is how long log records are kept; zero means the same as
+	// the top-level retention.
+	Retention model.Duration `yaml:"retention"`
+	// AllowedOrigins lists the browser origins, besides the server's own,
+	// allowed to open the live-tail WebSocket.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// Pipeline sizes the log pipeline.
+	Pipeline pipeline.LogConfig `yaml:"pipeline"`
 }
 
 // AuthConfig holds the optional bearer tokens. Empty lists turn a check off.
@@ -69,6 +82,7 @@ func defaultConfig() Config {
 		MaxRequestBytes: 16 << 20,
 		Log:             LogConfig{Level: "info", Format: "text"},
 		Pipeline:        pipeline.DefaultConfig(),
+		Logs:            LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
 	}
 }
 
@@ -99,7 +113,10 @@ func (c *Config) Validate() error {
 	if err := c.Pipeline.Validate(); err != nil {
 		return err
 	}
-	return nil
+	if r := time.Duration(c.Logs.Retention); r != 0 && r < 24*time.Hour {
+		return fmt.Errorf("logs.retention: %s is shorter than one day", c.Logs.Retention)
+	}
+	return c.Logs.Pipeline.Validate()
 }
 
 // resolveSecrets reads the *_file settings.
@@ -173,6 +190,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.OTLPGRPC, "otlp-grpc", c.OTLPGRPC, "OTLP/gRPC receiver address (empty = off)")
 	fs.StringVar(&c.OTLPHTTP, "otlp-http", c.OTLPHTTP, "OTLP/HTTP receiver address (empty = off)")
 	fs.Var(durationValue{&c.Retention}, "retention", "how long telemetry is kept (e.g. 7d, 36h, 2w)")
+	fs.Var(durationValue{&c.Logs.Retention}, "logs-retention", "how long log records are kept (default: --retention)")
 	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "largest ingest request in bytes, before and after decompression")
 	fs.StringSliceVar(&c.Auth.IngestTokens, "ingest-token", c.Auth.IngestTokens, "bearer token accepted by the receivers (repeat or comma-separate; none = no check)")
 	fs.StringSliceVar(&c.Auth.ReadTokens, "read-token", c.Auth.ReadTokens, "bearer token accepted by the query APIs (repeat or comma-separate; none = no check)")
@@ -234,9 +252,13 @@ func resolveConfig(fs *pflag.FlagSet, configPath string, getenv func(string) str
 	if err := c.resolveSecrets(); err != nil {
 		return c, err
 	}
-	// Spans older than the retention would land in dropped partitions.
-	if c.Limits.MaxAge <= 0 || c.Limits.MaxAge > time.Duration(c.Retention) {
-		c.Limits.MaxAge = time.Duration(c.Retention)
+	if c.Logs.Retention == 0 {
+		c.Logs.Retention = c.Retention
+	}
+	// Data older than its retention would land in dropped partitions.
+	oldest := min(time.Duration(c.Retention), time.Duration(c.Logs.Retention))
+	if c.Limits.MaxAge <= 0 || c.Limits.MaxAge > oldest {
+		c.Limits.MaxAge = oldest
 	}
 	return c, c.Validate()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,6 +18,8 @@ import (
 	"github.com/vigil-obs/vigil/ingest/pipeline"
 	"github.com/vigil-obs/vigil/internal/auth"
 	"github.com/vigil-obs/vigil/internal/pgmanaged"
+	"github.com/vigil-obs/vigil/internal/tail"
+	querylogs "github.com/vigil-obs/vigil/query/logs"
 	"github.com/vigil-obs/vigil/query/traces"
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres"
@@ -118,12 +121,14 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // server is a wired Vigil: every component constructed and every port
 // bound, not yet serving.
 type server struct {
-	logger *slog.Logger
-	stopDB func()
-	parts  *postgres.Partitions
-	pipe   *pipeline.Pipeline
-	rcv    *otlp.Receiver
-	http   *web.Server
+	logger  *slog.Logger
+	stopDB  func()
+	parts   *postgres.Partitions
+	pipe    *pipeline.Pipeline
+	logPipe *pipeline.LogPipeline
+	logHub  *tail.Hub[storage.LogRecord]
+	rcv     *otlp.Receiver
+	http    *web.Server
 }
 
 // newServer connects (or starts) the database, migrates it, and builds
@@ -143,13 +148,24 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		}
 	}()
 
-	parts := postgres.NewPartitions(pool, postgres.PartitionsConfig{Retention: time.Duration(cfg.Retention), Logger: logger})
+	parts := postgres.NewPartitions(pool, postgres.PartitionsConfig{
+		Retention:      time.Duration(cfg.Retention),
+		TableRetention: map[string]time.Duration{"logs": time.Duration(cfg.Logs.Retention)},
+		Logger:         logger,
+	})
 	if err := parts.Maintain(ctx); err != nil {
 		return nil, fmt.Errorf("create partitions: %w", err)
 	}
 	store := postgres.NewSpanStore(pool, parts)
 
 	pipe, err := pipeline.New(cfg.Pipeline, pipeline.Options{Writer: store, Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	logStore := postgres.NewLogStore(pool, parts)
+	logHub := tail.New[storage.LogRecord](tail.Config{})
+	logPipe, err := pipeline.NewLogs(cfg.Logs.Pipeline, pipeline.LogOptions{
+		Writer: logStore, Committed: querylogs.Publisher(logHub), Logger: logger, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +184,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	rcv, err := otlp.New(otlp.Config{
 		GRPCAddr: cfg.OTLPGRPC, HTTPAddr: cfg.OTLPHTTP,
 		MaxRequestBytes: cfg.MaxRequestBytes, Limits: cfg.Limits,
-	}, otlp.Options{Traces: pipe, Logger: logger, Metrics: metrics, Auth: ingestTokens})
+	}, otlp.Options{Traces: pipe, Logs: logPipe, Logger: logger, Metrics: metrics, Auth: ingestTokens})
 	if err != nil {
 		return nil, err
 	}
@@ -186,8 +202,10 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		return nil
 	}
 	querySvc := traces.New(store, traces.Config{MaxLookback: time.Duration(cfg.Retention)})
+	logsAPI := api.NewLogs(querylogs.New(logStore, querylogs.Config{MaxLookback: time.Duration(cfg.Logs.Retention)}),
+		api.LogsOptions{Tail: logHub, Logger: logger, AllowedOrigins: cfg.Logs.AllowedOrigins})
 	srv, err := web.New(cfg.HTTP, web.Options{
-		APIs:     []web.Mounter{api.NewJaeger(querySvc, logger)},
+		APIs:     []web.Mounter{api.NewJaeger(querySvc, logger), logsAPI},
 		Ready:    ready,
 		Gatherer: reg,
 		Auth:     readTokens,
@@ -196,7 +214,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err != nil {
 		return nil, errors.Join(err, rcv.Close())
 	}
-	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, rcv: rcv, http: srv}, nil
+	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, logHub: logHub, rcv: rcv, http: srv}, nil
 }
 
 // Run serves until ctx is cancelled, then stops the receivers, drains the
@@ -205,22 +223,31 @@ func (s *server) Run(ctx context.Context) error {
 	defer s.stopDB()
 	s.logger.InfoContext(ctx, "serving", "http", s.http.Addr(), "otlp_grpc", s.rcv.GRPCAddr(), "otlp_http", s.rcv.HTTPAddr())
 
-	// The pipeline outlives the receivers so that requests they accepted
+	// The pipelines outlive the receivers so that requests they accepted
 	// are committed before Vigil exits.
 	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
-	pipeDone := make(chan struct{})
-	go func() {
-		defer close(pipeDone)
-		_ = s.pipe.Run(pipeCtx)
-	}()
+	var pipes sync.WaitGroup
+	for _, run := range []func(context.Context) error{s.pipe.Run, s.logPipe.Run} {
+		pipes.Add(1)
+		go func() {
+			defer pipes.Done()
+			_ = run(pipeCtx)
+		}()
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.rcv.Run(gctx) })
-	g.Go(func() error { return s.http.Run(gctx) })
+	g.Go(func() error {
+		err := s.http.Run(gctx)
+		// http.Server.Shutdown does not close hijacked WebSockets: closing
+		// the hub ends the live-tail handlers.
+		s.logHub.Close()
+		return err
+	})
 	g.Go(func() error { return s.parts.Run(gctx, time.Hour) })
 	err := g.Wait()
 	stopPipe()
-	<-pipeDone
+	pipes.Wait()
 	s.logger.Info("vigil stopped")
 	return err
 }

@@ -137,7 +137,7 @@ func FuzzHTTPTraces(f *testing.F) {
 		cfg := Config{HTTPAddr: "unused", MaxRequestBytes: 1 << 20, Limits: limits}.withDefaults()
 		logger := slog.New(slog.DiscardHandler)
 		tr := &traces{consumer: consumer, limits: cfg.Limits, retryAfter: cfg.RetryAfter, logger: logger}
-		mux := newHTTPMux(cfg, Options{Traces: consumer}, tr, logger)
+		mux := newHTTPMux(cfg, Options{Traces: consumer}, tr, nil, logger)
 
 		ct, payload := contentTypeProto, body
 		if kind == fuzzJSON || kind == fuzzGzipJSON {

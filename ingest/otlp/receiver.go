@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip compressor OTLP exporters use
@@ -21,10 +22,13 @@ import (
 
 // Options holds the dependencies of a Receiver.
 type Options struct {
-	// Traces receives the valid spans of every trace export. It is
-	// required today; when metrics and logs arrive, each signal is served
-	// only when its consumer is set, and at least one must be.
+	// Traces receives the valid spans of every trace export. Each signal
+	// is served only when its consumer is set (the others answer gRPC
+	// UNIMPLEMENTED and HTTP 404), and at least one must be.
 	Traces ingest.TraceConsumer
+	// Logs receives the valid records of every log export
+	// (LogsService/Export, POST /v1/logs).
+	Logs ingest.LogConsumer
 	// Logger receives the receiver's logs; nil discards them.
 	Logger *slog.Logger
 	// Metrics counts spans by protocol; nil counts nothing.
@@ -59,7 +63,7 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new otlp receiver: %w", err)
 	}
-	if opts.Traces == nil {
+	if opts.Traces == nil && opts.Logs == nil {
 		return nil, errors.New("new otlp receiver: no consumer set in options")
 	}
 	cfg = cfg.withDefaults()
@@ -71,6 +75,7 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 	r := &Receiver{cfg: cfg, logger: logger}
 
 	tr := &traces{consumer: opts.Traces, limits: cfg.Limits, retryAfter: cfg.RetryAfter, logger: logger}
+	lg := &logs{consumer: opts.Logs, limits: cfg.Limits, retryAfter: cfg.RetryAfter, logger: logger}
 
 	if cfg.GRPCAddr != "" {
 		ln, err := net.Listen("tcp", cfg.GRPCAddr)
@@ -87,7 +92,12 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 				grpc.ChainStreamInterceptor(opts.Auth.StreamServerInterceptor()))
 		}
 		r.grpcSrv = grpc.NewServer(srvOpts...)
-		ptraceotlp.RegisterGRPCServer(r.grpcSrv, &tracesGRPC{traces: tr, counters: opts.Metrics.Spans(ingest.ProtocolOTLPGRPC)})
+		if opts.Traces != nil {
+			ptraceotlp.RegisterGRPCServer(r.grpcSrv, &tracesGRPC{traces: tr, counters: opts.Metrics.Spans(ingest.ProtocolOTLPGRPC)})
+		}
+		if opts.Logs != nil {
+			plogotlp.RegisterGRPCServer(r.grpcSrv, &logsGRPC{logs: lg, counters: opts.Metrics.Logs(ingest.ProtocolOTLPGRPC)})
+		}
 	}
 
 	if cfg.HTTPAddr != "" {
@@ -97,7 +107,7 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 		}
 		r.httpLn = ln
 		r.httpSrv = &http.Server{
-			Handler:           newHTTPMux(cfg, opts, tr, logger),
+			Handler:           newHTTPMux(cfg, opts, tr, lg, logger),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    1 << 20,
@@ -109,15 +119,17 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 
 // newHTTPMux routes each signal's OTLP/HTTP path to its handler; paths of
 // signals without a consumer answer 404.
-func newHTTPMux(cfg Config, opts Options, tr *traces, logger *slog.Logger) *http.ServeMux {
+func newHTTPMux(cfg Config, opts Options, tr *traces, lg *logs, logger *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("/v1/traces", &httpHandler{
-		signal:     &tracesHTTP{traces: tr, counters: opts.Metrics.Spans(ingest.ProtocolOTLPHTTP)},
-		auth:       opts.Auth,
-		maxBytes:   cfg.MaxRequestBytes,
-		retryAfter: cfg.RetryAfter,
-		logger:     logger,
-	})
+	handler := func(sig httpSignal) *httpHandler {
+		return &httpHandler{signal: sig, auth: opts.Auth, maxBytes: cfg.MaxRequestBytes, retryAfter: cfg.RetryAfter, logger: logger}
+	}
+	if opts.Traces != nil {
+		mux.Handle("/v1/traces", handler(&tracesHTTP{traces: tr, counters: opts.Metrics.Spans(ingest.ProtocolOTLPHTTP)}))
+	}
+	if opts.Logs != nil {
+		mux.Handle("/v1/logs", handler(&logsHTTP{logs: lg, counters: opts.Metrics.Logs(ingest.ProtocolOTLPHTTP)}))
+	}
 	return mux
 }
 

@@ -14,7 +14,7 @@ import (
 
 // partitionedTables lists the tables partitioned by day. Later signals add
 // theirs here.
-var partitionedTables = []string{"spans"}
+var partitionedTables = []string{"spans", "logs", "metric_samples"}
 
 // maintenanceLockID is the advisory lock key held while creating or
 // dropping partitions ("vigilprt"), so replicas never race on DDL.
@@ -39,7 +39,8 @@ func partitionName(table string, day time.Time) string {
 type Partitions struct {
 	pool      *pgxpool.Pool
 	retention time.Duration
-	ahead     int // days created beyond today
+	tableRet  map[string]time.Duration // per-table overrides of retention
+	ahead     int                      // days created beyond today
 	now       func() time.Time
 	logger    *slog.Logger
 
@@ -49,10 +50,14 @@ type Partitions struct {
 
 // PartitionsConfig configures partition maintenance.
 type PartitionsConfig struct {
-	Retention time.Duration    // how long data is kept; whole days are dropped
-	AheadDays int              // days created beyond today (default 2)
-	Now       func() time.Time // nil = time.Now
-	Logger    *slog.Logger     // nil = discard
+	Retention time.Duration // how long data is kept; whole days are dropped
+	AheadDays int           // days created beyond today (default 2)
+	// TableRetention overrides Retention per table ("spans", "logs"), so
+	// that each signal keeps its own history; absent or zero entries use
+	// Retention.
+	TableRetention map[string]time.Duration
+	Now            func() time.Time // nil = time.Now
+	Logger         *slog.Logger     // nil = discard
 }
 
 // NewPartitions returns a partition keeper for pool.
@@ -66,34 +71,52 @@ func NewPartitions(pool *pgxpool.Pool, cfg PartitionsConfig) *Partitions {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Partitions{pool: pool, retention: cfg.Retention, ahead: cfg.AheadDays, now: cfg.Now,
+	return &Partitions{pool: pool, retention: cfg.Retention, tableRet: cfg.TableRetention, ahead: cfg.AheadDays, now: cfg.Now,
 		logger: cfg.Logger.With("component", "partitions"), known: map[string]bool{}}
 }
 
-// Maintain creates the partitions for every day from now-retention to
-// now+ahead and drops the partitions whose whole day lies before
-// now-retention.
+// Maintain creates the partitions of every table for every day from
+// now minus the table's retention to now+ahead, and drops the partitions
+// whose whole day lies before now minus the table's retention.
 func (p *Partitions) Maintain(ctx context.Context) error {
 	now := p.now()
-	first := dayStart(now.Add(-p.retention))
 	last := dayStart(now).AddDate(0, 0, p.ahead)
-	var days []time.Time
-	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
-		days = append(days, d)
+	cutoffs := make(map[string]time.Time, len(partitionedTables))
+	for _, t := range partitionedTables {
+		first := dayStart(now.Add(-p.retentionOf(t)))
+		cutoffs[t] = first
+		var days []time.Time
+		for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
+			days = append(days, d)
+		}
+		if err := p.ensure(ctx, []string{t}, days); err != nil {
+			return err
+		}
 	}
-	if err := p.Ensure(ctx, days); err != nil {
-		return err
-	}
-	return p.dropBefore(ctx, first)
+	return p.dropBefore(ctx, cutoffs)
 }
 
-// Ensure creates the partitions holding the given days if they are missing.
+// retentionOf returns the retention of table.
+func (p *Partitions) retentionOf(table string) time.Duration {
+	if r := p.tableRet[table]; r > 0 {
+		return r
+	}
+	return p.retention
+}
+
+// Ensure creates the partitions of every table holding the given days if
+// they are missing.
 func (p *Partitions) Ensure(ctx context.Context, days []time.Time) error {
+	return p.ensure(ctx, partitionedTables, days)
+}
+
+// ensure creates the partitions of tables holding the given days.
+func (p *Partitions) ensure(ctx context.Context, tables []string, days []time.Time) error {
 	var missing []time.Time
 	p.mu.Lock()
 	for _, d := range days {
 		d = dayStart(d)
-		for _, t := range partitionedTables {
+		for _, t := range tables {
 			if !p.known[partitionName(t, d)] {
 				missing = append(missing, d)
 				break
@@ -109,7 +132,7 @@ func (p *Partitions) Ensure(ctx context.Context, days []time.Time) error {
 			return err
 		}
 		for _, d := range missing {
-			for _, t := range partitionedTables {
+			for _, t := range tables {
 				name := partitionName(t, d)
 				sql := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')",
 					pgx.Identifier{name}.Sanitize(), pgx.Identifier{t}.Sanitize(),
@@ -126,7 +149,7 @@ func (p *Partitions) Ensure(ctx context.Context, days []time.Time) error {
 	}
 	p.mu.Lock()
 	for _, d := range missing {
-		for _, t := range partitionedTables {
+		for _, t := range tables {
 			p.known[partitionName(t, d)] = true
 		}
 	}
@@ -134,8 +157,9 @@ func (p *Partitions) Ensure(ctx context.Context, days []time.Time) error {
 	return nil
 }
 
-// dropBefore drops every daily partition whose day is before cutoff.
-func (p *Partitions) dropBefore(ctx context.Context, cutoff time.Time) error {
+// dropBefore drops every daily partition whose day is before its table's
+// cutoff.
+func (p *Partitions) dropBefore(ctx context.Context, cutoffs map[string]time.Time) error {
 	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", maintenanceLockID); err != nil {
 			return fmt.Errorf("drop partitions: %w", classify(err))
@@ -158,7 +182,8 @@ func (p *Partitions) dropBefore(ctx context.Context, cutoff time.Time) error {
 		}
 		for _, pt := range parts {
 			day, err := time.Parse(partitionDateLayout, strings.TrimPrefix(pt.name, pt.parent+"_p"))
-			if err != nil || !day.Before(cutoff) {
+			cutoff, ok := cutoffs[pt.parent]
+			if err != nil || !ok || !day.Before(cutoff) {
 				continue
 			}
 			if _, err := tx.Exec(ctx, "DROP TABLE "+pgx.Identifier{pt.name}.Sanitize()); err != nil {

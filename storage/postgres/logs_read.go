@@ -1,0 +1,256 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/vigil-obs/vigil/storage"
+)
+
+const (
+	defaultLogLimit = 100
+	// MaxLogLimit is the largest page FindLogs returns.
+	MaxLogLimit = 1000
+	// maxTraceLogs bounds the records TraceLogs returns.
+	maxTraceLogs = 10_000
+	// logScanMaxRows bounds the candidate rows one search examines in Go
+	// (only attribute filters are checked there); past it the page ends
+	// early with a cursor to go on from.
+	logScanMaxRows = 100_000
+	logPageRows    = 500
+)
+
+// storedLog is a logs row as read back.
+type storedLog struct {
+	time     time.Time
+	observed time.Time
+	id       int64
+	resource int64
+	spanID   int64
+	traceID  pgtype.UUID
+	severity int16
+	sevText  string
+	body     string
+	payload  []byte
+}
+
+const logSelect = `SELECT time, observed_time, id, resource_id, span_id, trace_id,
+	severity_number, severity_text, body, payload FROM logs`
+
+func scanLogs(rows pgx.Rows) ([]storedLog, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (storedLog, error) {
+		var x storedLog
+		err := r.Scan(&x.time, &x.observed, &x.id, &x.resource, &x.spanID, &x.traceID,
+			&x.severity, &x.sevText, &x.body, &x.payload)
+		return x, err
+	})
+}
+
+// FindLogs returns the records matching q, newest first (by time, then id
+// descending), at most q.Limit (default 100, at most MaxLogLimit) of them,
+// with a cursor when more may follow. Start and End default to the hour
+// before now. Service, severity, trace id, span id, time and text are
+// filtered in SQL (text through the logs_body_text index); attribute
+// filters are narrowed in SQL by the attr_bloom filter and checked exactly
+// in Go. An unknown service yields an empty page. The returned records are
+// owned by the caller.
+func (s *LogStore) FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPage, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = defaultLogLimit
+	}
+	limit = min(limit, MaxLogLimit)
+	if q.End.IsZero() {
+		q.End = s.now()
+	}
+	if q.Start.IsZero() {
+		q.Start = q.End.Add(-time.Hour)
+	}
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	where := []string{"time >= " + arg(q.Start), "time <= " + arg(q.End)}
+	if q.Service != "" {
+		var id int32
+		err := s.pool.QueryRow(ctx, "SELECT id FROM services WHERE name = $1", q.Service).Scan(&id)
+		if err == pgx.ErrNoRows {
+			return storage.LogPage{}, nil
+		}
+		if err != nil {
+			return storage.LogPage{}, fmt.Errorf("find logs: resolve service: %w", classify(err))
+		}
+		where = append(where, "service_id = "+arg(id))
+	}
+	if q.MinSeverity > 0 {
+		where = append(where, "severity_number >= "+arg(int16(min(q.MinSeverity, 32767))))
+	}
+	if !q.TraceID.IsEmpty() {
+		where = append(where, "trace_id = "+arg([16]byte(q.TraceID)))
+	}
+	if !q.SpanID.IsEmpty() {
+		where = append(where, "span_id = "+arg(idToInt(q.SpanID)))
+	}
+	var tsq []string
+	for _, t := range q.Text {
+		if len(storage.Tokens(t)) > 0 {
+			tsq = append(tsq, "phraseto_tsquery('simple', vigil_log_text("+arg(t)+"))")
+		}
+	}
+	if len(tsq) > 0 {
+		where = append(where, "to_tsvector('simple', vigil_log_text(body)) @@ ("+strings.Join(tsq, " && ")+")")
+	}
+	var mask uint64
+	for k, v := range q.Attributes {
+		mask |= bloomMask(k, v)
+	}
+	if mask != 0 {
+		where = append(where, "attr_bloom & "+arg(int64(mask))+" = "+arg(int64(mask)))
+	}
+	base := logSelect + " WHERE " + strings.Join(where, " AND ")
+	baseArgs := len(args)
+
+	pageRows := limit + 1
+	if len(q.Attributes) > 0 {
+		pageRows = max(2*limit, logPageRows)
+	}
+	var page storage.LogPage
+	after := q.After
+	scanned := 0
+	for {
+		args = args[:baseArgs]
+		sql := base
+		if after != nil {
+			sql += " AND (time, id) < (" + arg(after.Time) + ", " + arg(after.ID) + ")"
+		}
+		sql += " ORDER BY time DESC, id DESC LIMIT " + arg(pageRows)
+		rows, err := s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return storage.LogPage{}, fmt.Errorf("find logs: %w", classify(err))
+		}
+		stored, err := scanLogs(rows)
+		if err != nil {
+			return storage.LogPage{}, fmt.Errorf("find logs: %w", classify(err))
+		}
+		recs, err := s.decode(ctx, stored)
+		if err != nil {
+			return storage.LogPage{}, err
+		}
+		for i, r := range recs {
+			if len(page.Records) == limit {
+				// A candidate remains after a full page: more may follow.
+				c := page.Records[limit-1].Cursor()
+				page.Next = &c
+				return page, nil
+			}
+			scanned++
+			after = &storage.LogCursor{Time: stored[i].time, ID: stored[i].id}
+			if !attributesMatch(q.Attributes, r) {
+				continue
+			}
+			page.Records = append(page.Records, r)
+		}
+		if len(stored) < pageRows {
+			return page, nil // the filter has no more rows
+		}
+		if scanned >= logScanMaxRows {
+			page.Next = after
+			return page, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return storage.LogPage{}, err
+		}
+	}
+}
+
+func attributesMatch(want map[string]string, r storage.LogRecord) bool {
+	for k, v := range want {
+		if !storage.FieldMatches(r.Record, r.Resource, k, v) {
+			return false
+		}
+	}
+	return true
+}
+
+// TraceLogs returns the records of one trace, oldest first, at most
+// 10,000 of them; an unknown trace yields none. The returned records are
+// owned by the caller.
+func (s *LogStore) TraceLogs(ctx context.Context, id pcommon.TraceID) ([]storage.LogRecord, error) {
+	rows, err := s.pool.Query(ctx, logSelect+" WHERE trace_id = $1 ORDER BY time, id LIMIT $2", [16]byte(id), maxTraceLogs)
+	if err != nil {
+		return nil, fmt.Errorf("trace logs: %w", classify(err))
+	}
+	stored, err := scanLogs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("trace logs: %w", classify(err))
+	}
+	return s.decode(ctx, stored)
+}
+
+// decode turns rows into records, loading the dictionary entries they
+// use.
+func (s *LogStore) decode(ctx context.Context, stored []storedLog) ([]storage.LogRecord, error) {
+	if len(stored) == 0 {
+		return nil, nil
+	}
+	resIDs := map[int64]struct{}{}
+	ids := recordingIDs{keys: map[uint32]struct{}{}, values: map[uint32]struct{}{}}
+	for _, x := range stored {
+		resIDs[x.resource] = struct{}{}
+		_ = decodeLog(x.payload, x.body, ids, plog.NewLogRecord())
+	}
+	res, err := s.dict.loadResources(ctx, resIDs)
+	if err != nil {
+		return nil, err
+	}
+	svcIDs := map[int32]struct{}{}
+	for _, r := range res {
+		svcIDs[r.service] = struct{}{}
+	}
+	names, err := s.dict.loadServiceNames(ctx, svcIDs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.dict.loadKeys(ctx, ids.keys); err != nil {
+		return nil, err
+	}
+	if err := s.dict.loadValues(ctx, ids.values); err != nil {
+		return nil, err
+	}
+	keys := lookup{s.dict}
+	out := make([]storage.LogRecord, len(stored))
+	for i, x := range stored {
+		info, ok := res[x.resource]
+		if !ok {
+			return nil, fmt.Errorf("log record %x: unknown resource id %d", x.id, x.resource)
+		}
+		r := storage.LogRecord{ID: x.id, Service: names[info.service],
+			Resource: pcommon.NewResource(), Scope: pcommon.NewInstrumentationScope(), Record: plog.NewLogRecord()}
+		info.resource.CopyTo(r.Resource)
+		info.scope.CopyTo(r.Scope)
+		lr := r.Record
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(x.time))
+		lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(x.observed))
+		if x.traceID.Valid {
+			lr.SetTraceID(x.traceID.Bytes)
+		}
+		if x.spanID != 0 {
+			lr.SetSpanID(intToID(x.spanID))
+		}
+		lr.SetSeverityNumber(plog.SeverityNumber(x.severity))
+		lr.SetSeverityText(x.sevText)
+		if err := decodeLog(x.payload, x.body, keys, lr); err != nil {
+			return nil, fmt.Errorf("log record %x: %w", x.id, err)
+		}
+		out[i] = r
+	}
+	return out, nil
+}

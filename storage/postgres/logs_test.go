@@ -1,0 +1,149 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/vigil-obs/vigil/internal/pgtest"
+	"github.com/vigil-obs/vigil/storage"
+)
+
+// TestLogRoundTrip writes records with every field set and reads them back
+// unchanged, structured bodies included.
+func TestLogRoundTrip(t *testing.T) {
+	b := setup(t)
+	store := NewLogStore(b.store.pool, b.parts)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "orders")
+	rl.Resource().Attributes().PutStr("k8s.pod.name", "orders-1")
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName("winston")
+	sl.Scope().SetVersion("3.11")
+	str := sl.LogRecords().AppendEmpty()
+	str.SetTimestamp(pcommon.NewTimestampFromTime(now))
+	str.SetObservedTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Millisecond)))
+	str.SetSeverityNumber(plog.SeverityNumberWarn)
+	str.SetSeverityText("WARN")
+	str.SetTraceID(traceID(7))
+	str.SetSpanID(spanID(7))
+	str.SetFlags(plog.DefaultLogRecordFlags.WithIsSampled(true))
+	str.SetEventName("order.slow")
+	str.Body().SetStr("订单 slow")
+	str.Attributes().PutStr("http.request.method", "GET")
+	str.Attributes().PutInt("attempt", 3)
+	structured := sl.LogRecords().AppendEmpty()
+	structured.SetObservedTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Second)))
+	m := structured.Body().SetEmptyMap()
+	m.PutStr("requestId", "r-1")
+	m.PutInt("statusCode", 503)
+	m.PutEmptySlice("tags").AppendEmpty().SetBool(true)
+	empty := sl.LogRecords().AppendEmpty()
+	empty.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(-2 * time.Second)))
+
+	if err := store.WriteLogs(ctx, []plog.Logs{ld}); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh store reads through empty caches.
+	page, err := NewLogStore(b.store.pool, b.parts).FindLogs(ctx, storage.LogQuery{Start: now.Add(-time.Minute), End: now.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 3 || page.Next != nil {
+		t.Fatalf("got %d records, next %v", len(page.Records), page.Next)
+	}
+	got := page.Records[0]
+	if got.Service != "orders" || got.Scope.Name() != "winston" {
+		t.Fatalf("context: %+v", got)
+	}
+	v, _ := got.Resource.Attributes().Get("k8s.pod.name")
+	if v.Str() != "orders-1" {
+		t.Fatalf("resource: %v", got.Resource.Attributes().AsRaw())
+	}
+	// Timestamps are stored in microseconds: compare the record as a whole.
+	if !plogEqual(got.Record, str) {
+		t.Fatalf("string record: got %v", got.Record.Attributes().AsRaw())
+	}
+	rec1 := page.Records[1].Record
+	if rec1.Body().Type() != pcommon.ValueTypeMap || fmt.Sprint(rec1.Body().AsRaw()) != fmt.Sprint(m.AsRaw()) {
+		t.Fatalf("structured body: %v", rec1.Body().AsRaw())
+	}
+	if rec1.Timestamp() != 0 && rec1.Timestamp() != rec1.ObservedTimestamp() {
+		t.Fatalf("record without timestamp filed at %v", rec1.Timestamp())
+	}
+	if page.Records[2].Record.Body().Type() != pcommon.ValueTypeEmpty {
+		t.Fatalf("empty body: %v", page.Records[2].Record.Body().AsRaw())
+	}
+	byTrace, err := store.TraceLogs(ctx, traceID(7))
+	if err != nil || len(byTrace) != 1 || byTrace[0].Record.Body().Str() != "订单 slow" {
+		t.Fatalf("trace logs: %v %v", byTrace, err)
+	}
+	if none, err := store.TraceLogs(ctx, traceID(8)); err != nil || len(none) != 0 {
+		t.Fatalf("unknown trace: %v %v", none, err)
+	}
+}
+
+func plogEqual(a, b plog.LogRecord) bool {
+	ca, cb := plog.NewLogRecord(), plog.NewLogRecord()
+	a.CopyTo(ca)
+	b.CopyTo(cb)
+	return ca.Timestamp() == cb.Timestamp() && ca.ObservedTimestamp() == cb.ObservedTimestamp() &&
+		ca.SeverityNumber() == cb.SeverityNumber() && ca.SeverityText() == cb.SeverityText() &&
+		ca.TraceID() == cb.TraceID() && ca.SpanID() == cb.SpanID() && ca.Flags() == cb.Flags() &&
+		ca.EventName() == cb.EventName() && ca.Body().Equal(cb.Body()) && ca.Attributes().Equal(cb.Attributes())
+}
+
+// TestLogRetentionPerTable keeps logs for a shorter time than spans.
+func TestLogRetentionPerTable(t *testing.T) {
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := Migrate(ctx, pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	p := NewPartitions(pool, PartitionsConfig{Retention: 72 * time.Hour, Now: func() time.Time { return now },
+		TableRetention: map[string]time.Duration{"logs": 24 * time.Hour}})
+	if err := p.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	parts := func(table string) []string {
+		rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = $1 ORDER BY 1`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var n string
+			_ = rows.Scan(&n)
+			out = append(out, n)
+		}
+		return out
+	}
+	if got := parts("logs"); !slices.Equal(got, []string{"logs_p20260309", "logs_p20260310", "logs_p20260311", "logs_p20260312"}) {
+		t.Fatalf("logs partitions %v", got)
+	}
+	if got := parts("spans"); got[0] != "spans_p20260307" {
+		t.Fatalf("spans partitions %v", got)
+	}
+	now = now.Add(48 * time.Hour)
+	if err := p.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := parts("logs"); got[0] != "logs_p20260311" {
+		t.Fatalf("logs partitions after 2 days %v", got)
+	}
+	if got := parts("spans"); got[0] != "spans_p20260309" {
+		t.Fatalf("spans partitions after 2 days %v", got)
+	}
+}
