@@ -232,3 +232,10 @@ func Tokens(s string) []string {
 func isCJK(r rune) bool {
 	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
 }
+
+// LogBucket is one bar of a log volume histogram: the records whose time
+// falls in [Start, Start+step).
+type LogBucket struct {
+	Start time.Time
+	Count int64
+}

@@ -52,4 +52,35 @@ func TestLogsWiring(t *testing.T) {
 	if code != 200 || len(got.Data) != 1 {
 		t.Errorf("trace logs: %d %+v", code, got)
 	}
+
+	type histogram struct {
+		Data []struct {
+			Time  string `json:"time"`
+			Count int64  `json:"count"`
+		} `json:"data"`
+		StepSeconds float64 `json:"step_seconds"`
+		Approximate bool    `json:"approximate"`
+	}
+	for _, c := range []struct {
+		q      string
+		total  int64
+		approx bool
+	}{
+		{"service=user-service&buckets=12&start=" + url.QueryEscape(time.Now().Add(-time.Hour).Format(time.RFC3339)), 1, false},
+		{"q=nothing-like-this", 0, false},
+		{"attr.requestId=req-42", 1, true},
+	} {
+		h, code := getJSON[histogram](t, ts.httpURL+"/api/logs/histogram?"+c.q)
+		var total int64
+		for _, b := range h.Data {
+			total += b.Count
+		}
+		if code != 200 || total != c.total || h.Approximate != c.approx || len(h.Data) < 12 || h.StepSeconds <= 0 {
+			t.Errorf("histogram %s: %d, total %d (want %d), %d buckets of %gs, approximate %v",
+				c.q, code, total, c.total, len(h.Data), h.StepSeconds, h.Approximate)
+		}
+	}
+	if _, code := getJSON[map[string]any](t, ts.httpURL+"/api/logs/histogram?buckets=0"); code != 400 {
+		t.Errorf("buckets=0: %d, want 400", code)
+	}
 }

@@ -15,6 +15,7 @@ import (
 // Reader is what log queries need from storage.
 type Reader interface {
 	FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPage, error)
+	LogHistogram(ctx context.Context, q storage.LogQuery, step time.Duration) ([]storage.LogBucket, bool, error)
 	TraceLogs(ctx context.Context, id pcommon.TraceID) ([]storage.LogRecord, error)
 }
 
@@ -65,6 +66,40 @@ func New(r Reader, cfg Config) *Service {
 func (s *Service) FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPage, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	q = s.window(q)
+	if q.Limit <= 0 || q.Limit > s.cfg.MaxLimit {
+		q.Limit = min(max(q.Limit, 100), s.cfg.MaxLimit)
+	}
+	page, err := s.r.FindLogs(ctx, q)
+	if err != nil {
+		return storage.LogPage{}, fmt.Errorf("find logs: %w", err)
+	}
+	return page, nil
+}
+
+// LogHistogram counts the records matching q over its window (filled and
+// capped as by FindLogs) in `buckets` equal buckets, oldest first. It
+// returns the buckets, their width, and whether the counts are
+// approximate (attribute filters are counted by their Bloom test).
+func (s *Service) LogHistogram(ctx context.Context, q storage.LogQuery, buckets int) ([]storage.LogBucket, time.Duration, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	q = s.window(q)
+	if buckets <= 0 {
+		buckets = 60
+	}
+	step := max(q.End.Sub(q.Start)/time.Duration(buckets), time.Millisecond)
+	// Whole milliseconds keep bucket edges readable.
+	step = step.Round(time.Millisecond)
+	out, approx, err := s.r.LogHistogram(ctx, q, step)
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("log histogram: %w", err)
+	}
+	return out, step, approx, nil
+}
+
+// window fills and caps the time window of q.
+func (s *Service) window(q storage.LogQuery) storage.LogQuery {
 	if q.End.IsZero() {
 		q.End = s.cfg.Now()
 	}
@@ -81,14 +116,7 @@ func (s *Service) FindLogs(ctx context.Context, q storage.LogQuery) (storage.Log
 	if s.cfg.MaxLookback > 0 && q.End.Sub(q.Start) > s.cfg.MaxLookback {
 		q.Start = q.End.Add(-s.cfg.MaxLookback)
 	}
-	if q.Limit <= 0 || q.Limit > s.cfg.MaxLimit {
-		q.Limit = min(max(q.Limit, 100), s.cfg.MaxLimit)
-	}
-	page, err := s.r.FindLogs(ctx, q)
-	if err != nil {
-		return storage.LogPage{}, fmt.Errorf("find logs: %w", err)
-	}
-	return page, nil
+	return q
 }
 
 // TraceLogs returns the records of one trace, oldest first.

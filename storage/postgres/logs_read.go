@@ -18,6 +18,8 @@ const (
 	defaultLogLimit = 100
 	// MaxLogLimit is the largest page FindLogs returns.
 	MaxLogLimit = 1000
+	// MaxLogHistogramBuckets bounds the buckets of one histogram.
+	MaxLogHistogramBuckets = 2000
 	// maxTraceLogs bounds the records TraceLogs returns.
 	maxTraceLogs = 10_000
 	// logScanMaxRows bounds the candidate rows one search examines in Go
@@ -73,47 +75,13 @@ func (s *LogStore) FindLogs(ctx context.Context, q storage.LogQuery) (storage.Lo
 	if q.Start.IsZero() {
 		q.Start = q.End.Add(-time.Hour)
 	}
-	var args []any
+	where, args, ok, err := s.logFilter(ctx, q)
+	if err != nil || !ok {
+		return storage.LogPage{}, err
+	}
 	arg := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
-	}
-	where := []string{"time >= " + arg(q.Start), "time <= " + arg(q.End)}
-	if q.Service != "" {
-		var id int32
-		err := s.pool.QueryRow(ctx, "SELECT id FROM services WHERE name = $1", q.Service).Scan(&id)
-		if err == pgx.ErrNoRows {
-			return storage.LogPage{}, nil
-		}
-		if err != nil {
-			return storage.LogPage{}, fmt.Errorf("find logs: resolve service: %w", classify(err))
-		}
-		where = append(where, "service_id = "+arg(id))
-	}
-	if q.MinSeverity > 0 {
-		where = append(where, "severity_number >= "+arg(int16(min(q.MinSeverity, 32767))))
-	}
-	if !q.TraceID.IsEmpty() {
-		where = append(where, "trace_id = "+arg([16]byte(q.TraceID)))
-	}
-	if !q.SpanID.IsEmpty() {
-		where = append(where, "span_id = "+arg(idToInt(q.SpanID)))
-	}
-	var tsq []string
-	for _, t := range q.Text {
-		if len(storage.Tokens(t)) > 0 {
-			tsq = append(tsq, "phraseto_tsquery('simple', vigil_log_text("+arg(t)+"))")
-		}
-	}
-	if len(tsq) > 0 {
-		where = append(where, "to_tsvector('simple', vigil_log_text(body)) @@ ("+strings.Join(tsq, " && ")+")")
-	}
-	var mask uint64
-	for k, v := range q.Attributes {
-		mask |= bloomMask(k, v)
-	}
-	if mask != 0 {
-		where = append(where, "attr_bloom & "+arg(int64(mask))+" = "+arg(int64(mask)))
 	}
 	base := logSelect + " WHERE " + strings.Join(where, " AND ")
 	baseArgs := len(args)
@@ -169,6 +137,104 @@ func (s *LogStore) FindLogs(ctx context.Context, q storage.LogQuery) (storage.Lo
 			return storage.LogPage{}, err
 		}
 	}
+}
+
+// logFilter turns every field of q but the cursor and limit into SQL
+// conditions over logs (with their arguments). Attribute filters become
+// the attr_bloom test only: callers needing exactness check the records.
+// ok is false when no record can match (an unknown service).
+func (s *LogStore) logFilter(ctx context.Context, q storage.LogQuery) (where []string, args []any, ok bool, err error) {
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	where = []string{"time >= " + arg(q.Start), "time <= " + arg(q.End)}
+	if q.Service != "" {
+		var id int32
+		err := s.pool.QueryRow(ctx, "SELECT id FROM services WHERE name = $1", q.Service).Scan(&id)
+		if err == pgx.ErrNoRows {
+			return nil, nil, false, nil
+		}
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("logs: resolve service: %w", classify(err))
+		}
+		where = append(where, "service_id = "+arg(id))
+	}
+	if q.MinSeverity > 0 {
+		where = append(where, "severity_number >= "+arg(int16(min(q.MinSeverity, 32767))))
+	}
+	if !q.TraceID.IsEmpty() {
+		where = append(where, "trace_id = "+arg([16]byte(q.TraceID)))
+	}
+	if !q.SpanID.IsEmpty() {
+		where = append(where, "span_id = "+arg(idToInt(q.SpanID)))
+	}
+	var tsq []string
+	for _, t := range q.Text {
+		if len(storage.Tokens(t)) > 0 {
+			tsq = append(tsq, "phraseto_tsquery('simple', vigil_log_text("+arg(t)+"))")
+		}
+	}
+	if len(tsq) > 0 {
+		where = append(where, "to_tsvector('simple', vigil_log_text(body)) @@ ("+strings.Join(tsq, " && ")+")")
+	}
+	var mask uint64
+	for k, v := range q.Attributes {
+		mask |= bloomMask(k, v)
+	}
+	if mask != 0 {
+		where = append(where, "attr_bloom & "+arg(int64(mask))+" = "+arg(int64(mask)))
+	}
+	return where, args, true, nil
+}
+
+// LogHistogram counts the records matching q (cursor and limit ignored)
+// in consecutive buckets of width step from q.Start to q.End, oldest
+// first, empty buckets included. Start and End default as in FindLogs.
+// With attribute filters the counts come from the attr_bloom test alone
+// and may include a few records a search would not return
+// (approximate = true).
+func (s *LogStore) LogHistogram(ctx context.Context, q storage.LogQuery, step time.Duration) (buckets []storage.LogBucket, approximate bool, err error) {
+	if q.End.IsZero() {
+		q.End = s.now()
+	}
+	if q.Start.IsZero() {
+		q.Start = q.End.Add(-time.Hour)
+	}
+	if step <= 0 || q.End.Before(q.Start) {
+		return nil, false, fmt.Errorf("log histogram: bad step %s or range", step)
+	}
+	n := int(q.End.Sub(q.Start)/step) + 1
+	if n > MaxLogHistogramBuckets {
+		return nil, false, fmt.Errorf("log histogram: %d buckets, over the limit of %d", n, MaxLogHistogramBuckets)
+	}
+	buckets = make([]storage.LogBucket, n)
+	for i := range buckets {
+		buckets[i].Start = q.Start.Add(time.Duration(i) * step)
+	}
+	where, args, ok, err := s.logFilter(ctx, q)
+	if err != nil || !ok {
+		return buckets, false, err
+	}
+	args = append(args, q.Start, step.Microseconds())
+	sql := fmt.Sprintf(`SELECT floor(extract(epoch FROM time - $%d) * 1000000 / $%d)::int AS b, count(*)
+		FROM logs WHERE %s GROUP BY b`, len(args)-1, len(args), strings.Join(where, " AND "))
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("log histogram: %w", classify(err))
+	}
+	var b int32
+	var c int64
+	_, err = pgx.ForEachRow(rows, []any{&b, &c}, func() error {
+		if b >= 0 && int(b) < len(buckets) {
+			buckets[b].Count += c
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("log histogram: %w", classify(err))
+	}
+	return buckets, len(q.Attributes) > 0, nil
 }
 
 func attributesMatch(want map[string]string, r storage.LogRecord) bool {

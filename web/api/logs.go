@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -73,10 +74,12 @@ func NewLogs(r LogReader, opts LogsOptions) *Logs {
 //
 //	GET /api/logs?service=&severity=&q=&trace_id=&span_id=&attr.<key>=&start=&end=&limit=&cursor=
 //	GET /api/logs/tail?(the same filter)   WebSocket
+//	GET /api/logs/histogram?(the same filter)&buckets=   volume over time
 //	GET /api/traces/{traceID}/logs
 func (l *Logs) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/logs", l.find)
 	mux.HandleFunc("GET /api/logs/tail", l.tail)
+	mux.HandleFunc("GET /api/logs/histogram", l.histogram)
 	mux.HandleFunc("GET /api/traces/{traceID}/logs", l.traceLogs)
 }
 
@@ -159,6 +162,73 @@ func (l *Logs) find(w http.ResponseWriter, r *http.Request) {
 		env.NextCursor = encodeCursor(*page.Next)
 	}
 	l.writeJSON(w, r, http.StatusOK, env)
+}
+
+// logHistogrammer is the optional capability behind
+// GET /api/logs/histogram (query/logs.Service has it).
+type logHistogrammer interface {
+	LogHistogram(ctx context.Context, q storage.LogQuery, buckets int) ([]storage.LogBucket, time.Duration, bool, error)
+}
+
+// MaxLogHistogramBuckets is the largest 'buckets' of
+// GET /api/logs/histogram.
+const MaxLogHistogramBuckets = 1000
+
+// histogramJSON is the answer of GET /api/logs/histogram.
+type histogramJSON struct {
+	Data []struct {
+		Time  string `json:"time"`
+		Count int64  `json:"count"`
+	} `json:"data"`
+	StepSeconds float64 `json:"step_seconds"`
+	Approximate bool    `json:"approximate"`
+}
+
+func (l *Logs) histogram(w http.ResponseWriter, r *http.Request) {
+	h, ok := l.reader.(logHistogrammer)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	q, err := parseQueryString(r.URL.RawQuery)
+	if err != nil {
+		l.fail(w, r, err)
+		return
+	}
+	buckets := 60
+	if v := q["buckets"]; len(v) > 0 {
+		n, perr := strconv.Atoi(v[0])
+		if len(v) > 1 || perr != nil || n < 1 || n > MaxLogHistogramBuckets {
+			l.fail(w, r, paramError("buckets", fmt.Sprintf("must be one integer from 1 to %d", MaxLogHistogramBuckets), nil))
+			return
+		}
+		buckets = n
+		delete(q, "buckets")
+	}
+	lq, err := parseLogQuery(q)
+	if err != nil {
+		l.fail(w, r, err)
+		return
+	}
+	if lq.After != nil || lq.Limit != 0 {
+		l.fail(w, r, paramError("cursor", "and limit do not apply to a histogram", nil))
+		return
+	}
+	bs, step, approx, err := h.LogHistogram(r.Context(), lq, buckets)
+	if err != nil {
+		l.fail(w, r, err)
+		return
+	}
+	out := histogramJSON{StepSeconds: step.Seconds(), Approximate: approx}
+	out.Data = make([]struct {
+		Time  string `json:"time"`
+		Count int64  `json:"count"`
+	}, len(bs))
+	for i, b := range bs {
+		out.Data[i].Time = b.Start.UTC().Format(time.RFC3339Nano)
+		out.Data[i].Count = b.Count
+	}
+	l.writeAny(w, r, http.StatusOK, out)
 }
 
 func (l *Logs) traceLogs(w http.ResponseWriter, r *http.Request) {
@@ -315,6 +385,11 @@ func (l *Logs) writeJSON(w http.ResponseWriter, r *http.Request, status int, bod
 	if body.Data == nil && len(body.Errors) == 0 {
 		body.Data = []logJSON{}
 	}
+	l.writeAny(w, r, status, body)
+}
+
+// writeAny writes any JSON answer, indented with ?pretty.
+func (l *Logs) writeAny(w http.ResponseWriter, r *http.Request, status int, body any) {
 	var (
 		out []byte
 		err error
