@@ -135,7 +135,8 @@ func createDB(ctx context.Context, adminURL, prefix string, keep bool) (string, 
 // stop func.
 func startVigil(ctx context.Context, bin, dbURL string) (pid int, httpAddr, grpcAddr string, stop func() error, err error) {
 	cmd := exec.CommandContext(ctx, bin, "serve", "--db", dbURL, "--http", "127.0.0.1:0",
-		"--otlp-grpc", "127.0.0.1:0", "--otlp-http", "", "--log-format", "json")
+		"--otlp-grpc", "127.0.0.1:0", "--otlp-http", "", "--log-format", "json",
+		"--jaeger-udp-compact=", "--jaeger-udp-binary=", "--jaeger-http=", "--jaeger-grpc=", "--zipkin=")
 	cmd.Env = os.Environ()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -33,6 +33,13 @@ type Config struct {
 	// receiver off.
 	OTLPGRPC string `yaml:"otlp_grpc"`
 	OTLPHTTP string `yaml:"otlp_http"`
+	// The Jaeger and Zipkin receivers; empty turns one off. Each Jaeger
+	// UDP port accepts both compact and binary thrift.
+	JaegerUDPCompact string `yaml:"jaeger_udp_compact"`
+	JaegerUDPBinary  string `yaml:"jaeger_udp_binary"`
+	JaegerHTTP       string `yaml:"jaeger_http"`
+	JaegerGRPC       string `yaml:"jaeger_grpc"`
+	Zipkin           string `yaml:"zipkin"`
 	// Retention is how long telemetry is kept (whole days are dropped).
 	Retention model.Duration `yaml:"retention"`
 	// MaxRequestBytes bounds one ingest request, before and after
@@ -74,15 +81,20 @@ type LogConfig struct {
 
 func defaultConfig() Config {
 	return Config{
-		DataDir:         "./data",
-		HTTP:            ":8080",
-		OTLPGRPC:        ":4317",
-		OTLPHTTP:        ":4318",
-		Retention:       model.Duration(7 * 24 * time.Hour),
-		MaxRequestBytes: 16 << 20,
-		Log:             LogConfig{Level: "info", Format: "text"},
-		Pipeline:        pipeline.DefaultConfig(),
-		Logs:            LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
+		DataDir:          "./data",
+		HTTP:             ":8080",
+		OTLPGRPC:         ":4317",
+		OTLPHTTP:         ":4318",
+		JaegerUDPCompact: ":6831",
+		JaegerUDPBinary:  ":6832",
+		JaegerHTTP:       ":14268",
+		JaegerGRPC:       ":14250",
+		Zipkin:           ":9411",
+		Retention:        model.Duration(7 * 24 * time.Hour),
+		MaxRequestBytes:  16 << 20,
+		Log:              LogConfig{Level: "info", Format: "text"},
+		Pipeline:         pipeline.DefaultConfig(),
+		Logs:             LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
 	}
 }
 
@@ -189,6 +201,11 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "address of the web UI, query APIs, /healthz, /readyz and /metrics")
 	fs.StringVar(&c.OTLPGRPC, "otlp-grpc", c.OTLPGRPC, "OTLP/gRPC receiver address (empty = off)")
 	fs.StringVar(&c.OTLPHTTP, "otlp-http", c.OTLPHTTP, "OTLP/HTTP receiver address (empty = off)")
+	fs.StringVar(&c.JaegerUDPCompact, "jaeger-udp-compact", c.JaegerUDPCompact, "Jaeger agent UDP address, compact (and binary) thrift (empty = off)")
+	fs.StringVar(&c.JaegerUDPBinary, "jaeger-udp-binary", c.JaegerUDPBinary, "Jaeger agent UDP address, binary (and compact) thrift (empty = off)")
+	fs.StringVar(&c.JaegerHTTP, "jaeger-http", c.JaegerHTTP, "Jaeger collector HTTP thrift address, POST /api/traces (empty = off)")
+	fs.StringVar(&c.JaegerGRPC, "jaeger-grpc", c.JaegerGRPC, "Jaeger collector gRPC address, api_v2 PostSpans (empty = off)")
+	fs.StringVar(&c.Zipkin, "zipkin", c.Zipkin, "Zipkin v2 address, POST /api/v2/spans (empty = off)")
 	fs.Var(durationValue{&c.Retention}, "retention", "how long telemetry is kept (e.g. 7d, 36h, 2w)")
 	fs.Var(durationValue{&c.Logs.Retention}, "logs-retention", "how long log records are kept (default: --retention)")
 	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "largest ingest request in bytes, before and after decompression")

@@ -23,6 +23,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/vigil-obs/vigil/ingest/jaeger"
 	"github.com/vigil-obs/vigil/internal/pgtest"
 )
 
@@ -31,6 +32,7 @@ type testServer struct {
 	httpURL  string
 	grpcAddr string
 	otlpHTTP string
+	jaeger   *jaeger.Receiver
 	stop     func()
 }
 
@@ -41,6 +43,7 @@ func startServer(t *testing.T, dbURL string, mutate ...func(*Config)) *testServe
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.OTLPGRPC = "127.0.0.1:0"
 	cfg.OTLPHTTP = "127.0.0.1:0"
+	cfg.JaegerUDPCompact, cfg.JaegerUDPBinary, cfg.JaegerHTTP, cfg.JaegerGRPC, cfg.Zipkin = "", "", "", "", ""
 	cfg.Limits.MaxAge = time.Duration(cfg.Retention)
 	for _, m := range mutate {
 		m(&cfg)
@@ -61,7 +64,7 @@ func startServer(t *testing.T, dbURL string, mutate ...func(*Config)) *testServe
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	ts := &testServer{
-		httpURL: "http://" + s.http.Addr(), grpcAddr: s.rcv.GRPCAddr(), otlpHTTP: s.rcv.HTTPAddr(),
+		httpURL: "http://" + s.http.Addr(), grpcAddr: s.rcv.GRPCAddr(), otlpHTTP: s.rcv.HTTPAddr(), jaeger: s.jaeger,
 	}
 	stopped := false
 	ts.stop = func() {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/jaeger"
 	"github.com/vigil-obs/vigil/ingest/otlp"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
 	"github.com/vigil-obs/vigil/internal/auth"
@@ -128,6 +129,7 @@ type server struct {
 	logPipe *pipeline.LogPipeline
 	logHub  *tail.Hub[storage.LogRecord]
 	rcv     *otlp.Receiver
+	jaeger  *jaeger.Receiver // nil when every Jaeger/Zipkin address is empty
 	http    *web.Server
 }
 
@@ -188,6 +190,26 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err != nil {
 		return nil, err
 	}
+	var jrcv *jaeger.Receiver
+	jcfg := jaeger.Config{
+		UDPCompactAddr: cfg.JaegerUDPCompact, UDPBinaryAddr: cfg.JaegerUDPBinary,
+		HTTPAddr: cfg.JaegerHTTP, GRPCAddr: cfg.JaegerGRPC, ZipkinAddr: cfg.Zipkin,
+		MaxRequestBytes: cfg.MaxRequestBytes,
+	}
+	if jcfg.Enabled() {
+		jrcv, err = jaeger.New(jcfg, jaeger.Options{Traces: pipe, Logger: logger, Metrics: metrics,
+			Registerer: reg, Auth: ingestTokens, Limits: cfg.Limits})
+		if err != nil {
+			return nil, errors.Join(err, rcv.Close())
+		}
+	}
+	closeReceivers := func() error {
+		err := rcv.Close()
+		if jrcv != nil {
+			err = errors.Join(err, jrcv.Close())
+		}
+		return err
+	}
 
 	// Ready when Postgres answers and carries every migration this binary
 	// knows (another replica may be mid-upgrade).
@@ -212,9 +234,9 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		Logger:   logger,
 	})
 	if err != nil {
-		return nil, errors.Join(err, rcv.Close())
+		return nil, errors.Join(err, closeReceivers())
 	}
-	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, logHub: logHub, rcv: rcv, http: srv}, nil
+	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, logHub: logHub, rcv: rcv, jaeger: jrcv, http: srv}, nil
 }
 
 // Run serves until ctx is cancelled, then stops the receivers, drains the
@@ -237,6 +259,11 @@ func (s *server) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.rcv.Run(gctx) })
+	if s.jaeger != nil {
+		g.Go(func() error { return s.jaeger.Run(gctx) })
+		s.logger.InfoContext(ctx, "jaeger receivers", "udp_compact", s.jaeger.UDPCompactAddr(), "udp_binary", s.jaeger.UDPBinaryAddr(),
+			"http", s.jaeger.HTTPAddr(), "grpc", s.jaeger.GRPCAddr(), "zipkin", s.jaeger.ZipkinAddr())
+	}
 	g.Go(func() error {
 		err := s.http.Run(gctx)
 		// http.Server.Shutdown does not close hijacked WebSockets: closing

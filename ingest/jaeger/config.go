@@ -1,0 +1,145 @@
+package jaeger
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Defaults of Config. The addresses are Jaeger's and Zipkin's standard
+// ports on the loopback interface: exposing a receiver is an explicit
+// choice, as with the OTLP receiver.
+const (
+	DefaultUDPCompactAddr  = "localhost:6831"
+	DefaultUDPBinaryAddr   = "localhost:6832"
+	DefaultHTTPAddr        = "localhost:14268"
+	DefaultGRPCAddr        = "localhost:14250"
+	DefaultZipkinAddr      = "localhost:9411"
+	DefaultUDPQueueSize    = 1000
+	DefaultUDPWorkers      = 16
+	DefaultMaxRequestBytes = 16 << 20
+	DefaultRetryAfter      = time.Second
+	DefaultShutdownTimeout = 5 * time.Second
+)
+
+// MaxDatagramBytes is the size of the buffers UDP datagrams are read into:
+// the largest packet Jaeger clients and agents send (their
+// max_packet_size). A longer datagram is cut by the kernel and counted as
+// malformed (reason "truncated").
+const MaxDatagramBytes = 65000
+
+// Config configures a Receiver. Each address turns one transport on; an
+// empty address turns it off.
+type Config struct {
+	// UDPCompactAddr is the UDP address of the Jaeger agent's compact
+	// thrift port (6831). Like UDPBinaryAddr it accepts both encodings.
+	UDPCompactAddr string `yaml:"udp_compact_addr"`
+	// UDPBinaryAddr is the UDP address of the Jaeger agent's binary
+	// thrift port (6832).
+	UDPBinaryAddr string `yaml:"udp_binary_addr"`
+	// HTTPAddr is the TCP address of the Jaeger collector's HTTP thrift
+	// endpoint (14268, POST /api/traces).
+	HTTPAddr string `yaml:"http_addr"`
+	// GRPCAddr is the TCP address of the Jaeger collector's gRPC API
+	// (14250, jaeger.api_v2.CollectorService).
+	GRPCAddr string `yaml:"grpc_addr"`
+	// ZipkinAddr is the TCP address of the Zipkin v2 HTTP API (9411,
+	// POST /api/v2/spans).
+	ZipkinAddr string `yaml:"zipkin_addr"`
+
+	// UDPQueueSize bounds the datagrams read but not yet decoded, per UDP
+	// port. When it is full the socket reader drops the datagram (counted
+	// with reason "queue_full") rather than stop reading. Each queued
+	// datagram holds a MaxDatagramBytes buffer, so a full queue holds
+	// UDPQueueSize × 65,000 bytes. Zero means DefaultUDPQueueSize (1000).
+	UDPQueueSize int `yaml:"udp_queue_size"`
+	// UDPWorkers is the number of goroutines per UDP port that decode
+	// datagrams and wait for their spans to be committed. Zero means
+	// DefaultUDPWorkers (16).
+	UDPWorkers int `yaml:"udp_workers"`
+	// UDPSocketBufferBytes sets the kernel receive buffer of the UDP
+	// sockets (SO_RCVBUF), which absorbs bursts while the reader is not
+	// scheduled; the kernel may cap it (net.core.rmem_max). Zero keeps
+	// the system default.
+	UDPSocketBufferBytes int `yaml:"udp_socket_buffer_bytes"`
+
+	// MaxRequestBytes bounds one HTTP request body, both as received and
+	// after gzip decompression (larger ones get 413), and one gRPC
+	// message (RESOURCE_EXHAUSTED). Zero means DefaultMaxRequestBytes
+	// (16 MiB); at most 2 GiB - 1.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// RetryAfter is the delay suggested to senders when the pipeline
+	// pushes back (HTTP Retry-After, rounded up to whole seconds; gRPC
+	// RetryInfo). Zero means DefaultRetryAfter (1 s).
+	RetryAfter time.Duration `yaml:"retry_after"`
+	// ShutdownTimeout bounds how long Run waits, once its context is
+	// cancelled, for HTTP and gRPC requests in flight and for queued
+	// datagrams to be consumed. Zero means DefaultShutdownTimeout (5 s).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// DefaultConfig returns the configuration of a receiver serving every
+// transport on its standard port of the loopback interface.
+func DefaultConfig() Config {
+	return Config{
+		UDPCompactAddr:  DefaultUDPCompactAddr,
+		UDPBinaryAddr:   DefaultUDPBinaryAddr,
+		HTTPAddr:        DefaultHTTPAddr,
+		GRPCAddr:        DefaultGRPCAddr,
+		ZipkinAddr:      DefaultZipkinAddr,
+		UDPQueueSize:    DefaultUDPQueueSize,
+		UDPWorkers:      DefaultUDPWorkers,
+		MaxRequestBytes: DefaultMaxRequestBytes,
+		RetryAfter:      DefaultRetryAfter,
+		ShutdownTimeout: DefaultShutdownTimeout,
+	}
+}
+
+// Enabled reports whether at least one transport has an address. New
+// refuses a configuration that serves nothing; callers check Enabled
+// first to leave the receiver out.
+func (c Config) Enabled() bool {
+	return c.UDPCompactAddr != "" || c.UDPBinaryAddr != "" || c.HTTPAddr != "" || c.GRPCAddr != "" || c.ZipkinAddr != ""
+}
+
+// Validate reports the first invalid setting: no transport enabled, or a
+// negative or too large size, count or duration.
+func (c Config) Validate() error {
+	switch {
+	case !c.Enabled():
+		return errors.New("jaeger config: every address is empty, nothing to serve")
+	case c.UDPQueueSize < 0:
+		return fmt.Errorf("jaeger config: udp_queue_size %d is negative", c.UDPQueueSize)
+	case c.UDPWorkers < 0:
+		return fmt.Errorf("jaeger config: udp_workers %d is negative", c.UDPWorkers)
+	case c.UDPSocketBufferBytes < 0:
+		return fmt.Errorf("jaeger config: udp_socket_buffer_bytes %d is negative", c.UDPSocketBufferBytes)
+	case c.MaxRequestBytes < 0 || c.MaxRequestBytes > math.MaxInt32:
+		return fmt.Errorf("jaeger config: max_request_bytes %d is outside [0, %d]", c.MaxRequestBytes, math.MaxInt32)
+	case c.RetryAfter < 0:
+		return fmt.Errorf("jaeger config: retry_after %s is negative", c.RetryAfter)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("jaeger config: shutdown_timeout %s is negative", c.ShutdownTimeout)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.UDPQueueSize == 0 {
+		c.UDPQueueSize = DefaultUDPQueueSize
+	}
+	if c.UDPWorkers == 0 {
+		c.UDPWorkers = DefaultUDPWorkers
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	return c
+}
