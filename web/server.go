@@ -34,7 +34,11 @@ type Options struct {
 	Ready    ReadyFunc
 	Gatherer prometheus.Gatherer // for /metrics; nil = no /metrics
 	Auth     *auth.Tokens        // read tokens; nil or empty = open
-	Logger   *slog.Logger
+	// Ingest maps route patterns ("POST /api/v1/write") to ingest handlers
+	// served on this port behind IngestAuth instead of the read tokens.
+	Ingest     map[string]http.Handler
+	IngestAuth *auth.Tokens
+	Logger     *slog.Logger
 }
 
 // Server is the HTTP server of the main port.
@@ -100,6 +104,12 @@ func Handler(opts Options) http.Handler {
 	})
 	if opts.Gatherer != nil {
 		root.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	for pattern, h := range opts.Ingest {
+		if opts.IngestAuth != nil {
+			h = opts.IngestAuth.Middleware(h)
+		}
+		root.Handle(pattern, h)
 	}
 	var apiHandler http.Handler = api
 	if opts.Auth != nil {

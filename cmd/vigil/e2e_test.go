@@ -351,3 +351,5 @@ func TestOTLPSDKToJaegerAPI(t *testing.T) {
 		}
 	}
 }
+
+func decodeJSON(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

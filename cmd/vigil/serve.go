@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -17,10 +18,12 @@ import (
 	"github.com/vigil-obs/vigil/ingest/jaeger"
 	"github.com/vigil-obs/vigil/ingest/otlp"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
+	"github.com/vigil-obs/vigil/ingest/promremote"
 	"github.com/vigil-obs/vigil/internal/auth"
 	"github.com/vigil-obs/vigil/internal/pgmanaged"
 	"github.com/vigil-obs/vigil/internal/tail"
 	querylogs "github.com/vigil-obs/vigil/query/logs"
+	"github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/query/traces"
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres"
@@ -130,6 +133,7 @@ type server struct {
 	logHub  *tail.Hub[storage.LogRecord]
 	rcv     *otlp.Receiver
 	jaeger  *jaeger.Receiver // nil when every Jaeger/Zipkin address is empty
+	engine  *promql.Engine
 	http    *web.Server
 }
 
@@ -223,20 +227,30 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		}
 		return nil
 	}
+	metricStore := postgres.NewMetricStore(pool, parts, logger)
+	engine, err := promql.New(metricStore, promql.Config{}, logger, reg)
+	if err != nil {
+		return nil, errors.Join(err, closeReceivers())
+	}
+	remoteWrite := promremote.NewHandler(metricStore, promremote.Config{MaxRequestBytes: cfg.MaxRequestBytes}, logger)
+
 	querySvc := traces.New(store, traces.Config{MaxLookback: time.Duration(cfg.Retention)})
 	logsAPI := api.NewLogs(querylogs.New(logStore, querylogs.Config{MaxLookback: time.Duration(cfg.Logs.Retention)}),
 		api.LogsOptions{Tail: logHub, Logger: logger, AllowedOrigins: cfg.Logs.AllowedOrigins})
 	srv, err := web.New(cfg.HTTP, web.Options{
-		APIs:     []web.Mounter{api.NewJaeger(querySvc, logger), logsAPI},
-		Ready:    ready,
-		Gatherer: reg,
-		Auth:     readTokens,
-		Logger:   logger,
+		APIs: []web.Mounter{api.NewJaeger(querySvc, logger), logsAPI,
+			api.NewPrometheus(engine, metricStore, api.PrometheusOptions{Logger: logger, Revision: version})},
+		Ingest:     map[string]http.Handler{"POST /api/v1/write": remoteWrite},
+		IngestAuth: ingestTokens,
+		Ready:      ready,
+		Gatherer:   reg,
+		Auth:       readTokens,
+		Logger:     logger,
 	})
 	if err != nil {
-		return nil, errors.Join(err, closeReceivers())
+		return nil, errors.Join(err, closeReceivers(), engine.Close())
 	}
-	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, logHub: logHub, rcv: rcv, jaeger: jrcv, http: srv}, nil
+	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, logHub: logHub, rcv: rcv, jaeger: jrcv, engine: engine, http: srv}, nil
 }
 
 // Run serves until ctx is cancelled, then stops the receivers, drains the
@@ -275,6 +289,7 @@ func (s *server) Run(ctx context.Context) error {
 	err := g.Wait()
 	stopPipe()
 	pipes.Wait()
+	err = errors.Join(err, s.engine.Close())
 	s.logger.Info("vigil stopped")
 	return err
 }

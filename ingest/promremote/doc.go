@@ -1,0 +1,6 @@
+// Package promremote receives Prometheus remote_write 1.0 (POST
+// /api/v1/write, snappy-compressed prompb.WriteRequest) and writes the
+// samples into a storage.AppendableV2, in Vigil the PostgreSQL metric
+// store. Invalid series are refused with a 400 naming them while the valid
+// rest of the request is stored.
+package promremote

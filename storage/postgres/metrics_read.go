@@ -1,0 +1,485 @@
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	promstorage "github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// Querier returns a querier over samples in [mint, maxt] (milliseconds,
+// inclusive). It holds no connection: each call acquires one from the pool
+// and honours its context.
+func (s *MetricStore) Querier(mint, maxt int64) (promstorage.Querier, error) {
+	return &metricQuerier{store: s, mint: mint, maxt: maxt}, nil
+}
+
+type metricQuerier struct {
+	store      *MetricStore
+	mint, maxt int64
+}
+
+// Close releases nothing: the querier holds no resources between calls.
+func (q *metricQuerier) Close() error { return nil }
+
+// seriesFilter is the SQL condition on metric_series.labels that a set of
+// matchers resolves to: the series must hold a pair of every include set
+// and no pair of any exclude set.
+type seriesFilter struct {
+	include [][]int32
+	exclude []int32
+	empty   bool // some matcher can match no series at all
+}
+
+// resolve turns matchers into a seriesFilter by reading the label
+// dictionary: a matcher that does not match the empty string needs one of
+// the pairs of its label whose value it matches; one that does match it
+// (a series without the label has the value "") excludes the pairs whose
+// value it does not match. Matching happens in Go with Prometheus's own
+// matchers, so regular expressions behave exactly as in Prometheus
+// (anchored, RE2 syntax).
+func (s *MetricStore) resolve(ctx context.Context, matchers []*labels.Matcher) (seriesFilter, error) {
+	var f seriesFilter
+	for _, m := range matchers {
+		if err := ctx.Err(); err != nil {
+			return f, err
+		}
+		matchesEmpty := m.Matches("")
+		var rows pgx.Rows
+		var err error
+		switch {
+		case m.Type == labels.MatchEqual && !matchesEmpty:
+			rows, err = s.pool.Query(ctx, "SELECT id, value FROM metric_labels WHERE name = $1 AND value = $2", m.Name, m.Value)
+		case m.Type == labels.MatchRegexp && !matchesEmpty && len(m.SetMatches()) > 0:
+			rows, err = s.pool.Query(ctx, "SELECT id, value FROM metric_labels WHERE name = $1 AND value = ANY($2)", m.Name, m.SetMatches())
+		default:
+			rows, err = s.pool.Query(ctx, "SELECT id, value FROM metric_labels WHERE name = $1", m.Name)
+		}
+		if err != nil {
+			return f, fmt.Errorf("resolve matcher %s: %w", m, classify(err))
+		}
+		var ids []int32
+		var id int32
+		var value string
+		_, err = pgx.ForEachRow(rows, []any{&id, &value}, func() error {
+			if m.Matches(value) != matchesEmpty {
+				ids = append(ids, id)
+			}
+			return nil
+		})
+		if err != nil {
+			return f, fmt.Errorf("resolve matcher %s: %w", m, classify(err))
+		}
+		if matchesEmpty {
+			f.exclude = append(f.exclude, ids...)
+		} else if len(ids) == 0 {
+			f.empty = true
+			return f, nil
+		} else {
+			f.include = append(f.include, ids)
+		}
+	}
+	return f, nil
+}
+
+// where renders f as a WHERE clause on metric_series aliased s, appending
+// its arguments to args.
+func (f seriesFilter) where(args []any) (string, []any) {
+	clause := "TRUE"
+	for _, ids := range f.include {
+		args = append(args, ids)
+		clause += fmt.Sprintf(" AND s.labels && $%d::integer[]", len(args))
+	}
+	if len(f.exclude) > 0 {
+		args = append(args, f.exclude)
+		clause += fmt.Sprintf(" AND NOT s.labels && $%d::integer[]", len(args))
+	}
+	return clause, args
+}
+
+// matchingSeries returns the ids and pair ids of the series matching f.
+func (s *MetricStore) matchingSeries(ctx context.Context, f seriesFilter) (map[int64][]int32, error) {
+	clause, args := f.where(nil)
+	rows, err := s.pool.Query(ctx, "SELECT s.id, s.labels FROM metric_series s WHERE "+clause, args...)
+	if err != nil {
+		return nil, fmt.Errorf("select series: %w", classify(err))
+	}
+	out := map[int64][]int32{}
+	var id int64
+	var pairs []int32
+	_, err = pgx.ForEachRow(rows, []any{&id, &pairs}, func() error {
+		out[id] = pairs
+		pairs = nil
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("select series: %w", classify(err))
+	}
+	return out, nil
+}
+
+// labelsOf builds the label sets of series from their pair ids, reading
+// the pairs the cache lacks.
+func (s *MetricStore) labelsOf(ctx context.Context, series map[int64][]int32) (map[int64]labels.Labels, error) {
+	var missing []int32
+	s.mu.RLock()
+	for _, pairs := range series {
+		for _, p := range pairs {
+			if _, ok := s.pairByID[p]; !ok {
+				missing = append(missing, p)
+			}
+		}
+	}
+	s.mu.RUnlock()
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		missing = slices.Compact(missing)
+		rows, err := s.pool.Query(ctx, "SELECT id, name, value FROM metric_labels WHERE id = ANY($1)", missing)
+		if err != nil {
+			return nil, fmt.Errorf("read label pairs: %w", classify(err))
+		}
+		var id int32
+		var p labelPair
+		got := map[int32]labelPair{}
+		_, err = pgx.ForEachRow(rows, []any{&id, &p.name, &p.value}, func() error {
+			got[id] = p
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read label pairs: %w", classify(err))
+		}
+		s.mu.Lock()
+		if len(s.pairByID)+len(got) > maxCacheEntries {
+			clear(s.pairIDs)
+			clear(s.pairByID)
+		}
+		for id, p := range got {
+			s.pairByID[id] = p
+			s.pairIDs[p] = id
+		}
+		s.mu.Unlock()
+		for _, id := range missing {
+			if _, ok := got[id]; !ok {
+				return nil, fmt.Errorf("read label pairs: pair %d missing: %w", id, errCorruptPayload)
+			}
+		}
+		// Pairs read now may have been evicted since; got backs them up.
+		return s.buildLabels(series, got), nil
+	}
+	return s.buildLabels(series, nil), nil
+}
+
+func (s *MetricStore) buildLabels(series map[int64][]int32, extra map[int32]labelPair) map[int64]labels.Labels {
+	out := make(map[int64]labels.Labels, len(series))
+	var b labels.ScratchBuilder
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for id, pairs := range series {
+		b.Reset()
+		for _, pid := range pairs {
+			p, ok := s.pairByID[pid]
+			if !ok {
+				p = extra[pid]
+			}
+			b.Add(p.name, p.value)
+		}
+		b.Sort()
+		out[id] = b.Labels()
+	}
+	return out
+}
+
+// Select returns the series matching every matcher with their samples in
+// the hinted range (the querier's range without hints), sorted by labels
+// whatever sortSeries says. With hints.Func "series" only series that have
+// samples in the range are returned, without samples. Matchers and the
+// time range are evaluated in PostgreSQL; the samples of the selection are
+// held in memory (the engine holds them anyway).
+func (q *metricQuerier) Select(ctx context.Context, _ bool, hints *promstorage.SelectHints, matchers ...*labels.Matcher) promstorage.SeriesSet {
+	mint, maxt := q.mint, q.maxt
+	if hints != nil {
+		mint, maxt = max(hints.Start, minSampleTime), min(hints.End, maxSampleTime)
+	}
+	mint, maxt = max(mint, minSampleTime), min(maxt, maxSampleTime)
+	set, err := q.store.selectSeries(ctx, mint, maxt, hints != nil && hints.Func == "series", matchers)
+	if err != nil {
+		return promstorage.ErrSeriesSet(fmt.Errorf("select: %w", err))
+	}
+	return set
+}
+
+func (s *MetricStore) selectSeries(ctx context.Context, mint, maxt int64, labelsOnly bool, matchers []*labels.Matcher) (*seriesSet, error) {
+	if mint > maxt {
+		return &seriesSet{idx: -1}, nil
+	}
+	f, err := s.resolve(ctx, matchers)
+	if err != nil || f.empty {
+		return &seriesSet{idx: -1}, err
+	}
+	series, err := s.matchingSeries(ctx, f)
+	if err != nil || len(series) == 0 {
+		return &seriesSet{idx: -1}, err
+	}
+	ids := make([]int64, 0, len(series))
+	for id := range series {
+		ids = append(ids, id)
+	}
+	lsets, err := s.labelsOf(ctx, series)
+	if err != nil {
+		return nil, err
+	}
+	var samples map[int64]*sampleList
+	if labelsOnly {
+		samples, err = s.seriesWithData(ctx, ids, mint, maxt)
+	} else {
+		samples, err = s.readSamples(ctx, ids, mint, maxt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := &seriesSet{idx: -1, series: make([]promstorage.Series, 0, len(samples))}
+	for id, list := range samples {
+		out.series = append(out.series, &storedSeries{lset: lsets[id], samples: list})
+	}
+	slices.SortFunc(out.series, func(a, b promstorage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
+	return out, nil
+}
+
+// seriesWithData returns an empty sample list for each of ids that has a
+// sample in [mint, maxt].
+func (s *MetricStore) seriesWithData(ctx context.Context, ids []int64, mint, maxt int64) (map[int64]*sampleList, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM unnest($1::bigint[]) AS u(id) WHERE EXISTS (
+		SELECT 1 FROM metric_samples WHERE series_id = u.id
+		AND t >= $2 AND t <= $3)`, ids, time.UnixMilli(mint), time.UnixMilli(maxt))
+	if err != nil {
+		return nil, fmt.Errorf("select series with data: %w", classify(err))
+	}
+	out := map[int64]*sampleList{}
+	var id int64
+	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+		out[id] = &sampleList{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("select series with data: %w", classify(err))
+	}
+	return out, nil
+}
+
+// readSamples reads the samples of ids in [mint, maxt], keeping the last
+// committed one (highest batch) of each (series, time).
+func (s *MetricStore) readSamples(ctx context.Context, ids []int64, mint, maxt int64) (map[int64]*sampleList, error) {
+	rows, err := s.pool.Query(ctx, `SELECT series_id, t, v, batch, st, h FROM metric_samples
+		WHERE series_id = ANY($1) AND t >= $2 AND t <= $3 ORDER BY series_id, t`,
+		ids, time.UnixMilli(mint), time.UnixMilli(maxt))
+	if err != nil {
+		return nil, fmt.Errorf("read samples: %w", classify(err))
+	}
+	defer rows.Close()
+	out := map[int64]*sampleList{}
+	var (
+		cur       *sampleList
+		curID     int64
+		lastBatch int64
+		n         int
+	)
+	for rows.Next() {
+		if n++; n%8192 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		raw := rows.RawValues()
+		if len(raw) != 6 || len(raw[0]) != 8 || len(raw[1]) != 8 || len(raw[2]) != 8 || len(raw[3]) != 8 {
+			return nil, fmt.Errorf("read samples: unexpected row: %w", errCorruptPayload)
+		}
+		id := int64(binary.BigEndian.Uint64(raw[0]))
+		t := int64(binary.BigEndian.Uint64(raw[1]))/1000 + pgEpochMillis
+		v := math.Float64frombits(binary.BigEndian.Uint64(raw[2]))
+		batch := int64(binary.BigEndian.Uint64(raw[3]))
+		var smp metricSample
+		smp.t, smp.f = t, v
+		if len(raw[4]) == 8 {
+			smp.st = int64(binary.BigEndian.Uint64(raw[4]))
+		}
+		if raw[5] != nil {
+			h, fh, err := decodeHistogram(raw[5])
+			if err != nil {
+				return nil, fmt.Errorf("read samples of series %d: %w", uint64(id), err)
+			}
+			smp.h, smp.fh, smp.f = h, fh, 0
+		}
+		if cur == nil || id != curID {
+			cur = &sampleList{}
+			out[id] = cur
+			curID = id
+		} else if last := len(cur.s) - 1; cur.s[last].t == t {
+			if batch > lastBatch {
+				cur.s[last] = smp
+				lastBatch = batch
+			}
+			continue
+		}
+		cur.s = append(cur.s, smp)
+		lastBatch = batch
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read samples: %w", classify(err))
+	}
+	return out, nil
+}
+
+// metricSample is one stored sample; it implements chunks.Sample.
+type metricSample struct {
+	t  int64
+	st int64
+	f  float64
+	h  *histogram.Histogram
+	fh *histogram.FloatHistogram
+}
+
+func (s metricSample) T() int64   { return s.t }
+func (s metricSample) ST() int64  { return s.st }
+func (s metricSample) F() float64 { return s.f }
+func (s metricSample) H() *histogram.Histogram {
+	return s.h
+}
+
+func (s metricSample) FH() *histogram.FloatHistogram {
+	if s.fh == nil && s.h != nil {
+		return s.h.ToFloat(nil)
+	}
+	return s.fh
+}
+
+func (s metricSample) Type() chunkenc.ValueType {
+	switch {
+	case s.h != nil:
+		return chunkenc.ValHistogram
+	case s.fh != nil:
+		return chunkenc.ValFloatHistogram
+	}
+	return chunkenc.ValFloat
+}
+
+func (s metricSample) Copy() chunks.Sample {
+	c := s
+	if s.h != nil {
+		c.h = s.h.Copy()
+	}
+	if s.fh != nil {
+		c.fh = s.fh.Copy()
+	}
+	return c
+}
+
+// sampleList is the samples of one series in time order; it implements
+// storage.Samples.
+type sampleList struct{ s []metricSample }
+
+func (l *sampleList) Get(i int) chunks.Sample { return l.s[i] }
+func (l *sampleList) Len() int                { return len(l.s) }
+
+// storedSeries is one selected series. Its iterators are Prometheus's list
+// iterators (storage.NewListSeriesIteratorWithCopy), which implement
+// chunkenc.Iterator, Seek and AtST included, and hand out copies of
+// histograms so the engine may modify them.
+type storedSeries struct {
+	lset    labels.Labels
+	samples *sampleList
+}
+
+func (s *storedSeries) Labels() labels.Labels { return s.lset }
+
+func (s *storedSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+	return promstorage.NewListSeriesIteratorWithCopy(s.samples)
+}
+
+// seriesSet is a sorted, fully read list of series.
+type seriesSet struct {
+	series []promstorage.Series
+	idx    int
+}
+
+func (s *seriesSet) Next() bool {
+	if s.idx+1 >= len(s.series) {
+		s.idx = len(s.series)
+		return false
+	}
+	s.idx++
+	return true
+}
+
+func (s *seriesSet) At() promstorage.Series            { return s.series[s.idx] }
+func (s *seriesSet) Err() error                        { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return nil }
+
+// LabelNames returns the sorted label names of the series matching
+// matchers (of every series without matchers).
+func (q *metricQuerier) LabelNames(ctx context.Context, hints *promstorage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if len(matchers) == 0 {
+		rows, err = q.store.pool.Query(ctx, "SELECT DISTINCT name FROM metric_labels")
+	} else {
+		f, rerr := q.store.resolve(ctx, matchers)
+		if rerr != nil || f.empty {
+			return nil, nil, rerr
+		}
+		clause, args := f.where(nil)
+		rows, err = q.store.pool.Query(ctx, `SELECT DISTINCT l.name FROM metric_series s
+			JOIN metric_labels l ON l.id = ANY(s.labels) WHERE `+clause, args...)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("label names: %w", classify(err))
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, nil, fmt.Errorf("label names: %w", classify(err))
+	}
+	slices.Sort(names)
+	names, _ = hints.ApplyLimit(names)
+	return names, nil, nil
+}
+
+// LabelValues returns the sorted values of label name among the series
+// matching matchers (among every series without matchers).
+func (q *metricQuerier) LabelValues(ctx context.Context, name string, hints *promstorage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if len(matchers) == 0 {
+		rows, err = q.store.pool.Query(ctx, "SELECT value FROM metric_labels WHERE name = $1", name)
+	} else {
+		f, rerr := q.store.resolve(ctx, matchers)
+		if rerr != nil || f.empty {
+			return nil, nil, rerr
+		}
+		clause, args := f.where([]any{name})
+		rows, err = q.store.pool.Query(ctx, `SELECT DISTINCT l.value FROM metric_series s
+			JOIN metric_labels l ON l.id = ANY(s.labels) AND l.name = $1 WHERE `+clause, args...)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("label values of %q: %w", name, classify(err))
+	}
+	values, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, nil, fmt.Errorf("label values of %q: %w", name, classify(err))
+	}
+	slices.Sort(values)
+	values, _ = hints.ApplyLimit(values)
+	return values, nil, nil
+}

@@ -1,0 +1,445 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	promstorage "github.com/prometheus/prometheus/storage"
+
+	"github.com/vigil-obs/vigil/storage"
+)
+
+// PromQLEngine is what the Prometheus API needs from the PromQL layer
+// (query/promql.Engine). Queries it returns are closed by the API.
+type PromQLEngine interface {
+	InstantQuery(ctx context.Context, qs string, ts time.Time) (promql.Query, error)
+	RangeQuery(ctx context.Context, qs string, start, end time.Time, step time.Duration) (promql.Query, error)
+}
+
+// PrometheusOptions configures the Prometheus API.
+type PrometheusOptions struct {
+	// Version is reported by /api/v1/status/buildinfo as the Prometheus
+	// version Vigil is compatible with (default "3.0.0"); Grafana enables
+	// features by it. Revision carries Vigil's own version.
+	Version  string
+	Revision string
+	Logger   *slog.Logger // nil = discard
+	Now      func() time.Time
+}
+
+// Prometheus serves the Prometheus HTTP API (/api/v1/...) over a PromQL
+// engine and a Queryable, with Prometheus's JSON envelope, error types
+// and status codes. Every query route takes GET parameters and
+// form-encoded POST bodies (as Grafana sends). Safe for concurrent use.
+type Prometheus struct {
+	engine    PromQLEngine
+	queryable promstorage.Queryable
+	parser    parser.Parser
+	opts      PrometheusOptions
+	logger    *slog.Logger
+}
+
+// NewPrometheus returns the Prometheus API over engine and q.
+func NewPrometheus(engine PromQLEngine, q promstorage.Queryable, opts PrometheusOptions) *Prometheus {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Version == "" {
+		opts.Version = "3.0.0"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Prometheus{engine: engine, queryable: q, parser: parser.NewParser(parser.Options{}), opts: opts,
+		logger: opts.Logger.With("component", "prometheus_api")}
+}
+
+// Register adds the routes to mux:
+//
+//	GET|POST /api/v1/query?query=&time=&timeout=
+//	GET|POST /api/v1/query_range?query=&start=&end=&step=&timeout=
+//	GET|POST /api/v1/series?match[]=&start=&end=&limit=
+//	GET|POST /api/v1/labels?match[]=&start=&end=&limit=
+//	GET      /api/v1/label/{name}/values?match[]=&start=&end=&limit=
+//	GET      /api/v1/metadata
+//	GET      /api/v1/status/buildinfo
+//
+// Like http.ServeMux.HandleFunc it panics if a route is already registered.
+func (p *Prometheus) Register(mux *http.ServeMux) {
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		mux.HandleFunc(m+" /api/v1/query", p.query)
+		mux.HandleFunc(m+" /api/v1/query_range", p.queryRange)
+		mux.HandleFunc(m+" /api/v1/series", p.series)
+		mux.HandleFunc(m+" /api/v1/labels", p.labelNames)
+	}
+	mux.HandleFunc("GET /api/v1/label/{name}/values", p.labelValues)
+	mux.HandleFunc("GET /api/v1/metadata", p.metadata)
+	mux.HandleFunc("GET /api/v1/status/buildinfo", p.buildInfo)
+}
+
+// Prometheus API error types.
+const (
+	promErrBadData     = "bad_data"
+	promErrExec        = "execution"
+	promErrCanceled    = "canceled"
+	promErrTimeout     = "timeout"
+	promErrInternal    = "internal"
+	promErrUnavailable = "unavailable"
+)
+
+// promStatusClientClosed is the status of a request whose client went away.
+const promStatusClientClosed = 499
+
+// maxPromFormBytes bounds a POST body of form parameters.
+const maxPromFormBytes = 1 << 20
+
+type promResponse struct {
+	Status    string   `json:"status"`
+	Data      any      `json:"data,omitempty"`
+	ErrorType string   `json:"errorType,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
+	Infos     []string `json:"infos,omitempty"`
+}
+
+type promQueryData struct {
+	ResultType string `json:"resultType"`
+	Result     any    `json:"result"`
+}
+
+// form parses the URL query and a form-encoded body.
+func (p *Prometheus) form(w http.ResponseWriter, r *http.Request) (map[string][]string, bool) {
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxPromFormBytes)
+	}
+	if err := r.ParseForm(); err != nil {
+		p.fail(w, r, &promParamError{"body", err})
+		return nil, false
+	}
+	return r.Form, true
+}
+
+// withTimeout applies the optional 'timeout' parameter to ctx.
+func withTimeout(ctx context.Context, form map[string][]string) (context.Context, context.CancelFunc, error) {
+	v := promFormValue(form, "timeout")
+	if v == "" {
+		return ctx, func() {}, nil
+	}
+	d, err := parsePromDuration(v)
+	if err != nil || d <= 0 {
+		if err == nil {
+			err = errors.New("must be positive")
+		}
+		return nil, nil, &promParamError{"timeout", err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	return ctx, cancel, nil
+}
+
+func (p *Prometheus) query(w http.ResponseWriter, r *http.Request) {
+	form, ok := p.form(w, r)
+	if !ok {
+		return
+	}
+	qs := promFormValue(form, "query")
+	if qs == "" {
+		p.fail(w, r, &promParamError{"query", errors.New("is required")})
+		return
+	}
+	ts, err := promTimeParam(form, "time", p.opts.Now())
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	ctx, cancel, err := withTimeout(r.Context(), form)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	defer cancel()
+	q, err := p.engine.InstantQuery(ctx, qs, ts)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	defer q.Close()
+	p.answer(w, r, qs, q.Exec(ctx))
+}
+
+func (p *Prometheus) queryRange(w http.ResponseWriter, r *http.Request) {
+	form, ok := p.form(w, r)
+	if !ok {
+		return
+	}
+	rp, err := parsePromRange(form)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	ctx, cancel, err := withTimeout(r.Context(), form)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	defer cancel()
+	q, err := p.engine.RangeQuery(ctx, rp.query, rp.start, rp.end, rp.step)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	defer q.Close()
+	p.answer(w, r, rp.query, q.Exec(ctx))
+}
+
+// answer writes a query result, or its error.
+func (p *Prometheus) answer(w http.ResponseWriter, r *http.Request, qs string, res *promql.Result) {
+	if res.Err != nil {
+		p.fail(w, r, res.Err)
+		return
+	}
+	warnings, infos := res.Warnings.AsStrings(qs, 10, 10)
+	data := promQueryData{ResultType: string(res.Value.Type()), Result: res.Value}
+	// Empty results are [] in Prometheus, never null.
+	switch v := res.Value.(type) {
+	case promql.Matrix:
+		if v == nil {
+			data.Result = promql.Matrix{}
+		}
+	case promql.Vector:
+		if v == nil {
+			data.Result = promql.Vector{}
+		}
+	}
+	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: data, Warnings: warnings, Infos: infos})
+}
+
+// selectionRange returns start and end of a metadata request.
+func selectionRange(form map[string][]string) (time.Time, time.Time, error) {
+	start, err := promTimeParam(form, "start", promMinTime)
+	if err != nil {
+		return start, start, err
+	}
+	end, err := promTimeParam(form, "end", promMaxTime)
+	if err != nil {
+		return start, end, err
+	}
+	if end.Before(start) {
+		return start, end, &promParamError{"end", errors.New("end timestamp must not be before start time")}
+	}
+	return start, end, nil
+}
+
+func (p *Prometheus) series(w http.ResponseWriter, r *http.Request) {
+	form, ok := p.form(w, r)
+	if !ok {
+		return
+	}
+	if len(form["match[]"]) == 0 {
+		p.fail(w, r, &promParamError{"match[]", errors.New("no match[] parameter provided")})
+		return
+	}
+	sets, err := parsePromMatchSets(p.parser, form["match[]"])
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	start, end, err := selectionRange(form)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	limit, err := parsePromLimit(form)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	q, err := p.queryable.Querier(start.UnixMilli(), end.UnixMilli())
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	defer q.Close()
+	hints := &promstorage.SelectHints{Start: start.UnixMilli(), End: end.UnixMilli(), Func: "series", Limit: limit}
+	var out []labels.Labels
+	seen := map[uint64]bool{}
+	var warnings []string
+	for _, ms := range sets {
+		set := q.Select(r.Context(), true, hints, ms...)
+		for set.Next() {
+			ls := set.At().Labels()
+			if h := ls.Hash(); !seen[h] {
+				seen[h] = true
+				out = append(out, ls)
+			}
+		}
+		if err := set.Err(); err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		w, _ := set.Warnings().AsStrings("", 10, 0)
+		warnings = append(warnings, w...)
+	}
+	slices.SortFunc(out, labels.Compare)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+		warnings = append(warnings, "results truncated due to limit")
+	}
+	if out == nil {
+		out = []labels.Labels{}
+	}
+	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: out, Warnings: warnings})
+}
+
+func (p *Prometheus) labelNames(w http.ResponseWriter, r *http.Request) {
+	p.labels(w, r, "")
+}
+
+func (p *Prometheus) labelValues(w http.ResponseWriter, r *http.Request) {
+	name, err := parsePromLabelName(r.PathValue("name"))
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	p.labels(w, r, name)
+}
+
+// labels answers label names (name == "") or the values of label name,
+// over the series matching any match[] (every series without one).
+func (p *Prometheus) labels(w http.ResponseWriter, r *http.Request, name string) {
+	form, ok := p.form(w, r)
+	if !ok {
+		return
+	}
+	sets, err := parsePromMatchSets(p.parser, form["match[]"])
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	start, end, err := selectionRange(form)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	limit, err := parsePromLimit(form)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	q, err := p.queryable.Querier(start.UnixMilli(), end.UnixMilli())
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	defer q.Close()
+	if len(sets) == 0 {
+		sets = [][]*labels.Matcher{nil}
+	}
+	var all []string
+	for _, ms := range sets {
+		var vals []string
+		if name == "" {
+			vals, _, err = q.LabelNames(r.Context(), nil, ms...)
+		} else {
+			vals, _, err = q.LabelValues(r.Context(), name, nil, ms...)
+		}
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		all = append(all, vals...)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	var warnings []string
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+		warnings = append(warnings, "results truncated due to limit")
+	}
+	if all == nil {
+		all = []string{}
+	}
+	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: all, Warnings: warnings})
+}
+
+// metadata answers /api/v1/metadata. Vigil does not keep metric metadata
+// (type, help, unit) yet, so the answer is the empty object Prometheus
+// gives for unknown metrics.
+func (p *Prometheus) metadata(w http.ResponseWriter, r *http.Request) {
+	if _, err := parsePromLimit(r.URL.Query()); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: map[string]any{}})
+}
+
+func (p *Prometheus) buildInfo(w http.ResponseWriter, r *http.Request) {
+	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: map[string]string{
+		"version":   p.opts.Version,
+		"revision":  p.opts.Revision,
+		"branch":    "vigil",
+		"buildUser": "vigil",
+		"buildDate": "",
+		"goVersion": runtime.Version(),
+	}})
+}
+
+// promErrorStatus maps an error to Prometheus's error type and status, as
+// Prometheus's API does.
+func promErrorStatus(err error) (string, int) {
+	var pe *promParamError
+	var parseErrs parser.ParseErrors
+	var parseErr *parser.ParseErr
+	var canceled promql.ErrQueryCanceled
+	var timeout promql.ErrQueryTimeout
+	var storageErr promql.ErrStorage
+	switch {
+	case errors.As(err, &pe), errors.As(err, &parseErrs), errors.As(err, &parseErr):
+		return promErrBadData, http.StatusBadRequest
+	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
+		return promErrTimeout, http.StatusServiceUnavailable
+	case errors.As(err, &canceled), errors.Is(err, context.Canceled):
+		return promErrCanceled, promStatusClientClosed
+	case errors.Is(err, storage.ErrUnavailable):
+		return promErrUnavailable, http.StatusServiceUnavailable
+	case errors.As(err, &storageErr):
+		return promErrInternal, http.StatusInternalServerError
+	}
+	return promErrExec, http.StatusUnprocessableEntity
+}
+
+func (p *Prometheus) fail(w http.ResponseWriter, r *http.Request, err error) {
+	typ, status := promErrorStatus(err)
+	ctx := r.Context()
+	switch {
+	case status >= 500:
+		p.logger.WarnContext(ctx, "prometheus api request failed", "path", r.URL.Path, "status", status, "err", err)
+	default:
+		p.logger.DebugContext(ctx, "prometheus api request rejected", "path", r.URL.Path, "status", status, "err", err)
+	}
+	p.write(w, r, status, promResponse{Status: "error", ErrorType: typ, Error: err.Error()})
+}
+
+// write encodes body before writing anything, so that an encoding failure
+// can still be answered with a 500.
+func (p *Prometheus) write(w http.ResponseWriter, r *http.Request, status int, body promResponse) {
+	out, err := json.Marshal(body)
+	if err != nil {
+		p.logger.ErrorContext(r.Context(), "prometheus api encode failed", "path", r.URL.Path, "err", err)
+		status = http.StatusInternalServerError
+		out, _ = json.Marshal(promResponse{Status: "error", ErrorType: promErrInternal, Error: fmt.Sprintf("encode response: %v", err)})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// A failed write means the client went away; there is nobody to tell.
+	_, _ = w.Write(out)
+}
