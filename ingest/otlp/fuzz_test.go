@@ -136,7 +136,7 @@ func FuzzHTTPTraces(f *testing.F) {
 		consumer := &countingConsumer{}
 		cfg := Config{HTTPAddr: "unused", MaxRequestBytes: 1 << 20, Limits: limits}.withDefaults()
 		logger := slog.New(slog.DiscardHandler)
-		tr := &traces{consumer: consumer, limits: cfg.Limits, retryAfter: cfg.RetryAfter, logger: logger}
+		tr := newTraces(consumer, cfg.Limits, cfg.RetryAfter, logger)
 		mux := newHTTPMux(cfg, Options{Traces: consumer}, tr, nil, logger)
 
 		ct, payload := contentTypeProto, body

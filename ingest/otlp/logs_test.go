@@ -206,7 +206,7 @@ func FuzzHTTPLogs(f *testing.F) {
 		rec := &logRecorder{}
 		cfg := Config{HTTPAddr: "unused", MaxRequestBytes: 1 << 20, Limits: limits}.withDefaults()
 		logger := slog.New(slog.DiscardHandler)
-		lg := &logs{consumer: rec, limits: cfg.Limits, retryAfter: cfg.RetryAfter, logger: logger}
+		lg := newLogs(rec, cfg.Limits, cfg.RetryAfter, logger)
 		mux := newHTTPMux(cfg, Options{Logs: rec}, nil, lg, logger)
 		ct, payload := contentTypeProto, body
 		if kind == fuzzJSON || kind == fuzzGzipJSON {

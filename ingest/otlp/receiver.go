@@ -11,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip compressor OTLP exporters use
@@ -74,8 +76,14 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 	logger = logger.With("component", "otlp")
 	r := &Receiver{cfg: cfg, logger: logger}
 
-	tr := &traces{consumer: opts.Traces, limits: cfg.Limits, retryAfter: cfg.RetryAfter, logger: logger}
-	lg := &logs{consumer: opts.Logs, limits: cfg.Limits, retryAfter: cfg.RetryAfter, logger: logger}
+	var tr *traces
+	if opts.Traces != nil {
+		tr = newTraces(opts.Traces, cfg.Limits, cfg.RetryAfter, logger)
+	}
+	var lg *logs
+	if opts.Logs != nil {
+		lg = newLogs(opts.Logs, cfg.Limits, cfg.RetryAfter, logger)
+	}
 
 	if cfg.GRPCAddr != "" {
 		ln, err := net.Listen("tcp", cfg.GRPCAddr)
@@ -125,10 +133,10 @@ func newHTTPMux(cfg Config, opts Options, tr *traces, lg *logs, logger *slog.Log
 		return &httpHandler{signal: sig, auth: opts.Auth, maxBytes: cfg.MaxRequestBytes, retryAfter: cfg.RetryAfter, logger: logger}
 	}
 	if opts.Traces != nil {
-		mux.Handle("/v1/traces", handler(&tracesHTTP{traces: tr, counters: opts.Metrics.Spans(ingest.ProtocolOTLPHTTP)}))
+		mux.Handle("/v1/traces", handler(&signalHTTP[ptrace.Traces, ptraceotlp.ExportRequest, ptraceotlp.ExportResponse]{signal: tr, counters: opts.Metrics.Spans(ingest.ProtocolOTLPHTTP)}))
 	}
 	if opts.Logs != nil {
-		mux.Handle("/v1/logs", handler(&logsHTTP{logs: lg, counters: opts.Metrics.Logs(ingest.ProtocolOTLPHTTP)}))
+		mux.Handle("/v1/logs", handler(&signalHTTP[plog.Logs, plogotlp.ExportRequest, plogotlp.ExportResponse]{signal: lg, counters: opts.Metrics.Logs(ingest.ProtocolOTLPHTTP)}))
 	}
 	return mux
 }
