@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -27,6 +28,20 @@ var ErrShuttingDown = errors.New("ingest pipeline shutting down")
 // concurrent use.
 type TraceConsumer interface {
 	ConsumeTraces(ctx context.Context, td ptrace.Traces) error
+}
+
+// ErrPartlyStored is wrapped by a consumer's error when it stored the
+// valid part of the data and refused the rest (translation warnings,
+// unsupported points): receivers answer success with a partial-success
+// message naming what was refused, never a retryable error.
+var ErrPartlyStored = errors.New("partly stored")
+
+// MetricConsumer takes decoded, validated metrics. ConsumeMetrics returns
+// nil only once every data point is durably committed, with the same
+// errors as TraceConsumer, or an error wrapping ErrPartlyStored when some
+// points were refused and the rest committed.
+type MetricConsumer interface {
+	ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error
 }
 
 // TraceConsumerFunc adapts a function to TraceConsumer.

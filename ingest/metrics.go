@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -51,10 +52,9 @@ const (
 // request) or stored (the consumer returned nil). Requests that cannot be
 // decoded have no span count and are not counted here.
 type Metrics struct {
-	spans itemVecs
-	logs  itemVecs // vigil_ingest_log_records_*
-	// Metric points get their own itemVecs (vigil_ingest_metric_points_*)
-	// when their receivers arrive.
+	spans  itemVecs
+	logs   itemVecs // vigil_ingest_log_records_*
+	points itemVecs // vigil_ingest_metric_points_*
 }
 
 type itemVecs struct {
@@ -89,12 +89,13 @@ func (v itemVecs) collectors() []prometheus.Collector {
 // registration fails, e.g. because the counters are already registered on
 // reg (create one Metrics per registry).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{spans: newItemVecs("spans", "spans"), logs: newItemVecs("log_records", "log records")}
+	m := &Metrics{spans: newItemVecs("spans", "spans"), logs: newItemVecs("log_records", "log records"),
+		points: newItemVecs("metric_points", "metric data points")}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range append(m.spans.collectors(), m.logs.collectors()...) {
+	for _, c := range slices.Concat(m.spans.collectors(), m.logs.collectors(), m.points.collectors()) {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
@@ -114,6 +115,15 @@ func (m *Metrics) Spans(protocol string) *Counters {
 		return nil
 	}
 	return m.spans.bind(protocol)
+}
+
+// MetricPoints returns the metric data point counters of one protocol, as
+// Spans does for spans.
+func (m *Metrics) MetricPoints(protocol string) *Counters {
+	if m == nil {
+		return nil
+	}
+	return m.points.bind(protocol)
 }
 
 // Logs returns the log record counters of one protocol, as Spans does for

@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/ingest/jaeger"
 	"github.com/vigil-obs/vigil/ingest/otlp"
+	"github.com/vigil-obs/vigil/ingest/otlpmetrics"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
 	"github.com/vigil-obs/vigil/ingest/promremote"
 	"github.com/vigil-obs/vigil/internal/auth"
@@ -169,6 +170,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		return nil, err
 	}
 	logStore := postgres.NewLogStore(pool, parts)
+	metricStore := postgres.NewMetricStore(pool, parts, logger)
 	logHub := tail.New[storage.LogRecord](tail.Config{})
 	logPipe, err := pipeline.NewLogs(cfg.Logs.Pipeline, pipeline.LogOptions{
 		Writer: logStore, Committed: querylogs.Publisher(logHub), Logger: logger, Registerer: reg})
@@ -190,7 +192,8 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	rcv, err := otlp.New(otlp.Config{
 		GRPCAddr: cfg.OTLPGRPC, HTTPAddr: cfg.OTLPHTTP,
 		MaxRequestBytes: cfg.MaxRequestBytes, Limits: cfg.Limits,
-	}, otlp.Options{Traces: pipe, Logs: logPipe, Logger: logger, Metrics: metrics, Auth: ingestTokens})
+	}, otlp.Options{Traces: pipe, Logs: logPipe, MetricPoints: otlpmetrics.NewConsumer(metricStore, otlpmetrics.Config{}, logger),
+		Logger: logger, Metrics: metrics, Auth: ingestTokens})
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +230,6 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		}
 		return nil
 	}
-	metricStore := postgres.NewMetricStore(pool, parts, logger)
 	engine, err := promql.New(metricStore, promql.Config{}, logger, reg)
 	if err != nil {
 		return nil, errors.Join(err, closeReceivers())

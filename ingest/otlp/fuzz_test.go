@@ -137,7 +137,7 @@ func FuzzHTTPTraces(f *testing.F) {
 		cfg := Config{HTTPAddr: "unused", MaxRequestBytes: 1 << 20, Limits: limits}.withDefaults()
 		logger := slog.New(slog.DiscardHandler)
 		tr := newTraces(consumer, cfg.Limits, cfg.RetryAfter, logger)
-		mux := newHTTPMux(cfg, Options{Traces: consumer}, tr, nil, logger)
+		mux := newHTTPMux(cfg, Options{Traces: consumer}, tr, nil, nil, logger)
 
 		ct, payload := contentTypeProto, body
 		if kind == fuzzJSON || kind == fuzzGzipJSON {

@@ -207,7 +207,7 @@ func FuzzHTTPLogs(f *testing.F) {
 		cfg := Config{HTTPAddr: "unused", MaxRequestBytes: 1 << 20, Limits: limits}.withDefaults()
 		logger := slog.New(slog.DiscardHandler)
 		lg := newLogs(rec, cfg.Limits, cfg.RetryAfter, logger)
-		mux := newHTTPMux(cfg, Options{Logs: rec}, nil, lg, logger)
+		mux := newHTTPMux(cfg, Options{Logs: rec}, nil, lg, nil, logger)
 		ct, payload := contentTypeProto, body
 		if kind == fuzzJSON || kind == fuzzGzipJSON {
 			ct = contentTypeJSON

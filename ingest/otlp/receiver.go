@@ -13,6 +13,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
@@ -31,6 +33,9 @@ type Options struct {
 	// Logs receives the valid records of every log export
 	// (LogsService/Export, POST /v1/logs).
 	Logs ingest.LogConsumer
+	// MetricPoints receives the valid metrics of every metric export
+	// (MetricsService/Export, POST /v1/metrics).
+	MetricPoints ingest.MetricConsumer
 	// Logger receives the receiver's logs; nil discards them.
 	Logger *slog.Logger
 	// Metrics counts spans by protocol; nil counts nothing.
@@ -65,7 +70,7 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new otlp receiver: %w", err)
 	}
-	if opts.Traces == nil && opts.Logs == nil {
+	if opts.Traces == nil && opts.Logs == nil && opts.MetricPoints == nil {
 		return nil, errors.New("new otlp receiver: no consumer set in options")
 	}
 	cfg = cfg.withDefaults()
@@ -83,6 +88,10 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 	var lg *logs
 	if opts.Logs != nil {
 		lg = newLogs(opts.Logs, cfg.Limits, cfg.RetryAfter, logger)
+	}
+	var mt *metrics
+	if opts.MetricPoints != nil {
+		mt = newMetrics(opts.MetricPoints, cfg.Limits, cfg.RetryAfter, logger)
 	}
 
 	if cfg.GRPCAddr != "" {
@@ -106,6 +115,9 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 		if opts.Logs != nil {
 			plogotlp.RegisterGRPCServer(r.grpcSrv, &logsGRPC{logs: lg, counters: opts.Metrics.Logs(ingest.ProtocolOTLPGRPC)})
 		}
+		if opts.MetricPoints != nil {
+			pmetricotlp.RegisterGRPCServer(r.grpcSrv, &metricsGRPC{metrics: mt, counters: opts.Metrics.MetricPoints(ingest.ProtocolOTLPGRPC)})
+		}
 	}
 
 	if cfg.HTTPAddr != "" {
@@ -115,7 +127,7 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 		}
 		r.httpLn = ln
 		r.httpSrv = &http.Server{
-			Handler:           newHTTPMux(cfg, opts, tr, lg, logger),
+			Handler:           newHTTPMux(cfg, opts, tr, lg, mt, logger),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    1 << 20,
@@ -127,7 +139,7 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 
 // newHTTPMux routes each signal's OTLP/HTTP path to its handler; paths of
 // signals without a consumer answer 404.
-func newHTTPMux(cfg Config, opts Options, tr *traces, lg *logs, logger *slog.Logger) *http.ServeMux {
+func newHTTPMux(cfg Config, opts Options, tr *traces, lg *logs, mt *metrics, logger *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	handler := func(sig httpSignal) *httpHandler {
 		return &httpHandler{signal: sig, auth: opts.Auth, maxBytes: cfg.MaxRequestBytes, retryAfter: cfg.RetryAfter, logger: logger}
@@ -137,6 +149,9 @@ func newHTTPMux(cfg Config, opts Options, tr *traces, lg *logs, logger *slog.Log
 	}
 	if opts.Logs != nil {
 		mux.Handle("/v1/logs", handler(&signalHTTP[plog.Logs, plogotlp.ExportRequest, plogotlp.ExportResponse]{signal: lg, counters: opts.Metrics.Logs(ingest.ProtocolOTLPHTTP)}))
+	}
+	if opts.MetricPoints != nil {
+		mux.Handle("/v1/metrics", handler(&signalHTTP[pmetric.Metrics, pmetricotlp.ExportRequest, pmetricotlp.ExportResponse]{signal: mt, counters: opts.Metrics.MetricPoints(ingest.ProtocolOTLPHTTP)}))
 	}
 	return mux
 }

@@ -2,7 +2,6 @@ package otlpmetrics
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -11,12 +10,14 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/vigil-obs/vigil/ingest"
 )
 
 // ErrInvalidMetrics is wrapped by ConsumeMetrics errors for data points the
 // translation refused (e.g. delta temporality, invalid histograms); the
 // other points of the request were stored.
-var ErrInvalidMetrics = errors.New("invalid metrics")
+var ErrInvalidMetrics = fmt.Errorf("invalid metrics: %w", ingest.ErrPartlyStored)
 
 // Config selects Prometheus's OTLP translation options; the zero value is
 // Prometheus's default (UnderscoreEscapingWithSuffixes, target_info on).
