@@ -42,9 +42,12 @@ bench: bench-ingest
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/... ./web/... ./ingest/...
 	@if [ -f client/go.mod ]; then cd client && $(GO) test -run '^$$' -bench . -benchmem ./...; fi
 
-## bench-ingest: end-to-end OTLP ingest vs raw COPY, bytes per span, query latency
+## bench-ingest: end to end, each against a baseline of the same run: traces (OTLP vs raw COPY,
+## bytes per span, query latency), Jaeger/Zipkin receivers vs OTLP, logs (OTLP vs raw COPY, search, tail)
 bench-ingest: build
-	$(GO) run ./cmd/vigil-bench $(BENCH_ARGS)
+	$(GO) run ./cmd/vigil-bench -signal traces $(BENCH_ARGS)
+	$(GO) run ./cmd/vigil-bench -signal jaeger $(BENCH_ARGS)
+	$(GO) run ./cmd/vigil-bench -signal logs $(BENCH_ARGS)
 
 ## fuzz: run each fuzzer for FUZZTIME and keep what it finds in testdata/
 FUZZTIME ?= 30s

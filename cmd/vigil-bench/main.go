@@ -30,6 +30,7 @@ type options struct {
 	maxDuration time.Duration
 	queries     int
 	keep        bool
+	signal      string
 }
 
 func main() {
@@ -42,17 +43,30 @@ func main() {
 	flag.DurationVar(&o.maxDuration, "max-duration", 3*time.Minute, "stop the ingest phase after this long")
 	flag.IntVar(&o.queries, "queries", 300, "requests per latency measurement")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
+	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	rep, err := run(ctx, o, logger)
+	var err error
+	switch o.signal {
+	case "traces":
+		var rep *report
+		if rep, err = run(ctx, o, logger); err == nil {
+			rep.print(os.Stdout, o)
+		}
+	case "jaeger":
+		err = runJaeger(ctx, o, logger, os.Stdout)
+	case "logs":
+		err = runLogs(ctx, o, logger, os.Stdout)
+	default:
+		err = fmt.Errorf("-signal %q: want traces, jaeger or logs", o.signal)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil-bench:", err)
 		os.Exit(1)
 	}
-	rep.print(os.Stdout, o)
 }
 
 func envOr(k, def string) string {

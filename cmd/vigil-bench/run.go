@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -131,29 +131,59 @@ func createDB(ctx context.Context, adminURL, prefix string, keep bool) (string, 
 	return u.String(), drop, nil
 }
 
-// startVigil runs the binary on dbURL and returns its pid, addresses and a
-// stop func.
-func startVigil(ctx context.Context, bin, dbURL string) (pid int, httpAddr, grpcAddr string, stop func() error, err error) {
-	cmd := exec.CommandContext(ctx, bin, "serve", "--db", dbURL, "--http", "127.0.0.1:0",
-		"--otlp-grpc", "127.0.0.1:0", "--otlp-http", "", "--log-format", "json",
-		"--jaeger-udp-compact=", "--jaeger-udp-binary=", "--jaeger-http=", "--jaeger-grpc=", "--zipkin=")
+// vigilProc is a running vigil binary: its pid, the addresses it bound
+// (from its "serving" and "jaeger receivers" log lines) and how to stop it.
+type vigilProc struct {
+	pid   int
+	addrs map[string]string // http, otlp_grpc, otlp_http, udp_compact, udp_binary, grpc, zipkin (jaeger "http" is jaeger_http)
+	stop  func() error
+}
+
+// startVigil runs the binary on dbURL with OTLP/gRPC, and with every other
+// receiver too when all is set, each on a free loopback port.
+func startVigil(ctx context.Context, bin, dbURL string, all bool) (*vigilProc, error) {
+	args := []string{"serve", "--db", dbURL, "--http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", "--log-format", "json"}
+	recv := []string{"--otlp-http", "--jaeger-udp-compact", "--jaeger-udp-binary", "--jaeger-http", "--jaeger-grpc", "--zipkin"}
+	for _, f := range recv {
+		if all {
+			args = append(args, f+"=127.0.0.1:0")
+		} else {
+			args = append(args, f+"=")
+		}
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = os.Environ()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return 0, "", "", nil, err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, "", "", nil, fmt.Errorf("start %s: %w", bin, err)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	re := regexp.MustCompile(`"msg":"serving","http":"([^"]+)","otlp_grpc":"([^"]+)"`)
-	found := make(chan [2]string, 1)
+	ready := make(chan map[string]string, 1)
 	go func() {
+		addrs := map[string]string{}
 		sc := bufio.NewScanner(stderr)
+		sent := false
 		for sc.Scan() {
 			line := sc.Text()
-			if m := re.FindStringSubmatch(line); m != nil {
-				found <- [2]string{m[1], m[2]}
-				continue
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && !sent {
+				switch rec["msg"] {
+				case "serving":
+					for _, k := range []string{"http", "otlp_grpc", "otlp_http"} {
+						addrs[k], _ = rec[k].(string)
+					}
+				case "jaeger receivers":
+					for _, k := range []string{"udp_compact", "udp_binary", "grpc", "zipkin"} {
+						addrs[k], _ = rec[k].(string)
+					}
+					addrs["jaeger_http"], _ = rec["http"].(string)
+				}
+				if addrs["http"] != "" && (!all || addrs["zipkin"] != "") {
+					ready <- addrs
+					sent = true
+				}
 			}
 			if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
 				fmt.Fprintln(os.Stderr, "vigil:", line)
@@ -161,15 +191,14 @@ func startVigil(ctx context.Context, bin, dbURL string) (pid int, httpAddr, grpc
 		}
 	}()
 	select {
-	case a := <-found:
-		stop = func() error {
+	case addrs := <-ready:
+		return &vigilProc{pid: cmd.Process.Pid, addrs: addrs, stop: func() error {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			return cmd.Wait()
-		}
-		return cmd.Process.Pid, a[0], a[1], stop, nil
+		}}, nil
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
-		return 0, "", "", nil, fmt.Errorf("vigil did not start within 60s")
+		return nil, fmt.Errorf("vigil did not start within 60s")
 	}
 }
 
@@ -181,10 +210,11 @@ func run(ctx context.Context, o options, logger *slog.Logger) (*report, error) {
 	}
 	defer drop()
 	bin, _ := filepath.Abs(o.vigilBin)
-	pid, httpAddr, grpcAddr, stopVigil, err := startVigil(ctx, bin, dbURL)
+	vp, err := startVigil(ctx, bin, dbURL, false)
 	if err != nil {
 		return nil, err
 	}
+	pid, httpAddr, grpcAddr, stopVigil := vp.pid, vp.addrs["http"], vp.addrs["otlp_grpc"], vp.stop
 	logger.Info("vigil started", "pid", pid, "http", httpAddr, "grpc", grpcAddr)
 
 	vcpu0, pg0 := procCPU(pid), postgresCPU()

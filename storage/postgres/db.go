@@ -23,6 +23,12 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		cfg.ConnConfig.RuntimeParams = map[string]string{}
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "vigil"
+	// Vigil's read queries are built per request and their best plan
+	// depends on the values (a trace id, a rare word, a time window): a
+	// generic plan cached after five executions can be orders of magnitude
+	// slower (a text search walking the time index), so always plan with
+	// the real values.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", classify(err))

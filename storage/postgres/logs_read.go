@@ -99,7 +99,16 @@ func (s *LogStore) FindLogs(ctx context.Context, q storage.LogQuery) (storage.Lo
 		if after != nil {
 			sql += " AND (time, id) < (" + arg(after.Time) + ", " + arg(after.ID) + ")"
 		}
-		sql += " ORDER BY time DESC, id DESC LIMIT " + arg(pageRows)
+		if !q.TraceID.IsEmpty() || !q.SpanID.IsEmpty() {
+			// A trace's records are few: fetch them through the trace id
+			// index and sort them, rather than let the planner walk the
+			// time index backwards filtering on trace_id (it cannot know
+			// how selective a trace id is). Ordering by an expression is
+			// what keeps the (time, id) index from providing the order.
+			sql += " ORDER BY time + interval '0' DESC, id DESC LIMIT " + arg(pageRows)
+		} else {
+			sql += " ORDER BY time DESC, id DESC LIMIT " + arg(pageRows)
+		}
 		rows, err := s.pool.Query(ctx, sql, args...)
 		if err != nil {
 			return storage.LogPage{}, fmt.Errorf("find logs: %w", classify(err))
