@@ -1,17 +1,14 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/collector/pdata/plog"
 
@@ -115,38 +112,17 @@ func (s *LogStore) WriteLogs(ctx context.Context, batch []plog.Logs) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	err = s.copy(ctx, rows)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23514" && s.partitions != nil {
-		// No partition for a day (clock skew): create the batch's days and
-		// retry once, as the span writer does.
-		days := map[time.Time]struct{}{}
+	err = copyIn(ctx, s.pool, s.partitions, logCopySQL, encodeLogCopy(rows), func(yield func(time.Time) bool) {
 		for i := range rows {
-			days[dayStart(rows[i].time)] = struct{}{}
+			if !yield(rows[i].time) {
+				return
+			}
 		}
-		list := make([]time.Time, 0, len(days))
-		for d := range days {
-			list = append(list, d)
-		}
-		if perr := s.partitions.Ensure(ctx, list); perr != nil {
-			return fmt.Errorf("write logs: %w", perr)
-		}
-		err = s.copy(ctx, rows)
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("write logs: %w", classify(err))
 	}
 	return nil
-}
-
-func (s *LogStore) copy(ctx context.Context, rows []logRow) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(encodeLogCopy(rows)), logCopySQL)
-	return err
 }
 
 // buildRows resolves the dictionaries for batch and encodes its rows, in

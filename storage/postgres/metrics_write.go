@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -17,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -327,44 +325,24 @@ func (s *MetricStore) pairIDsFor(ctx context.Context, pairs map[labelPair]struct
 
 var metricCopySQL = "COPY metric_samples (series_id, t, v, batch, st, h) FROM STDIN (FORMAT binary)"
 
-// writeSamples copies rows under one new batch number, creating missing
-// daily partitions once if PostgreSQL reports them.
+// writeSamples copies rows under one new batch number (copyIn creates
+// missing daily partitions once if PostgreSQL reports them).
 func (s *MetricStore) writeSamples(ctx context.Context, rows []sampleRow) error {
 	var batch int64
 	if err := s.pool.QueryRow(ctx, "SELECT nextval('metric_sample_batches')").Scan(&batch); err != nil {
 		return fmt.Errorf("next batch: %w", classify(err))
 	}
-	data := encodeSampleCopy(rows, batch)
-	err := s.copySamples(ctx, data)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23514" && s.partitions != nil {
-		days := map[time.Time]struct{}{}
+	err := copyIn(ctx, s.pool, s.partitions, metricCopySQL, encodeSampleCopy(rows, batch), func(yield func(time.Time) bool) {
 		for i := range rows {
-			days[dayStart(time.UnixMilli(rows[i].t))] = struct{}{}
+			if !yield(time.UnixMilli(rows[i].t)) {
+				return
+			}
 		}
-		list := make([]time.Time, 0, len(days))
-		for d := range days {
-			list = append(list, d)
-		}
-		if perr := s.partitions.Ensure(ctx, list); perr != nil {
-			return fmt.Errorf("write samples: %w", perr)
-		}
-		err = s.copySamples(ctx, data)
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("write samples: %w", classify(err))
 	}
 	return nil
-}
-
-func (s *MetricStore) copySamples(ctx context.Context, data []byte) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), metricCopySQL)
-	return err
 }
 
 // pgEpochMillis is PostgreSQL's timestamp epoch in Unix milliseconds.

@@ -411,3 +411,20 @@ func TestValueInterningStopsAtHighCardinality(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteCreatesMissingPartition writes a span into a day beyond the
+// partitions created ahead: the writer creates the day and retries.
+func TestWriteCreatesMissingPartition(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	start := time.Now().AddDate(0, 0, 5).Truncate(time.Microsecond)
+	td := richTrace(traceID(42), start)
+	if err := b.store.WriteTraces(ctx, []ptrace.Traces{td}); err != nil {
+		t.Fatalf("write into a future day: %v", err)
+	}
+	got, err := b.store.Trace(ctx, traceID(42))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalTraces(t, td, got)
+}

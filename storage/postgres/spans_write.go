@@ -1,16 +1,13 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -136,25 +133,13 @@ func (s *SpanStore) WriteTraces(ctx context.Context, batch []ptrace.Traces) erro
 	if len(rows) == 0 {
 		return nil
 	}
-	err = s.copy(ctx, rows)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23514" && s.partitions != nil {
-		// "no partition of relation found for row": a day we have not
-		// created yet (clock skew, a long-running process). Create the days
-		// of this batch and retry once.
-		days := map[time.Time]struct{}{}
+	err = copyIn(ctx, s.pool, s.partitions, copySQL, encodeCopy(rows), func(yield func(time.Time) bool) {
 		for i := range rows {
-			days[dayStart(rows[i].start)] = struct{}{}
+			if !yield(rows[i].start) {
+				return
+			}
 		}
-		list := make([]time.Time, 0, len(days))
-		for d := range days {
-			list = append(list, d)
-		}
-		if perr := s.partitions.Ensure(ctx, list); perr != nil {
-			return fmt.Errorf("write spans: %w", perr)
-		}
-		err = s.copy(ctx, rows)
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("write spans: %w", classify(err))
 	}
@@ -162,16 +147,6 @@ func (s *SpanStore) WriteTraces(ctx context.Context, batch []ptrace.Traces) erro
 }
 
 var copySQL = "COPY spans (" + strings.Join(spanColumns, ", ") + ") FROM STDIN (FORMAT binary)"
-
-func (s *SpanStore) copy(ctx context.Context, rows []spanRow) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(encodeCopy(rows)), copySQL)
-	return err
-}
 
 // buildRows resolves the dictionaries for batch and encodes its rows.
 // Attributes are walked once: each span is encoded with the cached
