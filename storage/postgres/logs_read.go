@@ -99,12 +99,10 @@ func (s *LogStore) FindLogs(ctx context.Context, q storage.LogQuery) (storage.Lo
 		if after != nil {
 			sql += " AND (time, id) < (" + arg(after.Time) + ", " + arg(after.ID) + ")"
 		}
-		if !q.TraceID.IsEmpty() || !q.SpanID.IsEmpty() {
-			// A trace's records are few: fetch them through the trace id
-			// index and sort them, rather than let the planner walk the
-			// time index backwards filtering on trace_id (it cannot know
-			// how selective a trace id is). Ordering by an expression is
-			// what keeps the (time, id) index from providing the order.
+		if !q.TraceID.IsEmpty() {
+			// As in logFilter: fetch a trace's records through the trace
+			// id index and sort them; ordering by an expression keeps the
+			// (time, id) index from providing the order.
 			sql += " ORDER BY time + interval '0' DESC, id DESC LIMIT " + arg(pageRows)
 		} else {
 			sql += " ORDER BY time DESC, id DESC LIMIT " + arg(pageRows)
@@ -157,7 +155,15 @@ func (s *LogStore) logFilter(ctx context.Context, q storage.LogQuery) (where []s
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
 	}
-	where = []string{"time >= " + arg(q.Start), "time <= " + arg(q.End)}
+	if !q.TraceID.IsEmpty() {
+		// A trace's records are few and the trace id index finds them:
+		// hide the time bounds from the (time, id) index, which the
+		// planner would otherwise AND in and scan across the whole window
+		// (it cannot know how selective a trace id is).
+		where = []string{"time + interval '0' >= " + arg(q.Start), "time + interval '0' <= " + arg(q.End)}
+	} else {
+		where = []string{"time >= " + arg(q.Start), "time <= " + arg(q.End)}
+	}
 	if q.Service != "" {
 		var id int32
 		err := s.pool.QueryRow(ctx, "SELECT id FROM services WHERE name = $1", q.Service).Scan(&id)
@@ -259,7 +265,7 @@ func attributesMatch(want map[string]string, r storage.LogRecord) bool {
 // 10,000 of them; an unknown trace yields none. The returned records are
 // owned by the caller.
 func (s *LogStore) TraceLogs(ctx context.Context, id pcommon.TraceID) ([]storage.LogRecord, error) {
-	rows, err := s.pool.Query(ctx, logSelect+" WHERE trace_id = $1 ORDER BY time, id LIMIT $2", [16]byte(id), maxTraceLogs)
+	rows, err := s.pool.Query(ctx, logSelect+" WHERE trace_id = $1 ORDER BY time + interval '0', id LIMIT $2", [16]byte(id), maxTraceLogs)
 	if err != nil {
 		return nil, fmt.Errorf("trace logs: %w", classify(err))
 	}
