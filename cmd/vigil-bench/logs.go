@@ -17,8 +17,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/vigil-obs/vigil/storage/postgres"
 )
 
 // rawLogSample bounds the rows read back from logs for the raw COPY
@@ -163,7 +161,9 @@ func runLogs(ctx context.Context, o options, logger *slog.Logger, w io.Writer) e
 	rep.pipeline = scrapePipeline("http://" + httpAddr)
 	stopVigil()
 
-	if err := rawCopyLogs(ctx, o, pool, rep, logger); err != nil {
+	raw, err := rawCopyTable(ctx, o, pool, "logs", "vigil_bench_logs_raw_", rawLogSample, logger)
+	rep.rawRows, rep.rawElapsed, rep.rawPgCPU = raw.rows, raw.elapsed, raw.pgCPU
+	if err != nil {
 		return err
 	}
 	rep.print(w, o)
@@ -280,86 +280,6 @@ func measureLogQueries(ctx context.Context, pool *pgxpool.Pool, base string, o o
 		rep.traceHits += n
 	}
 	return nil
-}
-
-// rawCopyLogs reads back the rows Vigil stored in logs (at most
-// rawLogSample) and writes them with bare pgx COPY, in chunks of 5,000 rows
-// from o.workers connections, into a fresh database migrated with the same
-// schema and indexes: the ceiling the end-to-end rate is compared with.
-func rawCopyLogs(ctx context.Context, o options, src *pgxpool.Pool, rep *logsReport, logger *slog.Logger) error {
-	rows, err := src.Query(ctx, "SELECT * FROM logs LIMIT $1", rawLogSample)
-	if err != nil {
-		return fmt.Errorf("read rows: %w", err)
-	}
-	var cols []string
-	for _, f := range rows.FieldDescriptions() {
-		cols = append(cols, f.Name)
-	}
-	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
-	if err != nil {
-		return fmt.Errorf("read rows: %w", err)
-	}
-	rawURL, drop, err := createDB(ctx, o.adminURL, "vigil_bench_logs_raw_", o.keep)
-	if err != nil {
-		return err
-	}
-	defer drop()
-	pcfg, err := pgxpool.ParseConfig(rawURL)
-	if err != nil {
-		return err
-	}
-	pcfg.MaxConns = int32(o.workers) + 1
-	dst, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return err
-	}
-	defer dst.Close()
-	if _, err := postgres.Migrate(ctx, dst, nil); err != nil {
-		return err
-	}
-	// Records lie within the last 24 hours: a week of partitions holds them.
-	if err := postgres.NewPartitions(dst, postgres.PartitionsConfig{Retention: 7 * 24 * time.Hour}).Maintain(ctx); err != nil {
-		return err
-	}
-	var conns []*pgxpool.Conn
-	for range o.workers {
-		c, err := dst.Acquire(ctx)
-		if err != nil {
-			return err
-		}
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		c.Release()
-	}
-	const chunk = 5000
-	next := make(chan [][]any)
-	var wg sync.WaitGroup
-	var copyErr error
-	var once sync.Once
-	pg0 := postgresCPU()
-	start := time.Now()
-	for range o.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for part := range next {
-				if _, err := dst.CopyFrom(ctx, pgx.Identifier{"logs"}, cols, pgx.CopyFromRows(part)); err != nil {
-					once.Do(func() { copyErr = err })
-				}
-			}
-		}()
-	}
-	for i := 0; i < len(all); i += chunk {
-		next <- all[i:min(i+chunk, len(all))]
-	}
-	close(next)
-	wg.Wait()
-	rep.rawElapsed = time.Since(start)
-	rep.rawPgCPU = postgresCPU() - pg0
-	rep.rawRows = int64(len(all))
-	logger.Info("raw copy done", "rows", len(all), "elapsed", rep.rawElapsed)
-	return copyErr
 }
 
 // print writes the report as a markdown table.

@@ -267,7 +267,9 @@ func run(ctx context.Context, o options, logger *slog.Logger) (*report, error) {
 		logger.Warn("vigil exit", "err", err)
 	}
 
-	if err := rawCopy(ctx, o, pool, rep, logger); err != nil {
+	raw, err := rawCopyTable(ctx, o, pool, "spans", "vigil_bench_raw_", 0, logger)
+	rep.rawRows, rep.rawElapsed, rep.rawPgCPU = raw.rows, raw.elapsed, raw.pgCPU
+	if err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -344,50 +346,65 @@ func measureQueries(ctx context.Context, pool *pgxpool.Pool, base string, o opti
 	return nil
 }
 
-// rawCopy copies the rows Vigil stored into a fresh database with the same
-// schema using bare pgx COPY from o.workers connections: the ceiling that
-// Vigil's end-to-end rate is compared with.
-func rawCopy(ctx context.Context, o options, src *pgxpool.Pool, rep *report, logger *slog.Logger) error {
-	rows, err := src.Query(ctx, "SELECT * FROM spans")
+// rawResult is one raw-ceiling measurement.
+type rawResult struct {
+	rows    int64
+	elapsed time.Duration
+	pgCPU   time.Duration
+}
+
+// rawCopyTable reads back up to limit rows Vigil stored in table (0 = all)
+// and writes them with bare pgx COPY into a fresh database (name prefix
+// dbPrefix) with the same schema and indexes, from o.workers connections in
+// chunks of 5,000 rows: the ceiling Vigil's end-to-end rate is compared
+// with. PostgreSQL's CPU is measured over the copy alone.
+func rawCopyTable(ctx context.Context, o options, src *pgxpool.Pool, table, dbPrefix string, limit int, logger *slog.Logger) (rawResult, error) {
+	sql := "SELECT * FROM " + pgx.Identifier{table}.Sanitize()
+	if limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := src.Query(ctx, sql)
 	if err != nil {
-		return fmt.Errorf("read rows: %w", err)
+		return rawResult{}, fmt.Errorf("read rows: %w", err)
 	}
 	var cols []string
 	for _, f := range rows.FieldDescriptions() {
 		cols = append(cols, f.Name)
 	}
+	// Values() returns uuid as [16]uint8, which pgx encodes back as uuid.
 	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
 	if err != nil {
-		return fmt.Errorf("read rows: %w", err)
+		return rawResult{}, fmt.Errorf("read rows: %w", err)
 	}
-	// Values() returns uuid as [16]uint8, which pgx encodes back as uuid.
-	rawURL, drop, err := createDB(ctx, o.adminURL, "vigil_bench_raw_", o.keep)
+	rawURL, drop, err := createDB(ctx, o.adminURL, dbPrefix, o.keep)
 	if err != nil {
-		return err
+		return rawResult{}, err
 	}
 	defer drop()
 	pcfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
-		return err
+		return rawResult{}, err
 	}
 	pcfg.MaxConns = int32(o.workers) + 1
 	dst, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return err
+		return rawResult{}, err
 	}
 	defer dst.Close()
 	if _, err := postgres.Migrate(ctx, dst, nil); err != nil {
-		return err
+		return rawResult{}, err
 	}
+	// Every generated row lies within the last day: a week of partitions
+	// holds them.
 	if err := postgres.NewPartitions(dst, postgres.PartitionsConfig{Retention: 7 * 24 * time.Hour}).Maintain(ctx); err != nil {
-		return err
+		return rawResult{}, err
 	}
 	// Warm the connections so the timing excludes connection set-up.
 	var conns []*pgxpool.Conn
 	for i := 0; i < o.workers; i++ {
 		c, err := dst.Acquire(ctx)
 		if err != nil {
-			return err
+			return rawResult{}, err
 		}
 		conns = append(conns, c)
 	}
@@ -406,7 +423,7 @@ func rawCopy(ctx context.Context, o options, src *pgxpool.Pool, rep *report, log
 		go func() {
 			defer wg.Done()
 			for part := range next {
-				if _, err := dst.CopyFrom(ctx, pgx.Identifier{"spans"}, cols, pgx.CopyFromRows(part)); err != nil {
+				if _, err := dst.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(part)); err != nil {
 					once.Do(func() { copyErr = err })
 				}
 			}
@@ -417,11 +434,9 @@ func rawCopy(ctx context.Context, o options, src *pgxpool.Pool, rep *report, log
 	}
 	close(next)
 	wg.Wait()
-	rep.rawElapsed = time.Since(start)
-	rep.rawPgCPU = postgresCPU() - pg0
-	rep.rawRows = int64(len(all))
-	logger.Info("raw copy done", "rows", len(all), "elapsed", rep.rawElapsed)
-	return copyErr
+	res := rawResult{rows: int64(len(all)), elapsed: time.Since(start), pgCPU: postgresCPU() - pg0}
+	logger.Info("raw copy done", "table", table, "rows", res.rows, "elapsed", res.elapsed)
+	return res, copyErr
 }
 
 // clockTicks is USER_HZ, 100 on Linux.
