@@ -177,18 +177,12 @@ func (s *LogStore) buildRows(ctx context.Context, batch []plog.Logs) ([]logRow, 
 	rows := make([]logRow, 0, n)
 	records := make([]plog.LogRecord, 0, n)
 	var again []int
-	miss := &missing{keys: map[string]struct{}{}, values: map[stringPair]struct{}{}, serviceKeys: map[serviceKey]struct{}{}}
+	miss := newMissing()
 	enc := &payloadEncoder{dict: locked{s.dict}, miss: miss}
-	arena := make([]byte, 0, n*64)
+	arena := newPayloadArena(n * 64)
 	encode := func(lr plog.LogRecord) []byte {
-		enc.buf = arena[len(arena):]
-		p := enc.encodeLog(lr)
-		if cap(p) == cap(arena[len(arena):]) {
-			arena = arena[:len(arena)+len(p)]
-		} else {
-			arena = make([]byte, 0, max(len(p), n*64))
-		}
-		return p[:len(p):len(p)]
+		enc.buf = arena.next()
+		return arena.keep(enc.encodeLog(lr))
 	}
 	s.dict.mu.RLock()
 	ref := 0

@@ -88,6 +88,39 @@ type serviceKey struct {
 	key     uint32
 }
 
+// newMissing returns an empty set of missing dictionary entries.
+func newMissing() *missing {
+	return &missing{keys: map[string]struct{}{}, values: map[stringPair]struct{}{}, serviceKeys: map[serviceKey]struct{}{}}
+}
+
+// payloadArena hands out payload buffers from one backing array per batch:
+// far fewer allocations than one slice per item. Use it as
+// enc.buf = a.next(); p := a.keep(enc.encodeSpan(sp)).
+type payloadArena struct {
+	b     []byte
+	chunk int // size of each backing array
+}
+
+func newPayloadArena(chunk int) *payloadArena {
+	return &payloadArena{b: make([]byte, 0, chunk), chunk: chunk}
+}
+
+// next returns the free tail of the current backing array, empty.
+func (a *payloadArena) next() []byte { return a.b[len(a.b):] }
+
+// keep claims p, which the encoder appended to the slice from next, and
+// returns it with its capacity cut so later appends cannot reach it. When
+// the encoder outgrew the tail (p was reallocated), the next payloads go to
+// a fresh backing array.
+func (a *payloadArena) keep(p []byte) []byte {
+	if cap(p) == cap(a.b[len(a.b):]) {
+		a.b = a.b[:len(a.b)+len(p)]
+	} else {
+		a.b = make([]byte, 0, max(len(p), a.chunk))
+	}
+	return p[:len(p):len(p)]
+}
+
 type payloadEncoder struct {
 	buf  []byte
 	dict dictSource

@@ -47,7 +47,7 @@ func (m *mapDict) serviceKeyBits(int32) []uint64 { return nil }
 
 func encodeForTest(sp ptrace.Span) ([]byte, staticKeys) {
 	d := &mapDict{keys: map[string]uint32{}, values: map[valueKey]uint32{}, names: staticKeys{}}
-	e := &payloadEncoder{dict: d, miss: &missing{keys: map[string]struct{}{}, values: map[stringPair]struct{}{}, serviceKeys: map[serviceKey]struct{}{}}}
+	e := &payloadEncoder{dict: d, miss: newMissing()}
 	return append([]byte(nil), e.encodeSpan(sp)...), d.names
 }
 

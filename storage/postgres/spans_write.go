@@ -214,20 +214,12 @@ func (s *SpanStore) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spa
 	rows := make([]spanRow, 0, n)
 	spans := make([]ptrace.Span, 0, n)
 	var again []int // rows to encode again once the dictionaries know more
-	miss := &missing{keys: map[string]struct{}{}, values: map[stringPair]struct{}{}, serviceKeys: map[serviceKey]struct{}{}}
+	miss := newMissing()
 	enc := &payloadEncoder{dict: locked{s.dict}, miss: miss}
-	// One backing array for every payload of the batch: far fewer
-	// allocations than one slice per span.
-	arena := make([]byte, 0, n*128)
+	arena := newPayloadArena(n * 128)
 	encode := func(sp ptrace.Span) []byte {
-		enc.buf = arena[len(arena):]
-		p := enc.encodeSpan(sp)
-		if cap(p) == cap(arena[len(arena):]) {
-			arena = arena[:len(arena)+len(p)]
-		} else {
-			arena = make([]byte, 0, max(len(p), n*128))
-		}
-		return p[:len(p):len(p)]
+		enc.buf = arena.next()
+		return arena.keep(enc.encodeSpan(sp))
 	}
 	s.dict.mu.RLock()
 	ref := 0
