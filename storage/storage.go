@@ -42,3 +42,12 @@ type TraceQuery struct {
 	DurationMax time.Duration
 	Limit       int // maximum number of traces; 0 means the reader's default
 }
+
+// ServiceSummary is what Vigil knows of one service: when it was first and
+// last seen and which signals ("traces", "logs", "metrics") it has stored.
+type ServiceSummary struct {
+	Name      string
+	FirstSeen time.Time
+	LastSeen  time.Time
+	Signals   []string
+}

@@ -240,7 +240,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	logsAPI := api.NewLogs(querylogs.New(logStore, querylogs.Config{MaxLookback: time.Duration(cfg.Logs.Retention)}),
 		api.LogsOptions{Tail: logHub, Logger: logger, AllowedOrigins: cfg.Logs.AllowedOrigins})
 	srv, err := web.New(cfg.HTTP, web.Options{
-		APIs: []web.Mounter{api.NewJaeger(querySvc, logger), logsAPI,
+		APIs: []web.Mounter{api.NewJaeger(querySvc, logger), logsAPI, api.NewServices(store, logger),
 			api.NewPrometheus(engine, metricStore, api.PrometheusOptions{Logger: logger, Revision: version})},
 		Ingest:     map[string]http.Handler{"POST /api/v1/write": remoteWrite},
 		IngestAuth: ingestTokens,

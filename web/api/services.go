@@ -1,0 +1,63 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/vigil-obs/vigil/storage"
+)
+
+// ServiceCatalog lists the services Vigil has seen.
+type ServiceCatalog interface {
+	// ServiceSummaries returns every known service, sorted by name.
+	ServiceSummaries(ctx context.Context) ([]storage.ServiceSummary, error)
+}
+
+// Services serves Vigil's own service catalogue, the landing page of the
+// UI. It answers in the Jaeger envelope ({"data": …, "total": …,
+// "errors": …}) like the other /api routes that are not Prometheus's.
+type Services struct {
+	catalog ServiceCatalog
+	j       *Jaeger // for its envelope and error mapping
+}
+
+// NewServices returns the catalogue API over c, which must not be nil. A nil
+// logger discards logs.
+func NewServices(c ServiceCatalog, logger *slog.Logger) *Services {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Services{catalog: c, j: &Jaeger{logger: logger.With("component", "services_api"), now: time.Now}}
+}
+
+// Register adds GET /api/vigil/services to mux.
+func (s *Services) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/vigil/services", s.list)
+}
+
+// serviceJSON is one service of GET /api/vigil/services.
+type serviceJSON struct {
+	Name      string   `json:"name"`
+	FirstSeen string   `json:"first_seen"`
+	LastSeen  string   `json:"last_seen"`
+	Signals   []string `json:"signals"`
+}
+
+func (s *Services) list(w http.ResponseWriter, r *http.Request) {
+	sums, err := s.catalog.ServiceSummaries(r.Context())
+	if err != nil {
+		s.j.fail(w, r, "services", fmt.Errorf("list services: %w", err))
+		return
+	}
+	data := make([]serviceJSON, len(sums))
+	for i, sum := range sums {
+		data[i] = serviceJSON{
+			Name: sum.Name, FirstSeen: sum.FirstSeen.UTC().Format(time.RFC3339Nano),
+			LastSeen: sum.LastSeen.UTC().Format(time.RFC3339Nano), Signals: sum.Signals,
+		}
+	}
+	s.j.write(w, r, envelope{Data: data, Total: len(data)})
+}
