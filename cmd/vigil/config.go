@@ -47,6 +47,7 @@ type Config struct {
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 
 	Logs     LogsConfig      `yaml:"logs"`
+	Metrics  MetricsConfig   `yaml:"metrics"`
 	Auth     AuthConfig      `yaml:"auth"`
 	Log      LogConfig       `yaml:"log"`
 	Limits   ingest.Limits   `yaml:"limits"`
@@ -63,6 +64,15 @@ type LogsConfig struct {
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	// Pipeline sizes the log pipeline.
 	Pipeline pipeline.LogConfig `yaml:"pipeline"`
+}
+
+// MetricsConfig configures the metric store.
+type MetricsConfig struct {
+	// CompactionInterval is the time between compaction passes.
+	CompactionInterval model.Duration `yaml:"compaction_interval"`
+	// CompactionDelay is how long after its end a two-hour window of raw
+	// samples is compacted into chunks.
+	CompactionDelay model.Duration `yaml:"compaction_delay"`
 }
 
 // AuthConfig holds the optional bearer tokens. Empty lists turn a check off.
@@ -95,6 +105,7 @@ func defaultConfig() Config {
 		Log:              LogConfig{Level: "info", Format: "text"},
 		Pipeline:         pipeline.DefaultConfig(),
 		Logs:             LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
+		Metrics:          MetricsConfig{CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour)},
 	}
 }
 
@@ -127,6 +138,12 @@ func (c *Config) Validate() error {
 	}
 	if r := time.Duration(c.Logs.Retention); r != 0 && r < 24*time.Hour {
 		return fmt.Errorf("logs.retention: %s is shorter than one day", c.Logs.Retention)
+	}
+	if time.Duration(c.Metrics.CompactionInterval) < time.Second {
+		return fmt.Errorf("metrics.compaction_interval: %s is below 1s", c.Metrics.CompactionInterval)
+	}
+	if time.Duration(c.Metrics.CompactionDelay) < 0 {
+		return fmt.Errorf("metrics.compaction_delay: %s is negative", c.Metrics.CompactionDelay)
 	}
 	return c.Logs.Pipeline.Validate()
 }

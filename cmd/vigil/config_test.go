@@ -49,7 +49,8 @@ func TestConfigFullFile(t *testing.T) {
 	if c.DB != "postgres://vigil@db.internal:5432/vigil" || c.HTTP != "127.0.0.1:9090" || c.OTLPHTTP != "" ||
 		time.Duration(c.Retention) != 14*24*time.Hour || c.Pipeline.Writers != 1 || c.Limits.MaxAttributes != 64 ||
 		c.Limits.MaxFutureSkew != 30*time.Minute || c.Limits.MaxAge != 14*24*time.Hour ||
-		len(c.Auth.IngestTokens) != 2 || c.Log.Format != "json" {
+		len(c.Auth.IngestTokens) != 2 || c.Log.Format != "json" ||
+		time.Duration(c.Metrics.CompactionInterval) != 30*time.Second || time.Duration(c.Metrics.CompactionDelay) != 2*time.Hour {
 		t.Fatalf("config not decoded as written: %+v", c)
 	}
 }

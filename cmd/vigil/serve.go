@@ -136,6 +136,7 @@ type server struct {
 	jaeger  *jaeger.Receiver // nil when every Jaeger/Zipkin address is empty
 	engine  *promql.Engine
 	http    *web.Server
+	compact func(context.Context) error // the metric compactor's loop
 }
 
 // newServer connects (or starts) the database, migrates it, and builds
@@ -252,7 +253,12 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err != nil {
 		return nil, errors.Join(err, closeReceivers(), engine.Close())
 	}
-	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, logHub: logHub, rcv: rcv, jaeger: jrcv, engine: engine, http: srv}, nil
+	compact := func(ctx context.Context) error {
+		return metricStore.RunCompactor(ctx, postgres.CompactorConfig{Interval: time.Duration(cfg.Metrics.CompactionInterval),
+			Delay: time.Duration(cfg.Metrics.CompactionDelay), Registerer: reg})
+	}
+	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, logHub: logHub, rcv: rcv, jaeger: jrcv,
+		engine: engine, http: srv, compact: compact}, nil
 }
 
 // Run serves until ctx is cancelled, then stops the receivers, drains the
@@ -288,6 +294,7 @@ func (s *server) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return s.parts.Run(gctx, time.Hour) })
+	g.Go(func() error { return s.compact(gctx) })
 	err := g.Wait()
 	stopPipe()
 	pipes.Wait()

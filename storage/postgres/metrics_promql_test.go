@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/promqltest"
@@ -20,9 +21,35 @@ import (
 // Querier.
 type promqlTestStorage struct {
 	*MetricStore
+	compact bool
 }
 
 func (promqlTestStorage) Appender(context.Context) promstorage.Appender { return nil }
+
+// AppenderV2 returns the store's appender; with compact set, every commit
+// is followed by a compaction of every window, so that the queries read
+// chunks instead of raw rows.
+func (s promqlTestStorage) AppenderV2(ctx context.Context) promstorage.AppenderV2 {
+	app := s.MetricStore.AppenderV2(ctx)
+	if !s.compact {
+		return app
+	}
+	return compactingAppender{AppenderV2: app, store: s.MetricStore, ctx: ctx}
+}
+
+type compactingAppender struct {
+	promstorage.AppenderV2
+	store *MetricStore
+	ctx   context.Context
+}
+
+func (a compactingAppender) Commit() error {
+	if err := a.AppenderV2.Commit(); err != nil {
+		return err
+	}
+	_, err := a.store.Compact(a.ctx, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	return err
+}
 
 func (promqlTestStorage) ChunkQuerier(int64, int64) (promstorage.ChunkQuerier, error) {
 	return nil, errors.New("chunk queriers are not supported")
@@ -41,26 +68,32 @@ var promqlKnownGaps = map[string][]int{
 }
 
 // TestPromQLAcceptance runs every file of Prometheus's own PromQL test
-// suite (promql/promqltest/testdata) against the PostgreSQL metric store.
+// suite (promql/promqltest/testdata) against the PostgreSQL metric store,
+// twice: over raw samples, and with every load compacted into chunks.
 // Every file and every 'clear' start from empty tables and a fresh store.
 // The eval commands of promqlKnownGaps are blanked out (keeping line
 // numbers) unless VIGIL_PROMQLTEST_ALL is set.
 func TestPromQLAcceptance(t *testing.T) {
-	b := setupMetrics(t)
-	engine := promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery)
-	newStorage := func(tb testing.TB) promstorage.Storage {
-		_, err := b.store.pool.Exec(context.Background(),
-			"TRUNCATE metric_samples, metric_series, metric_labels RESTART IDENTITY")
-		if err != nil {
-			tb.Fatalf("truncate: %v", err)
-		}
-		return promqlTestStorage{NewMetricStore(b.store.pool, b.parts, nil)}
+	for _, compact := range []bool{false, true} {
+		name := map[bool]string{false: "raw", true: "compacted"}[compact]
+		t.Run(name, func(t *testing.T) {
+			b := setupMetrics(t)
+			engine := promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery)
+			newStorage := func(tb testing.TB) promstorage.Storage {
+				_, err := b.store.pool.Exec(context.Background(),
+					"TRUNCATE metric_samples, metric_chunks, metric_series, metric_labels RESTART IDENTITY")
+				if err != nil {
+					tb.Fatalf("truncate: %v", err)
+				}
+				return promqlTestStorage{MetricStore: NewMetricStore(b.store.pool, b.parts, nil), compact: compact}
+			}
+			run := &gapRunner{T: t, engine: engine, newStorage: newStorage}
+			if os.Getenv("VIGIL_PROMQLTEST_ALL") == "" {
+				run.patched = patchedTestFiles(t)
+			}
+			promqltest.RunBuiltinTestsWithStorage(run, engine, newStorage)
+		})
 	}
-	run := &gapRunner{T: t, engine: engine, newStorage: newStorage}
-	if os.Getenv("VIGIL_PROMQLTEST_ALL") == "" {
-		run.patched = patchedTestFiles(t)
-	}
-	promqltest.RunBuiltinTestsWithStorage(run, engine, newStorage)
 }
 
 // gapRunner runs each test file as promqltest does, except the files in

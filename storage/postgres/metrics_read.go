@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -256,11 +255,12 @@ func (s *MetricStore) selectSeries(ctx context.Context, mint, maxt int64, labels
 }
 
 // seriesWithData returns an empty sample list for each of ids that has a
-// sample in [mint, maxt].
+// raw sample in [mint, maxt] or a chunk whose window overlaps it.
 func (s *MetricStore) seriesWithData(ctx context.Context, ids []int64, mint, maxt int64) (map[int64]*sampleList, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id FROM unnest($1::bigint[]) AS u(id) WHERE EXISTS (
-		SELECT 1 FROM metric_samples WHERE series_id = u.id
-		AND t >= $2 AND t <= $3)`, ids, time.UnixMilli(mint), time.UnixMilli(maxt))
+		SELECT 1 FROM metric_samples WHERE series_id = u.id AND t >= $2 AND t <= $3)
+		OR EXISTS (SELECT 1 FROM metric_chunks WHERE series_id = u.id AND start_t > $4 AND start_t <= $3)`,
+		ids, time.UnixMilli(mint), time.UnixMilli(maxt), time.UnixMilli(mint-metricChunkWindowMillis))
 	if err != nil {
 		return nil, fmt.Errorf("select series with data: %w", classify(err))
 	}
@@ -276,66 +276,82 @@ func (s *MetricStore) seriesWithData(ctx context.Context, ids []int64, mint, max
 	return out, nil
 }
 
-// readSamples reads the samples of ids in [mint, maxt], keeping the last
-// committed one (highest batch) of each (series, time).
+// readSamples reads the samples of ids in [mint, maxt] from the raw
+// samples and the compacted chunks, in one statement so that a compaction
+// committing meanwhile cannot hide a window from it. Among raw samples of
+// one (series, time) the last committed one (highest batch) wins; a raw
+// sample wins over a chunk's sample at the same time, having arrived after
+// the chunk was written.
 func (s *MetricStore) readSamples(ctx context.Context, ids []int64, mint, maxt int64) (map[int64]*sampleList, error) {
-	rows, err := s.pool.Query(ctx, `SELECT series_id, t, v, batch, st, h FROM metric_samples
-		WHERE series_id = ANY($1) AND t >= $2 AND t <= $3 ORDER BY series_id, t`,
-		ids, time.UnixMilli(mint), time.UnixMilli(maxt))
+	rows, err := s.pool.Query(ctx, `SELECT series_id, t, v, batch, st, h, NULL::bytea FROM metric_samples
+		WHERE series_id = ANY($1) AND t >= $2 AND t <= $3
+		UNION ALL
+		SELECT series_id, start_t, 0, 0, NULL, NULL, data FROM metric_chunks
+		WHERE series_id = ANY($1) AND start_t > $4 AND start_t <= $3
+		ORDER BY 1, 2`,
+		ids, time.UnixMilli(mint), time.UnixMilli(maxt), time.UnixMilli(mint-metricChunkWindowMillis))
 	if err != nil {
 		return nil, fmt.Errorf("read samples: %w", classify(err))
 	}
 	defer rows.Close()
 	out := map[int64]*sampleList{}
 	var (
-		cur       *sampleList
-		curID     int64
-		lastBatch int64
-		n         int
+		raw, chunked []metricSample
+		curID        int64
+		lastBatch    int64
+		started      bool
+		n            int
 	)
+	flush := func() {
+		if !started || len(raw)+len(chunked) == 0 {
+			return
+		}
+		list := &sampleList{}
+		if len(chunked) == 0 {
+			list.s = slices.Clone(raw)
+		} else {
+			list.s = mergeSamples(make([]metricSample, 0, len(raw)+len(chunked)), chunked, raw)
+		}
+		out[curID] = list
+	}
 	for rows.Next() {
 		if n++; n%8192 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		raw := rows.RawValues()
-		if len(raw) != 6 || len(raw[0]) != 8 || len(raw[1]) != 8 || len(raw[2]) != 8 || len(raw[3]) != 8 {
+		vals := rows.RawValues()
+		if len(vals) != 7 || len(vals[0]) != 8 {
 			return nil, fmt.Errorf("read samples: unexpected row: %w", errCorruptPayload)
 		}
-		id := int64(binary.BigEndian.Uint64(raw[0]))
-		t := int64(binary.BigEndian.Uint64(raw[1]))/1000 + pgEpochMillis
-		v := math.Float64frombits(binary.BigEndian.Uint64(raw[2]))
-		batch := int64(binary.BigEndian.Uint64(raw[3]))
-		var smp metricSample
-		smp.t, smp.f = t, v
-		if len(raw[4]) == 8 {
-			smp.st = int64(binary.BigEndian.Uint64(raw[4]))
+		id := int64(binary.BigEndian.Uint64(vals[0]))
+		if !started || id != curID {
+			flush()
+			raw, chunked, curID, started = raw[:0], chunked[:0], id, true
 		}
-		if raw[5] != nil {
-			h, fh, err := decodeHistogram(raw[5])
-			if err != nil {
-				return nil, fmt.Errorf("read samples of series %d: %w", uint64(id), err)
-			}
-			smp.h, smp.fh, smp.f = h, fh, 0
-		}
-		if cur == nil || id != curID {
-			cur = &sampleList{}
-			out[id] = cur
-			curID = id
-		} else if last := len(cur.s) - 1; cur.s[last].t == t {
-			if batch > lastBatch {
-				cur.s[last] = smp
-				lastBatch = batch
+		if vals[6] != nil {
+			if chunked, err = decodeChunkData(chunked, vals[6], mint, maxt); err != nil {
+				return nil, fmt.Errorf("read chunk of series %d: %w", uint64(id), err)
 			}
 			continue
 		}
-		cur.s = append(cur.s, smp)
+		smp, _, batch, err := decodeSampleRow(vals[:6])
+		if err != nil {
+			return nil, err
+		}
+		if last := len(raw) - 1; last >= 0 && raw[last].t == smp.t {
+			if batch > lastBatch {
+				raw[last], lastBatch = smp, batch
+			}
+			continue
+		}
+		raw = append(raw, smp)
 		lastBatch = batch
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read samples: %w", classify(err))
 	}
+	flush()
 	return out, nil
 }
 

@@ -12,9 +12,44 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// partitionedTables lists the tables partitioned by day. Later signals add
-// theirs here.
-var partitionedTables = []string{"spans", "logs", "metric_samples"}
+// partitionedTable is a table partitioned by range of time: by day, or by
+// chunk window for raw metric samples, whose past partitions are compacted
+// into metric_chunks and dropped, so maintenance creates them only from
+// the current window on (a late write creates its own, see copyIn).
+type partitionedTable struct {
+	name     string
+	period   time.Duration // 24 h, or metricChunkWindow
+	layout   string        // of the partition name's suffix
+	fromNow  bool          // create from the current period on, not from the retention cutoff
+	aheadMax int           // days created ahead, at most (0 = the configured AheadDays)
+}
+
+// partitionedTables lists the tables partitioned by time. Later signals
+// add theirs here.
+var partitionedTables = []partitionedTable{
+	{name: "spans", period: 24 * time.Hour, layout: partitionDateLayout},
+	{name: "logs", period: 24 * time.Hour, layout: partitionDateLayout},
+	{name: "metric_samples", period: metricChunkWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
+	{name: "metric_chunks", period: 24 * time.Hour, layout: partitionDateLayout},
+}
+
+// partitionedTableNames returns the names of partitionedTables.
+func partitionedTableNames() []string {
+	out := make([]string, len(partitionedTables))
+	for i, t := range partitionedTables {
+		out[i] = t.name
+	}
+	return out
+}
+
+func tableSpec(name string) (partitionedTable, bool) {
+	for _, t := range partitionedTables {
+		if t.name == name {
+			return t, true
+		}
+	}
+	return partitionedTable{}, false
+}
 
 // maintenanceLockID is the advisory lock key held while creating or
 // dropping partitions ("vigilprt"), so replicas never race on DDL.
@@ -28,11 +63,24 @@ func dayStart(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
-func partitionName(table string, day time.Time) string {
-	return table + "_p" + day.Format(partitionDateLayout)
+// periodStart truncates t to the start of its partition period; periods
+// divide a UTC day evenly.
+func (t partitionedTable) periodStart(at time.Time) time.Time {
+	d := dayStart(at)
+	return d.Add(at.UTC().Sub(d).Truncate(t.period))
 }
 
-// Partitions keeps the daily partitions of every partitioned table: it
+// partitionName names the partition of t that starts at start.
+func (t partitionedTable) partitionName(start time.Time) string {
+	return t.name + "_p" + start.UTC().Format(t.layout)
+}
+
+func partitionName(table string, day time.Time) string {
+	spec, _ := tableSpec(table)
+	return spec.partitionName(day)
+}
+
+// Partitions keeps the partitions of every partitioned table: it
 // creates them ahead of time and drops those entirely older than the
 // retention period. Safe for concurrent use; several replicas coordinate
 // through an advisory lock.
@@ -75,21 +123,29 @@ func NewPartitions(pool *pgxpool.Pool, cfg PartitionsConfig) *Partitions {
 		logger: cfg.Logger.With("component", "partitions"), known: map[string]bool{}}
 }
 
-// Maintain creates the partitions of every table for every day from
-// now minus the table's retention to now+ahead, and drops the partitions
-// whose whole day lies before now minus the table's retention.
+// Maintain creates the partitions of every table for every period from
+// now minus the table's retention (or from the current period for raw
+// metric samples) to now+ahead, and drops the partitions whose whole
+// period lies before now minus the table's retention.
 func (p *Partitions) Maintain(ctx context.Context) error {
 	now := p.now()
-	last := dayStart(now).AddDate(0, 0, p.ahead)
 	cutoffs := make(map[string]time.Time, len(partitionedTables))
 	for _, t := range partitionedTables {
-		first := dayStart(now.Add(-p.retentionOf(t)))
-		cutoffs[t] = first
-		var days []time.Time
-		for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
-			days = append(days, d)
+		ahead := p.ahead
+		if t.aheadMax > 0 {
+			ahead = min(ahead, t.aheadMax)
 		}
-		if err := p.ensure(ctx, []string{t}, days); err != nil {
+		last := dayStart(now).AddDate(0, 0, ahead)
+		first := t.periodStart(now.Add(-p.retentionOf(t.name)))
+		cutoffs[t.name] = first
+		if t.fromNow {
+			first = t.periodStart(now)
+		}
+		var starts []time.Time
+		for d := first; !d.After(last); d = d.Add(t.period) {
+			starts = append(starts, d)
+		}
+		if err := p.ensure(ctx, []partitionedTable{t}, starts); err != nil {
 			return err
 		}
 	}
@@ -104,22 +160,28 @@ func (p *Partitions) retentionOf(table string) time.Duration {
 	return p.retention
 }
 
-// Ensure creates the partitions of every table holding the given days if
+// Ensure creates the partitions of every table holding the given times if
 // they are missing.
-func (p *Partitions) Ensure(ctx context.Context, days []time.Time) error {
-	return p.ensure(ctx, partitionedTables, days)
+func (p *Partitions) Ensure(ctx context.Context, times []time.Time) error {
+	return p.ensure(ctx, partitionedTables, times)
 }
 
-// ensure creates the partitions of tables holding the given days.
-func (p *Partitions) ensure(ctx context.Context, tables []string, days []time.Time) error {
-	var missing []time.Time
+// ensure creates the partitions of tables holding the given times.
+func (p *Partitions) ensure(ctx context.Context, tables []partitionedTable, times []time.Time) error {
+	type part struct {
+		table partitionedTable
+		start time.Time
+	}
+	var missing []part
+	seen := map[string]bool{}
 	p.mu.Lock()
-	for _, d := range days {
-		d = dayStart(d)
+	for _, at := range times {
 		for _, t := range tables {
-			if !p.known[partitionName(t, d)] {
-				missing = append(missing, d)
-				break
+			start := t.periodStart(at)
+			name := t.partitionName(start)
+			if !p.known[name] && !seen[name] {
+				seen[name] = true
+				missing = append(missing, part{t, start})
 			}
 		}
 	}
@@ -131,15 +193,13 @@ func (p *Partitions) ensure(ctx context.Context, tables []string, days []time.Ti
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", maintenanceLockID); err != nil {
 			return err
 		}
-		for _, d := range missing {
-			for _, t := range tables {
-				name := partitionName(t, d)
-				sql := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')",
-					pgx.Identifier{name}.Sanitize(), pgx.Identifier{t}.Sanitize(),
-					d.Format(time.RFC3339), d.AddDate(0, 0, 1).Format(time.RFC3339))
-				if _, err := tx.Exec(ctx, sql); err != nil {
-					return fmt.Errorf("create partition %s: %w", name, err)
-				}
+		for _, m := range missing {
+			name := m.table.partitionName(m.start)
+			sql := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')",
+				pgx.Identifier{name}.Sanitize(), pgx.Identifier{m.table.name}.Sanitize(),
+				m.start.Format(time.RFC3339), m.start.Add(m.table.period).Format(time.RFC3339))
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("create partition %s: %w", name, err)
 			}
 		}
 		return nil
@@ -148,13 +208,19 @@ func (p *Partitions) ensure(ctx context.Context, tables []string, days []time.Ti
 		return fmt.Errorf("ensure partitions: %w", classify(err))
 	}
 	p.mu.Lock()
-	for _, d := range missing {
-		for _, t := range tables {
-			p.known[partitionName(t, d)] = true
-		}
+	for _, m := range missing {
+		p.known[m.table.partitionName(m.start)] = true
 	}
 	p.mu.Unlock()
 	return nil
+}
+
+// forget drops name from the partitions known to exist, after it was
+// dropped.
+func (p *Partitions) forget(name string) {
+	p.mu.Lock()
+	delete(p.known, name)
+	p.mu.Unlock()
 }
 
 // dropBefore drops every daily partition whose day is before its table's
@@ -167,7 +233,7 @@ func (p *Partitions) dropBefore(ctx context.Context, cutoffs map[string]time.Tim
 		rows, err := tx.Query(ctx, `SELECT c.relname, p.relname FROM pg_inherits i
 			JOIN pg_class c ON c.oid = i.inhrelid
 			JOIN pg_class p ON p.oid = i.inhparent
-			WHERE p.relname = ANY($1)`, partitionedTables)
+			WHERE p.relname = ANY($1)`, partitionedTableNames())
 		if err != nil {
 			return fmt.Errorf("list partitions: %w", classify(err))
 		}
@@ -181,18 +247,17 @@ func (p *Partitions) dropBefore(ctx context.Context, cutoffs map[string]time.Tim
 			return fmt.Errorf("list partitions: %w", classify(err))
 		}
 		for _, pt := range parts {
-			day, err := time.Parse(partitionDateLayout, strings.TrimPrefix(pt.name, pt.parent+"_p"))
+			spec, _ := tableSpec(pt.parent)
+			start, err := time.Parse(spec.layout, strings.TrimPrefix(pt.name, pt.parent+"_p"))
 			cutoff, ok := cutoffs[pt.parent]
-			if err != nil || !ok || !day.Before(cutoff) {
+			if err != nil || !ok || !start.Before(cutoff) {
 				continue
 			}
 			if _, err := tx.Exec(ctx, "DROP TABLE "+pgx.Identifier{pt.name}.Sanitize()); err != nil {
 				return fmt.Errorf("drop partition %s: %w", pt.name, classify(err))
 			}
 			p.logger.InfoContext(ctx, "dropped partition", "partition", pt.name)
-			p.mu.Lock()
-			delete(p.known, pt.name)
-			p.mu.Unlock()
+			p.forget(pt.name)
 		}
 		return nil
 	})

@@ -1,0 +1,190 @@
+package postgres
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// metricChunkWindow is the span of time one metric_chunks row covers, and
+// the width of a raw metric_samples partition. Windows are aligned to
+// midnight UTC; at a 15 s interval a window holds 480 samples of a series.
+const metricChunkWindow = 2 * time.Hour
+
+// metricChunkWindowMillis is metricChunkWindow in milliseconds.
+const metricChunkWindowMillis = int64(metricChunkWindow / time.Millisecond)
+
+// Segment kinds of a metric_chunks row.
+const (
+	segmentXOR2       byte = 1 // a Prometheus XOR2 chunk of float samples
+	segmentHistograms byte = 2 // native histogram samples in Vigil's encoding
+)
+
+// maxSamplesPerXOR2 bounds a float segment (the chunk's count is 16 bits).
+const maxSamplesPerXOR2 = 1 << 14
+
+// encodeChunkData appends the encoding of samples (sorted by time, no two
+// at the same time) to dst: runs of float samples become XOR2 chunks, runs
+// of histogram samples a histogram segment.
+func encodeChunkData(dst []byte, samples []metricSample) ([]byte, error) {
+	for i := 0; i < len(samples); {
+		j := i + 1
+		isHist := samples[i].h != nil || samples[i].fh != nil
+		for j < len(samples) && (samples[j].h != nil || samples[j].fh != nil) == isHist && (isHist || j-i < maxSamplesPerXOR2) {
+			j++
+		}
+		var seg []byte
+		kind := segmentXOR2
+		if isHist {
+			kind = segmentHistograms
+			seg = encodeHistogramSegment(samples[i:j])
+		} else {
+			c := chunkenc.NewXOR2Chunk()
+			app, err := c.Appender()
+			if err != nil {
+				return nil, fmt.Errorf("encode chunk: %w", err)
+			}
+			for _, s := range samples[i:j] {
+				app.Append(s.st, s.t, s.f)
+			}
+			seg = c.Bytes()
+		}
+		dst = append(dst, kind)
+		dst = binary.AppendUvarint(dst, uint64(len(seg)))
+		dst = append(dst, seg...)
+		i = j
+	}
+	return dst, nil
+}
+
+// encodeHistogramSegment encodes histogram samples: a uvarint count, then
+// for each the time as a varint delta from the previous one (from 0 for
+// the first), the start time as a varint (0 = unknown) and the histogram
+// in Vigil's encoding behind a uvarint length.
+func encodeHistogramSegment(samples []metricSample) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(samples)))
+	var prev int64
+	for _, s := range samples {
+		b = binary.AppendVarint(b, s.t-prev)
+		prev = s.t
+		b = binary.AppendVarint(b, s.st)
+		h := appendHistogram(nil, s.h, s.fh)
+		b = binary.AppendUvarint(b, uint64(len(h)))
+		b = append(b, h...)
+	}
+	return b
+}
+
+// decodeChunkData appends the samples of data with mint <= t <= maxt to
+// dst.
+func decodeChunkData(dst []metricSample, data []byte, mint, maxt int64) ([]metricSample, error) {
+	for len(data) > 0 {
+		kind := data[0]
+		n, k := binary.Uvarint(data[1:])
+		if k <= 0 || n > uint64(len(data)-1-k) {
+			return dst, fmt.Errorf("chunk segment length: %w", errCorruptPayload)
+		}
+		seg := data[1+k : 1+k+int(n)]
+		data = data[1+k+int(n):]
+		var err error
+		switch kind {
+		case segmentXOR2:
+			dst, err = decodeXOR2(dst, seg, mint, maxt)
+		case segmentHistograms:
+			dst, err = decodeHistogramSegment(dst, seg, mint, maxt)
+		default:
+			err = fmt.Errorf("chunk segment kind %d: %w", kind, errCorruptPayload)
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
+func decodeXOR2(dst []metricSample, seg []byte, mint, maxt int64) ([]metricSample, error) {
+	c, err := chunkenc.FromData(chunkenc.EncXOR2, seg)
+	if err != nil {
+		return dst, fmt.Errorf("xor2 chunk: %w", err)
+	}
+	it := c.Iterator(nil)
+	for it.Next() == chunkenc.ValFloat {
+		t, v := it.At()
+		if t < mint {
+			continue
+		}
+		if t > maxt {
+			return dst, nil
+		}
+		dst = append(dst, metricSample{t: t, st: it.AtST(), f: v})
+	}
+	if err := it.Err(); err != nil {
+		return dst, fmt.Errorf("xor2 chunk: %w: %w", err, errCorruptPayload)
+	}
+	return dst, nil
+}
+
+func decodeHistogramSegment(dst []metricSample, seg []byte, mint, maxt int64) ([]metricSample, error) {
+	count, k := binary.Uvarint(seg)
+	if k <= 0 {
+		return dst, fmt.Errorf("histogram segment count: %w", errCorruptPayload)
+	}
+	seg = seg[k:]
+	var t int64
+	for range count {
+		dt, k1 := binary.Varint(seg)
+		if k1 <= 0 {
+			return dst, fmt.Errorf("histogram segment time: %w", errCorruptPayload)
+		}
+		st, k2 := binary.Varint(seg[k1:])
+		if k2 <= 0 {
+			return dst, fmt.Errorf("histogram segment start time: %w", errCorruptPayload)
+		}
+		n, k3 := binary.Uvarint(seg[k1+k2:])
+		off := k1 + k2 + k3
+		if k3 <= 0 || n > uint64(len(seg)-off) {
+			return dst, fmt.Errorf("histogram segment length: %w", errCorruptPayload)
+		}
+		t += dt
+		body := seg[off : off+int(n)]
+		seg = seg[off+int(n):]
+		if t < mint || t > maxt {
+			continue
+		}
+		h, fh, err := decodeHistogram(body)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, metricSample{t: t, st: st, h: h, fh: fh})
+	}
+	return dst, nil
+}
+
+// mergeSamples merges older and newer, both sorted by time, into dst; at
+// equal times the sample of newer wins.
+func mergeSamples(dst, older, newer []metricSample) []metricSample {
+	i, j := 0, 0
+	for i < len(older) && j < len(newer) {
+		switch {
+		case older[i].t < newer[j].t:
+			dst = append(dst, older[i])
+			i++
+		case older[i].t > newer[j].t:
+			dst = append(dst, newer[j])
+			j++
+		default:
+			dst = append(dst, newer[j])
+			i++
+			j++
+		}
+	}
+	dst = append(dst, older[i:]...)
+	return append(dst, newer[j:]...)
+}
+
+// windowStartMillis returns the start of the chunk window holding t.
+func windowStartMillis(t int64) int64 {
+	return t - ((t%metricChunkWindowMillis)+metricChunkWindowMillis)%metricChunkWindowMillis
+}
