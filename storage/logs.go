@@ -216,7 +216,7 @@ func Tokens(s string) []string {
 	}
 	for _, r := range s {
 		switch {
-		case isCJK(r):
+		case IsCJK(r):
 			flush()
 			out = append(out, string(r))
 		case unicode.IsLetter(r) || unicode.IsDigit(r):
@@ -229,7 +229,9 @@ func Tokens(s string) []string {
 	return out
 }
 
-func isCJK(r rune) bool {
+// IsCJK reports whether r is a CJK character (Han, Hiragana, Katakana,
+// Hangul), which Tokens makes a token of its own.
+func IsCJK(r rune) bool {
 	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
 }
 

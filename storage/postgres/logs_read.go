@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -184,11 +185,33 @@ func (s *LogStore) logFilter(ctx context.Context, q storage.LogQuery) (where []s
 	if !q.SpanID.IsEmpty() {
 		where = append(where, "span_id = "+arg(idToInt(q.SpanID)))
 	}
-	var tsq []string
+	// Every indexable token of every term must be in tokens (the GIN
+	// index). That is the whole test for a one-token term; a phrase, or a
+	// term with a token too long to be indexed, is checked again on the
+	// candidates with PostgreSQL's phrase search over the body.
+	var (
+		must []string
+		tsq  []string
+	)
 	for _, t := range q.Text {
-		if len(storage.Tokens(t)) > 0 {
+		toks := storage.Tokens(t)
+		if len(toks) == 0 {
+			continue
+		}
+		indexed := 0
+		for _, tk := range toks {
+			if len(tk) <= maxIndexedToken {
+				must = append(must, tk)
+				indexed++
+			}
+		}
+		if len(toks) > 1 || indexed < len(toks) {
 			tsq = append(tsq, "phraseto_tsquery('simple', vigil_log_text("+arg(t)+"))")
 		}
+	}
+	if len(must) > 0 {
+		slices.Sort(must)
+		where = append(where, "tokens @> "+arg(slices.Compact(must))+"::text[]")
 	}
 	if len(tsq) > 0 {
 		where = append(where, "to_tsvector('simple', vigil_log_text(body)) @@ ("+strings.Join(tsq, " && ")+")")

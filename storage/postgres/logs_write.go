@@ -17,7 +17,7 @@ import (
 
 var logColumns = []string{
 	"time", "observed_time", "id", "resource_id", "span_id", "attr_bloom", "trace_id",
-	"service_id", "severity_number", "severity_text", "body", "payload",
+	"service_id", "severity_number", "severity_text", "body", "payload", "tokens",
 }
 
 var logCopySQL = "COPY logs (" + strings.Join(logColumns, ", ") + ") FROM STDIN (FORMAT binary)"
@@ -59,7 +59,7 @@ type logRow struct {
 func encodeLogCopy(rows []logRow) []byte {
 	size := len(copyHeader) + 2
 	for i := range rows {
-		size += 2 + 12*4 + 8*6 + 16 + 4 + 2 + len(rows[i].sevText) + len(rows[i].body) + len(rows[i].payload)
+		size += 2 + 13*4 + 8*6 + 16 + 4 + 2 + len(rows[i].sevText) + 2*len(rows[i].body) + 20 + len(rows[i].payload)
 	}
 	b := make([]byte, 0, size)
 	b = append(b, copyHeader...)
@@ -71,6 +71,7 @@ func encodeLogCopy(rows []logRow) []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 		b = append(b, s...)
 	}
+	var tok tokenizer
 	for i := range rows {
 		r := &rows[i]
 		b = binary.BigEndian.AppendUint16(b, uint16(len(logColumns)))
@@ -94,6 +95,8 @@ func encodeLogCopy(rows []logRow) []byte {
 		text(r.body)
 		b = binary.BigEndian.AppendUint32(b, uint32(len(r.payload)))
 		b = append(b, r.payload...)
+		tok.tokens(r.body)
+		b = tok.appendArray(b)
 	}
 	return binary.BigEndian.AppendUint16(b, 0xffff)
 }

@@ -186,6 +186,9 @@ func TestLogsSearch(t *testing.T) {
 		`{"level":"info","message":"request completed","requestId":"req-43","method":"GET","path":"/api/orders","statusCode":200,"duration":8}`))
 	emit(t, context.Background(), gateway, otellog.SeverityDebug, attribute.MapValue(
 		attribute.String("requestId", "req-44"), attribute.Int("statusCode", 404)))
+	// A token longer than the indexed 64 bytes.
+	long := strings.Repeat("0123456789abcdef", 5)
+	emit(t, context.Background(), gateway, otellog.SeverityDebug, attribute.StringValue("uploaded blob "+long+" to storage"))
 
 	hexA := fmt.Sprintf("%x", traceA[:])
 	cases := []struct {
@@ -199,6 +202,9 @@ func TestLogsSearch(t *testing.T) {
 		{"phrase out of order", "q=%22refused+connection%22", nil},
 		{"chinese word", "q=登录", []string{"用户登录失败：密码错误"}},
 		{"chinese and english", "q=密码+错误", []string{"用户登录失败：密码错误"}},
+		{"token too long to index", "q=" + strings.ToUpper(long), []string{"uploaded blob " + long + " to storage"}},
+		{"long token and word", "q=blob+" + long, []string{"uploaded blob " + long + " to storage"}},
+		{"long token prefix", "q=" + long[:70], nil},
 		{"severity name", "severity=warn", []string{"用户登录失败：密码错误", "payment gateway timeout, retrying"}},
 		{"severity number", "severity=17", []string{"用户登录失败：密码错误"}},
 		{"log attribute", "attr.cart.id=c-1", []string{"cart loaded"}},
