@@ -11,7 +11,15 @@ PKGS     := ./...
 
 all: build
 
-build:
+# The web UI: its build output (dist/app, git-ignored) is embedded by web/ui;
+# it is rebuilt only when a source is newer than the output.
+.PHONY: ui ui-test bench-ui
+UI_DIR   := web/ui
+UI_STAMP := $(UI_DIR)/dist/app/index.html
+UI_SRC   := $(shell find $(UI_DIR)/src $(UI_DIR)/public -type f 2>/dev/null) $(wildcard $(UI_DIR)/index.html \
+	$(UI_DIR)/package.json $(UI_DIR)/package-lock.json $(UI_DIR)/vite.config.ts $(UI_DIR)/tsconfig.json)
+
+build: $(UI_STAMP)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vigil
 
 ## run: start Vigil with a managed local PostgreSQL in ./data (or set VIGIL_DB / ARGS="--db postgres://...")
@@ -25,8 +33,19 @@ demo: build
 	for i in $$(seq 1 60); do curl -sf localhost:8080/readyz >/dev/null 2>&1 && break; sleep 1; done; \
 	./bin/vigil-demo --otlp-endpoint 127.0.0.1:4317 --load 20
 
-## test: formatting, vet, and every test against a real PostgreSQL
-test: fmt-check vet
+## ui: build the web UI (npm ci && npm run build in web/ui)
+ui: $(UI_STAMP)
+
+$(UI_STAMP): $(UI_SRC)
+	cd $(UI_DIR) && npm ci && npm run build
+	@touch $@
+
+## ui-test: the UI's unit tests (vitest)
+ui-test:
+	cd $(UI_DIR) && { [ -d node_modules ] || npm ci; } && npm test
+
+## test: formatting, vet, the UI's unit tests, and every Go test (browser tests included) against a real PostgreSQL
+test: fmt-check vet $(UI_STAMP) ui-test
 	$(GO) test -count=1 -timeout 10m $(PKGS)
 	@if [ -f client/go.mod ]; then cd client && $(GO) vet ./... && $(GO) test -count=1 -timeout 5m ./...; fi
 
@@ -48,6 +67,14 @@ bench-ingest: build
 	$(GO) run ./cmd/vigil-bench -signal traces $(BENCH_ARGS)
 	$(GO) run ./cmd/vigil-bench -signal jaeger $(BENCH_ARGS)
 	$(GO) run ./cmd/vigil-bench -signal logs $(BENCH_ARGS)
+
+## bench-ui: the web UI figures of docs/benchmarks.md: gzipped first-load bundle, first render of
+## 1,000- and 10,000-span traces in headless Chromium (needs PostgreSQL and chromium)
+bench-ui: $(UI_STAMP)
+	@cd $(UI_DIR)/dist/app && for f in index.html assets/*.js assets/*.css; do gzip -9c $$f | wc -c; done | \
+		awk '{ s += $$1 } END { printf "first-load bundle: %d bytes gzipped (%.1f KiB)\n", s, s / 1024 }'
+	@out=$$(VIGIL_BENCH_UI=1 $(GO) test -count=1 -run '^TestUITraceRenderTime$$' -v -timeout 10m ./cmd/vigil/ 2>&1); rc=$$?; \
+		echo "$$out" | grep -E 'spans: first render|^(ok|FAIL|---)|_test.go'; exit $$rc
 
 ## fuzz: run each fuzzer for FUZZTIME and keep what it finds in testdata/
 FUZZTIME ?= 30s

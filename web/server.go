@@ -1,6 +1,7 @@
 // Package web serves Vigil's HTTP port: health and readiness probes, its
-// own Prometheus metrics, and the query APIs of web/api behind the read
-// token check. Handlers hold no business logic; they call query/*.
+// own Prometheus metrics, the query APIs of web/api behind the read token
+// check, and the web UI of web/ui. Handlers hold no business logic; they
+// call query/*.
 package web
 
 import (
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,7 +40,13 @@ type Options struct {
 	// served on this port behind IngestAuth instead of the read tokens.
 	Ingest     map[string]http.Handler
 	IngestAuth *auth.Tokens
-	Logger     *slog.Logger
+	// UI serves the web UI (web/ui.Handler) for GET and HEAD requests to
+	// every path that no other route owns: not under /api/ or /debug/,
+	// not /metrics, /healthz, /readyz, nor an Ingest path. It is reached
+	// without a token so that the login page loads; the data it shows
+	// comes from the APIs, which keep the token check. nil = no UI.
+	UI     http.Handler
+	Logger *slog.Logger
 }
 
 // Server is the HTTP server of the main port.
@@ -71,8 +79,8 @@ func New(addr string, opts Options) (*Server, error) {
 }
 
 // Handler builds the route tree: probes and /metrics unauthenticated (so
-// orchestrators and Prometheus can reach them), everything else behind the
-// read tokens.
+// orchestrators and Prometheus can reach them), the UI's pages and assets
+// unauthenticated, everything else behind the read tokens.
 func Handler(opts Options) http.Handler {
 	api := http.NewServeMux()
 	for _, m := range opts.APIs {
@@ -105,18 +113,52 @@ func Handler(opts Options) http.Handler {
 	if opts.Gatherer != nil {
 		root.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}
+	reserved := map[string]bool{"/metrics": true, "/healthz": true, "/readyz": true}
 	for pattern, h := range opts.Ingest {
 		if opts.IngestAuth != nil {
 			h = opts.IngestAuth.Middleware(h)
 		}
 		root.Handle(pattern, h)
+		reserved[patternPath(pattern)] = true
 	}
 	var apiHandler http.Handler = api
 	if opts.Auth != nil {
 		apiHandler = opts.Auth.Middleware(api)
 	}
-	root.Handle("/", apiHandler)
+	if opts.UI == nil {
+		root.Handle("/", apiHandler)
+		return root
+	}
+	ui := opts.UI
+	root.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && isUIPath(r.URL.Path, reserved) {
+			ui.ServeHTTP(w, r)
+			return
+		}
+		apiHandler.ServeHTTP(w, r)
+	}))
 	return root
+}
+
+// patternPath returns the path of a ServeMux pattern ("POST /v1/traces"
+// → "/v1/traces").
+func patternPath(pattern string) string {
+	if _, p, ok := strings.Cut(pattern, " "); ok {
+		pattern = strings.TrimSpace(p)
+	}
+	if i := strings.Index(pattern, "/"); i > 0 { // a host part
+		pattern = pattern[i:]
+	}
+	return pattern
+}
+
+// isUIPath reports whether a request path belongs to the UI rather than
+// to the APIs, the profiler, or a reserved (probe, metrics, ingest) path.
+func isUIPath(p string, reserved map[string]bool) bool {
+	if p == "/api" || strings.HasPrefix(p, "/api/") || p == "/debug" || strings.HasPrefix(p, "/debug/") {
+		return false
+	}
+	return !reserved[p] && !reserved[strings.TrimSuffix(p, "/")]
 }
 
 // Addr returns the bound address.

@@ -30,6 +30,7 @@ import (
 	"github.com/vigil-obs/vigil/storage/postgres"
 	"github.com/vigil-obs/vigil/web"
 	"github.com/vigil-obs/vigil/web/api"
+	"github.com/vigil-obs/vigil/web/ui"
 )
 
 // database returns a migrated pool: on cfg.DB, or on a managed local
@@ -248,6 +249,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		Ready:      ready,
 		Gatherer:   reg,
 		Auth:       readTokens,
+		UI:         ui.Handler(),
 		Logger:     logger,
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,12 +83,74 @@ func (t *Tokens) Check(authorization string) error {
 	return nil
 }
 
-// CheckRequest checks the Authorization header of r, as Check does.
+// CheckRequest checks the Authorization header of r, as Check does. A
+// WebSocket handshake without an Authorization header may carry the token
+// as a subprotocol instead (see WebSocketToken), since browsers cannot set
+// headers on a WebSocket.
 func (t *Tokens) CheckRequest(r *http.Request) error {
 	if !t.Enabled() {
 		return nil
 	}
-	return t.Check(r.Header.Get("Authorization"))
+	authorization := r.Header.Get("Authorization")
+	if authorization == "" && isWebSocketUpgrade(r) {
+		if tok, ok := WebSocketToken(r); ok {
+			authorization = "Bearer " + tok
+		}
+	}
+	return t.Check(authorization)
+}
+
+// WebSocketProtocolPrefix starts the WebSocket subprotocol that carries a
+// bearer token: "vigil.bearer." followed by the token in unpadded
+// base64url (RFC 4648 section 5), so that any token is a valid protocol
+// name. A browser offers it next to the protocol it speaks, e.g.
+// new WebSocket(url, ["vigil.tail", "vigil.bearer." + base64url(token)]).
+const WebSocketProtocolPrefix = "vigil.bearer."
+
+// WebSocketToken returns the token of the first vigil.bearer.* subprotocol
+// offered in r's Sec-WebSocket-Protocol headers, if any decodes.
+func WebSocketToken(r *http.Request) (string, bool) {
+	for _, p := range WebSocketProtocols(r) {
+		enc, ok := strings.CutPrefix(p, WebSocketProtocolPrefix)
+		if !ok {
+			continue
+		}
+		b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(enc, "="))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		return string(b), true
+	}
+	return "", false
+}
+
+// WebSocketProtocols returns the subprotocols offered in r's
+// Sec-WebSocket-Protocol headers, in order.
+func WebSocketProtocols(r *http.Request) []string {
+	var out []string
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(h, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func isWebSocketUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, part := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // bearerToken extracts the token of "Bearer <token>" (RFC 6750 section

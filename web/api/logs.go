@@ -9,11 +9,13 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/vigil-obs/vigil/internal/auth"
 	"github.com/vigil-obs/vigil/internal/tail"
 	"github.com/vigil-obs/vigil/storage"
 )
@@ -266,6 +268,31 @@ func (l *Logs) checkOrigin(r *http.Request) bool {
 	return slices.Contains(l.opts.AllowedOrigins, origin)
 }
 
+// TailSubprotocol is the WebSocket subprotocol of the live tail. Browsers
+// offer it next to the token's (auth.WebSocketProtocolPrefix), and the
+// tail selects it, so the token is never echoed back.
+const TailSubprotocol = "vigil.tail"
+
+// tailResponseHeader selects the subprotocol of a tail handshake: the tail
+// protocol when offered, else an offered token protocol (a browser fails a
+// handshake whose answer selects none of the protocols it offered), else
+// none.
+func tailResponseHeader(r *http.Request) http.Header {
+	var bearer string
+	for _, p := range auth.WebSocketProtocols(r) {
+		if p == TailSubprotocol {
+			return http.Header{"Sec-Websocket-Protocol": {p}}
+		}
+		if bearer == "" && strings.HasPrefix(p, auth.WebSocketProtocolPrefix) {
+			bearer = p
+		}
+	}
+	if bearer != "" {
+		return http.Header{"Sec-Websocket-Protocol": {bearer}}
+	}
+	return nil
+}
+
 // tailFrame is one WebSocket message of the live tail: a record, or a
 // marker saying how many matching records this client missed because it
 // was not reading fast enough.
@@ -308,7 +335,7 @@ func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
-	conn, err := l.upgrader.Upgrade(w, r, nil)
+	conn, err := l.upgrader.Upgrade(w, r, tailResponseHeader(r))
 	if err != nil {
 		return // the upgrader answered
 	}

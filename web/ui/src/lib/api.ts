@@ -1,0 +1,61 @@
+// fetch wrapper for Vigil's APIs: adds the bearer token, turns error
+// envelopes (Jaeger, logs, Prometheus) into ApiError with the server's message.
+import { getToken, markUnauthorized } from './auth';
+
+export class ApiError extends Error {
+  status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export type Params = Record<string, string | number | undefined | null | (string | number)[]>;
+
+export function withParams(path: string, params?: Params): string {
+  if (!params) return path;
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null || v === '') continue;
+    if (Array.isArray(v)) v.forEach((x) => p.append(k, String(x)));
+    else p.set(k, String(v));
+  }
+  const s = p.toString();
+  return s ? `${path}?${s}` : path;
+}
+
+/** errorMessage extracts the message of an error body of any of Vigil's APIs. */
+export function errorMessage(body: unknown, status: number): string {
+  if (body && typeof body === 'object') {
+    const b = body as any;
+    if (typeof b.error === 'string' && b.error) return b.error;
+    if (Array.isArray(b.errors) && b.errors.length) {
+      return b.errors.map((e: any) => (typeof e?.msg === 'string' ? e.msg : JSON.stringify(e))).join('; ');
+    }
+  }
+  return `HTTP ${status}`;
+}
+
+/** apiGet fetches a JSON document; it throws ApiError on a non-2xx answer. */
+export async function apiGet<T>(path: string, params?: Params, signal?: AbortSignal): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  const token = getToken();
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const res = await fetch(withParams(path, params), { headers, signal, credentials: 'same-origin' });
+  let body: unknown = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+  }
+  if (res.status === 401) markUnauthorized();
+  if (!res.ok) throw new ApiError(res.status, errorMessage(body, res.status));
+  return body as T;
+}
+
+export function isAbort(e: unknown): boolean {
+  return e instanceof DOMException && e.name === 'AbortError';
+}
