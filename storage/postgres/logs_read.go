@@ -185,8 +185,8 @@ func (s *LogStore) logFilter(ctx context.Context, q storage.LogQuery) (where []s
 	if !q.SpanID.IsEmpty() {
 		where = append(where, "span_id = "+arg(idToInt(q.SpanID)))
 	}
-	// Every indexable token of every term must be in tokens (the GIN
-	// index). That is the whole test for a one-token term; a phrase, or a
+	// Every indexable token of every term must be in tokens (a tsvector
+	// without positions, and its GIN index). That is the whole test for a one-token term; a phrase, or a
 	// term with a token too long to be indexed, is checked again on the
 	// candidates with PostgreSQL's phrase search over the body.
 	var (
@@ -211,7 +211,7 @@ func (s *LogStore) logFilter(ctx context.Context, q storage.LogQuery) (where []s
 	}
 	if len(must) > 0 {
 		slices.Sort(must)
-		where = append(where, "tokens @> "+arg(slices.Compact(must))+"::text[]")
+		where = append(where, "tokens @@ "+arg(tsqueryAll(slices.Compact(must)))+"::tsquery")
 	}
 	if len(tsq) > 0 {
 		where = append(where, "to_tsvector('simple', vigil_log_text(body)) @@ ("+strings.Join(tsq, " && ")+")")

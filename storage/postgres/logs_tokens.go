@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -16,18 +17,23 @@ import (
 // by the phrase check.
 const maxIndexedToken = 64
 
-// textOID is PostgreSQL's type OID of text, the element type of tokens.
-const textOID = 25
-
 // tokenizer splits bodies into their distinct search tokens, exactly as
 // storage.Tokens does, reusing its buffers from one body to the next.
 type tokenizer struct {
-	buf   []byte   // the lower-cased tokens, back to back
-	spans [][2]int // each token's [start, end) in buf
+	buf   []byte      // the lower-cased tokens, back to back
+	spans []tokenSpan // each token's place in buf
 }
 
-// tokens fills t with the distinct indexable tokens of s, in no
-// particular order.
+// tokenSpan is one token of a tokenizer: buf[start:end], and its first
+// eight bytes as a big-endian number, which orders most pairs of tokens
+// without looking at buf.
+type tokenSpan struct {
+	start, end int32
+	key        uint64
+}
+
+// tokens fills t with the indexable tokens of s, sorted bytewise and
+// without duplicates.
 func (t *tokenizer) tokens(s string) {
 	t.buf, t.spans = t.buf[:0], t.spans[:0]
 	start := -1
@@ -37,9 +43,27 @@ func (t *tokenizer) tokens(s string) {
 			start = -1
 		}
 	}
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		r, size := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
+		i += size
 		switch {
-		case storage.IsCJK(r):
+		case r < utf8.RuneSelf:
+			switch {
+			case 'a' <= r && r <= 'z' || '0' <= r && r <= '9':
+			case 'A' <= r && r <= 'Z':
+				r += 'a' - 'A'
+			default:
+				end()
+				continue
+			}
+			if start < 0 {
+				start = len(t.buf)
+			}
+			t.buf = append(t.buf, byte(r))
+		case r >= 0x1100 && storage.IsCJK(r): // no CJK script starts lower
 			end()
 			at := len(t.buf)
 			t.buf = utf8.AppendRune(t.buf, r)
@@ -54,60 +78,70 @@ func (t *tokenizer) tokens(s string) {
 		}
 	}
 	end()
+	slices.SortFunc(t.spans, func(x, y tokenSpan) int {
+		if x.key != y.key {
+			if x.key < y.key {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(t.buf[x.start:x.end], t.buf[y.start:y.end])
+	})
+	t.spans = slices.CompactFunc(t.spans, func(x, y tokenSpan) bool {
+		return x.key == y.key && bytes.Equal(t.buf[x.start:x.end], t.buf[y.start:y.end])
+	})
 }
 
 // add ends the token that starts at start in buf, dropping it if it is too
-// long or already seen.
+// long to index.
 func (t *tokenizer) add(start int) {
 	tok := t.buf[start:]
-	if len(tok) > maxIndexedToken || t.seen(tok) {
+	if len(tok) > maxIndexedToken {
 		t.buf = t.buf[:start]
 		return
 	}
-	t.spans = append(t.spans, [2]int{start, len(t.buf)})
+	var k [8]byte
+	copy(k[:], tok)
+	t.spans = append(t.spans, tokenSpan{start: int32(start), end: int32(len(t.buf)), key: binary.BigEndian.Uint64(k[:])})
 }
 
-// seen reports whether tok is already among the tokens. Bodies have a few
-// dozen distinct tokens, where a linear scan beats a map.
-func (t *tokenizer) seen(tok []byte) bool {
-	for _, sp := range t.spans {
-		if bytes.Equal(t.buf[sp[0]:sp[1]], tok) {
-			return true
-		}
-	}
-	return false
-}
-
-// appendArray appends the tokens as a one-dimensional text[] in
-// PostgreSQL's binary format, preceded by its length, to b.
-func (t *tokenizer) appendArray(b []byte) []byte {
+// appendTSVector appends the tokens as a tsvector without positions in
+// PostgreSQL's binary format (entry count, then each lexeme NUL-terminated
+// with a zero position count), preceded by its length, to b. The lexemes
+// are already in PostgreSQL's order (bytewise) and distinct, so the server
+// need not sort them.
+func (t *tokenizer) appendTSVector(b []byte) []byte {
 	lenAt := len(b)
 	b = append(b, 0, 0, 0, 0)
-	if len(t.spans) == 0 {
-		b = binary.BigEndian.AppendUint32(b, 0) // dimensions
-		b = binary.BigEndian.AppendUint32(b, 0) // no NULLs
-		b = binary.BigEndian.AppendUint32(b, textOID)
-	} else {
-		b = binary.BigEndian.AppendUint32(b, 1)
-		b = binary.BigEndian.AppendUint32(b, 0)
-		b = binary.BigEndian.AppendUint32(b, textOID)
-		b = binary.BigEndian.AppendUint32(b, uint32(len(t.spans)))
-		b = binary.BigEndian.AppendUint32(b, 1) // lower bound
-		for _, sp := range t.spans {
-			b = binary.BigEndian.AppendUint32(b, uint32(sp[1]-sp[0]))
-			b = append(b, t.buf[sp[0]:sp[1]]...)
-		}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(t.spans)))
+	for _, sp := range t.spans {
+		b = append(b, t.buf[sp.start:sp.end]...)
+		b = append(b, 0, 0, 0) // NUL, then no positions
 	}
 	binary.BigEndian.PutUint32(b[lenAt:], uint32(len(b)-lenAt-4))
 	return b
 }
 
-// list returns the tokens as strings, sorted (for tests and queries).
+// tsqueryAll returns the tsquery text matching a tsvector that holds
+// every one of tokens, each quoted so that it is taken literally.
+func tsqueryAll(tokens []string) string {
+	var sb strings.Builder
+	for i, tk := range tokens {
+		if i > 0 {
+			sb.WriteString(" & ")
+		}
+		sb.WriteByte('\'')
+		sb.WriteString(strings.NewReplacer(`\`, `\\`, "'", "''").Replace(tk))
+		sb.WriteByte('\'')
+	}
+	return sb.String()
+}
+
+// list returns the tokens as strings, in their order.
 func (t *tokenizer) list() []string {
 	out := make([]string, len(t.spans))
 	for i, sp := range t.spans {
-		out[i] = string(t.buf[sp[0]:sp[1]])
+		out[i] = string(t.buf[sp.start:sp.end])
 	}
-	slices.Sort(out)
 	return out
 }

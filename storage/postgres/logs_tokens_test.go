@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 	"strings"
@@ -41,13 +42,40 @@ func FuzzTokenizer(f *testing.F) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("tokens of %q: got %q, want %q", s, got, want)
 		}
-		// The array encoding holds exactly these tokens.
-		b := tok.appendArray(nil)
+		// The tsvector encoding holds exactly these tokens, sorted.
+		b := tok.appendTSVector(nil)
 		if n := binary.BigEndian.Uint32(b); int(n) != len(b)-4 {
-			t.Fatalf("array length %d, have %d bytes", n, len(b)-4)
+			t.Fatalf("tsvector length %d, have %d bytes", n, len(b)-4)
 		}
-		if dims := binary.BigEndian.Uint32(b[4:]); dims != 1 || int(binary.BigEndian.Uint32(b[16:])) != len(got) {
-			t.Fatalf("array header %x", b[:24])
+		if n := binary.BigEndian.Uint32(b[4:]); int(n) != len(got) {
+			t.Fatalf("tsvector of %d lexemes, want %d", n, len(got))
+		}
+		var lexemes []string
+		for rest := b[8:]; len(rest) > 0; {
+			i := bytes.IndexByte(rest, 0)
+			if i < 0 || len(rest) < i+3 || rest[i+1] != 0 || rest[i+2] != 0 {
+				t.Fatalf("bad lexeme entry %q", rest)
+			}
+			lexemes = append(lexemes, string(rest[:i]))
+			rest = rest[i+3:]
+		}
+		if !slices.Equal(lexemes, got) {
+			t.Fatalf("lexemes %q, want %q (sorted)", lexemes, got)
 		}
 	})
+}
+
+func BenchmarkTokenizer(b *testing.B) {
+	bodies := []string{
+		`{"level":"info","message":"request completed","requestId":"7f3a9c2e1b4d5a68","method":"GET","path":"/api/users/48213","statusCode":200,"duration":37,"userAgent":"Mozilla/5.0 (X11; Linux x86_64)"}`,
+		"GET /api/orders/918273 completed with status 502 in 1834ms upstream payment-service-7d9f8b-2 connection refused, retrying",
+		"用户登录失败：密码错误，请求编号 8f2a3b4c5d6e7f80，用户 48213，已重试 3 次",
+	}
+	var tok tokenizer
+	var out []byte
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		tok.tokens(bodies[i%len(bodies)])
+		out = tok.appendTSVector(out[:0])
+	}
 }

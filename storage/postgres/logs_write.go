@@ -96,7 +96,7 @@ func encodeLogCopy(rows []logRow) []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(r.payload)))
 		b = append(b, r.payload...)
 		tok.tokens(r.body)
-		b = tok.appendArray(b)
+		b = tok.appendTSVector(b)
 	}
 	return binary.BigEndian.AppendUint16(b, 0xffff)
 }
