@@ -7,7 +7,7 @@ ARGS     ?=
 # Packages whose tests need nothing but Go and PostgreSQL.
 PKGS     := ./...
 
-.PHONY: all build run demo test vet fmt-check bench bench-ingest fuzz clean
+.PHONY: all build run demo test vet fmt-check bench bench-ingest bench-promql fuzz clean
 
 all: build
 
@@ -57,16 +57,22 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## bench: the figures of docs/benchmarks.md (heavy; needs PostgreSQL)
-bench: bench-ingest
+bench: bench-ingest bench-promql
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/... ./web/... ./ingest/...
 	@if [ -f client/go.mod ]; then cd client && $(GO) test -run '^$$' -bench . -benchmem ./...; fi
 
 ## bench-ingest: end to end, each against a baseline of the same run: traces (OTLP vs raw COPY,
-## bytes per span, query latency), Jaeger/Zipkin receivers vs OTLP, logs (OTLP vs raw COPY, search, tail)
+## bytes per span, query latency), Jaeger/Zipkin receivers vs OTLP, logs (OTLP vs raw COPY, search, tail),
+## metrics (remote_write vs raw COPY, bytes per sample before and after compaction)
 bench-ingest: build
 	$(GO) run ./cmd/vigil-bench -signal traces $(BENCH_ARGS)
 	$(GO) run ./cmd/vigil-bench -signal jaeger $(BENCH_ARGS)
 	$(GO) run ./cmd/vigil-bench -signal logs $(BENCH_ARGS)
+	$(GO) run ./cmd/vigil-bench -signal metrics $(BENCH_ARGS)
+
+## bench-promql: query_range over 1,000 series x 6 h on PostgreSQL (raw, compacted) vs Prometheus's TSDB
+bench-promql:
+	$(GO) test -run '^$$' -bench BenchmarkRangeQuery -benchtime 20x -timeout 30m -v ./query/promql/
 
 ## bench-ui: the web UI figures of docs/benchmarks.md: gzipped first-load bundle, first render of
 ## 1,000- and 10,000-span traces in headless Chromium (needs PostgreSQL and chromium)

@@ -3,6 +3,9 @@
 // COPY of the same rows into the same tables (measured in the same run),
 // CPU per span for Vigil and for PostgreSQL, bytes on disk per span, trace
 // by id and search latency with the data in place, and Vigil's peak RSS.
+// With -signal it measures instead the Jaeger and Zipkin receivers, the
+// log path, or the metric path (remote_write ingest, bytes per sample
+// before and after compaction).
 //
 // It starts the vigil binary (build it first: make build) on a fresh
 // database of the given server, so that Vigil's CPU and memory are its own
@@ -31,6 +34,10 @@ type options struct {
 	queries     int
 	keep        bool
 	signal      string
+	series      int     // metrics: active series
+	samples     int     // metrics: samples to ingest through remote_write
+	hours       float64 // metrics: hours of every series backfilled for the size figure
+	cpuProfile  string  // metrics: file for a CPU profile of Vigil taken during the ingest
 }
 
 func main() {
@@ -43,7 +50,11 @@ func main() {
 	flag.DurationVar(&o.maxDuration, "max-duration", 3*time.Minute, "stop the ingest phase after this long")
 	flag.IntVar(&o.queries, "queries", 300, "requests per latency measurement")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
-	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs")
+	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction)")
+	flag.IntVar(&o.series, "series", 10_000, "metrics: active series")
+	flag.IntVar(&o.samples, "samples", 10_000_000, "metrics: samples to ingest through remote_write (whole scrape rounds)")
+	flag.Float64Var(&o.hours, "hours", 24, "metrics: hours of every series at 15 s backfilled, compacted and measured")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "metrics: write a 20 s CPU profile of Vigil taken during the ingest to this file")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,8 +71,10 @@ func main() {
 		err = runJaeger(ctx, o, logger, os.Stdout)
 	case "logs":
 		err = runLogs(ctx, o, logger, os.Stdout)
+	case "metrics":
+		err = runMetrics(ctx, o, logger, os.Stdout)
 	default:
-		err = fmt.Errorf("-signal %q: want traces, jaeger or logs", o.signal)
+		err = fmt.Errorf("-signal %q: want traces, jaeger, logs or metrics", o.signal)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil-bench:", err)

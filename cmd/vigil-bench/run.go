@@ -140,8 +140,9 @@ type vigilProc struct {
 }
 
 // startVigil runs the binary on dbURL with OTLP/gRPC, and with every other
-// receiver too when all is set, each on a free loopback port.
-func startVigil(ctx context.Context, bin, dbURL string, all bool) (*vigilProc, error) {
+// receiver too when all is set, each on a free loopback port; env is added
+// to its environment ("KEY=value").
+func startVigil(ctx context.Context, bin, dbURL string, all bool, env ...string) (*vigilProc, error) {
 	args := []string{"serve", "--db", dbURL, "--http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", "--log-format", "json"}
 	recv := []string{"--otlp-http", "--jaeger-udp-compact", "--jaeger-udp-binary", "--jaeger-http", "--jaeger-grpc", "--zipkin"}
 	for _, f := range recv {
@@ -152,7 +153,7 @@ func startVigil(ctx context.Context, bin, dbURL string, all bool) (*vigilProc, e
 		}
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -376,41 +377,11 @@ func rawCopyTable(ctx context.Context, o options, src *pgxpool.Pool, table, dbPr
 	if err != nil {
 		return rawResult{}, fmt.Errorf("read rows: %w", err)
 	}
-	rawURL, drop, err := createDB(ctx, o.adminURL, dbPrefix, o.keep)
+	dst, drop, err := newRawDB(ctx, o, dbPrefix)
 	if err != nil {
 		return rawResult{}, err
 	}
 	defer drop()
-	pcfg, err := pgxpool.ParseConfig(rawURL)
-	if err != nil {
-		return rawResult{}, err
-	}
-	pcfg.MaxConns = int32(o.workers) + 1
-	dst, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return rawResult{}, err
-	}
-	defer dst.Close()
-	if _, err := postgres.Migrate(ctx, dst, nil); err != nil {
-		return rawResult{}, err
-	}
-	// Every generated row lies within the last day: a week of partitions
-	// holds them.
-	if err := postgres.NewPartitions(dst, postgres.PartitionsConfig{Retention: 7 * 24 * time.Hour}).Maintain(ctx); err != nil {
-		return rawResult{}, err
-	}
-	// Warm the connections so the timing excludes connection set-up.
-	var conns []*pgxpool.Conn
-	for i := 0; i < o.workers; i++ {
-		c, err := dst.Acquire(ctx)
-		if err != nil {
-			return rawResult{}, err
-		}
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		c.Release()
-	}
 	const chunk = 5000
 	next := make(chan [][]any)
 	var wg sync.WaitGroup
@@ -437,6 +408,54 @@ func rawCopyTable(ctx context.Context, o options, src *pgxpool.Pool, table, dbPr
 	res := rawResult{rows: int64(len(all)), elapsed: time.Since(start), pgCPU: postgresCPU() - pg0}
 	logger.Info("raw copy done", "table", table, "rows", res.rows, "elapsed", res.elapsed)
 	return res, copyErr
+}
+
+// newRawDB creates a fresh database (name prefix dbPrefix) with Vigil's
+// schema and a week of daily partitions around today, and returns a pool
+// of o.workers warm connections on it and a func that closes the pool and
+// drops the database.
+func newRawDB(ctx context.Context, o options, dbPrefix string) (*pgxpool.Pool, func(), error) {
+	rawURL, drop, err := createDB(ctx, o.adminURL, dbPrefix, o.keep)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*pgxpool.Pool, func(), error) {
+		drop()
+		return nil, nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return fail(fmt.Errorf("parse %s: %w", rawURL, err))
+	}
+	pcfg.MaxConns = int32(o.workers) + 1
+	dst, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fail(fmt.Errorf("connect raw database: %w", err))
+	}
+	if _, err := postgres.Migrate(ctx, dst, nil); err != nil {
+		dst.Close()
+		return fail(err)
+	}
+	// Every generated row lies within the last day: a week of partitions
+	// holds them.
+	if err := postgres.NewPartitions(dst, postgres.PartitionsConfig{Retention: 7 * 24 * time.Hour}).Maintain(ctx); err != nil {
+		dst.Close()
+		return fail(err)
+	}
+	// Warm the connections so the timing excludes connection set-up.
+	var conns []*pgxpool.Conn
+	for i := 0; i < o.workers; i++ {
+		c, err := dst.Acquire(ctx)
+		if err != nil {
+			dst.Close()
+			return fail(fmt.Errorf("connect raw database: %w", err))
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	return dst, func() { dst.Close(); drop() }, nil
 }
 
 // clockTicks is USER_HZ, 100 on Linux.
