@@ -18,45 +18,69 @@ const metricChunkWindowMillis = int64(metricChunkWindow / time.Millisecond)
 
 // Segment kinds of a metric_chunks row.
 const (
-	segmentXOR2       byte = 1 // a Prometheus XOR2 chunk of float samples
+	segmentXOR2       byte = 1 // a Prometheus XOR2 chunk of float samples with start times
 	segmentHistograms byte = 2 // native histogram samples in Vigil's encoding
+	segmentXOR        byte = 3 // a Prometheus XOR chunk of float samples without start times
 )
 
-// maxSamplesPerXOR2 bounds a float segment (the chunk's count is 16 bits).
-const maxSamplesPerXOR2 = 1 << 14
+// Float segments are cut at these many samples. An XOR chunk's count is
+// 16 bits. XOR2 marks where the start time first changes in a 7-bit header
+// field and from the 128th sample on writes a start-time delta with every
+// sample, so its chunks are cut at 120 samples, as Prometheus's head does.
+const (
+	maxSamplesPerXOR  = 1 << 14
+	maxSamplesPerXOR2 = 120
+)
 
 // encodeChunkData appends the encoding of samples (sorted by time, no two
-// at the same time) to dst: runs of float samples become XOR2 chunks, runs
-// of histogram samples a histogram segment.
+// at the same time) to dst: runs of float samples become XOR chunks, or
+// XOR2 chunks when they carry start times, runs of histogram samples a
+// histogram segment.
 func encodeChunkData(dst []byte, samples []metricSample) ([]byte, error) {
 	for i := 0; i < len(samples); {
-		j := i + 1
 		isHist := samples[i].h != nil || samples[i].fh != nil
-		for j < len(samples) && (samples[j].h != nil || samples[j].fh != nil) == isHist && (isHist || j-i < maxSamplesPerXOR2) {
+		j := i + 1
+		for j < len(samples) && (samples[j].h != nil || samples[j].fh != nil) == isHist {
 			j++
 		}
-		var seg []byte
-		kind := segmentXOR2
 		if isHist {
-			kind = segmentHistograms
-			seg = encodeHistogramSegment(samples[i:j])
-		} else {
-			c := chunkenc.NewXOR2Chunk()
+			dst = appendSegment(dst, segmentHistograms, encodeHistogramSegment(samples[i:j]))
+			i = j
+			continue
+		}
+		for i < j {
+			withST := false
+			for _, s := range samples[i:j] {
+				if s.st != 0 {
+					withST = true
+					break
+				}
+			}
+			var c chunkenc.Chunk = chunkenc.NewXORChunk()
+			kind, n := segmentXOR, maxSamplesPerXOR
+			if withST {
+				c, kind, n = chunkenc.NewXOR2Chunk(), segmentXOR2, maxSamplesPerXOR2
+			}
+			end := min(j, i+n)
 			app, err := c.Appender()
 			if err != nil {
 				return nil, fmt.Errorf("encode chunk: %w", err)
 			}
-			for _, s := range samples[i:j] {
+			for _, s := range samples[i:end] {
 				app.Append(s.st, s.t, s.f)
 			}
-			seg = c.Bytes()
+			dst = appendSegment(dst, kind, c.Bytes())
+			i = end
 		}
-		dst = append(dst, kind)
-		dst = binary.AppendUvarint(dst, uint64(len(seg)))
-		dst = append(dst, seg...)
-		i = j
 	}
 	return dst, nil
+}
+
+// appendSegment appends one segment: its kind, its length and its bytes.
+func appendSegment(dst []byte, kind byte, seg []byte) []byte {
+	dst = append(dst, kind)
+	dst = binary.AppendUvarint(dst, uint64(len(seg)))
+	return append(dst, seg...)
 }
 
 // encodeHistogramSegment encodes histogram samples: a uvarint count, then
@@ -90,8 +114,10 @@ func decodeChunkData(dst []metricSample, data []byte, mint, maxt int64) ([]metri
 		data = data[1+k+int(n):]
 		var err error
 		switch kind {
+		case segmentXOR:
+			dst, err = decodeFloats(dst, chunkenc.EncXOR, seg, mint, maxt)
 		case segmentXOR2:
-			dst, err = decodeXOR2(dst, seg, mint, maxt)
+			dst, err = decodeFloats(dst, chunkenc.EncXOR2, seg, mint, maxt)
 		case segmentHistograms:
 			dst, err = decodeHistogramSegment(dst, seg, mint, maxt)
 		default:
@@ -104,10 +130,15 @@ func decodeChunkData(dst []metricSample, data []byte, mint, maxt int64) ([]metri
 	return dst, nil
 }
 
-func decodeXOR2(dst []metricSample, seg []byte, mint, maxt int64) ([]metricSample, error) {
-	c, err := chunkenc.FromData(chunkenc.EncXOR2, seg)
+// decodeFloats appends the samples of an XOR or XOR2 chunk with
+// mint <= t <= maxt to dst.
+func decodeFloats(dst []metricSample, enc chunkenc.Encoding, seg []byte, mint, maxt int64) ([]metricSample, error) {
+	if len(seg) < 3 { // the sample count, and XOR2's start-time header
+		return dst, fmt.Errorf("%s chunk of %d bytes: %w", enc, len(seg), errCorruptPayload)
+	}
+	c, err := chunkenc.FromData(enc, seg)
 	if err != nil {
-		return dst, fmt.Errorf("xor2 chunk: %w", err)
+		return dst, fmt.Errorf("%s chunk: %w", enc, err)
 	}
 	it := c.Iterator(nil)
 	for it.Next() == chunkenc.ValFloat {
@@ -121,7 +152,7 @@ func decodeXOR2(dst []metricSample, seg []byte, mint, maxt int64) ([]metricSampl
 		dst = append(dst, metricSample{t: t, st: it.AtST(), f: v})
 	}
 	if err := it.Err(); err != nil {
-		return dst, fmt.Errorf("xor2 chunk: %w: %w", err, errCorruptPayload)
+		return dst, fmt.Errorf("%s chunk: %w: %w", enc, err, errCorruptPayload)
 	}
 	return dst, nil
 }

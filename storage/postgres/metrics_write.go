@@ -84,6 +84,7 @@ type sampleRow struct {
 	st     int64 // start timestamp in milliseconds, 0 = unknown
 	v      float64
 	h      []byte // nil for a float sample
+	seq    int    // order of Append within the commit
 }
 
 type metricAppender struct {
@@ -110,7 +111,7 @@ func (a *metricAppender) Append(_ promstorage.SeriesRef, ls labels.Labels, st, t
 		}
 		a.newSeries[id] = ls.Copy()
 	}
-	row := sampleRow{series: id, t: t, st: st, v: v}
+	row := sampleRow{series: id, t: t, st: st, v: v, seq: len(a.rows)}
 	if h != nil || fh != nil {
 		start := len(a.hbuf)
 		a.hbuf = appendHistogram(a.hbuf, h, fh)
@@ -158,8 +159,10 @@ func (a *metricAppender) Commit() error {
 	// Sorting by (series, time) keeps index insertion sequential; the stable
 	// sort keeps append order among duplicates, so keeping the last of each
 	// run is "last appended wins" within this commit.
-	slices.SortStableFunc(a.rows, func(x, y sampleRow) int {
-		return cmp.Or(cmp.Compare(x.series, y.series), cmp.Compare(x.t, y.t))
+	// An unstable sort with the append order as the last key: the last of
+	// several samples of one series and time is kept below.
+	slices.SortFunc(a.rows, func(x, y sampleRow) int {
+		return cmp.Or(cmp.Compare(x.series, y.series), cmp.Compare(x.t, y.t), cmp.Compare(x.seq, y.seq))
 	})
 	rows := a.rows[:0]
 	for i, r := range a.rows {
