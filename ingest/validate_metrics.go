@@ -10,9 +10,6 @@ import (
 
 // Rejection reasons of metric validation.
 const (
-	// ReasonDeltaTemporality: a sum, histogram or exponential histogram
-	// with delta temporality; the store keeps cumulative series only.
-	ReasonDeltaTemporality = "delta_temporality"
 	// ReasonInvalidMetricName: an empty metric name or one that is not
 	// valid UTF-8.
 	ReasonInvalidMetricName = "invalid_metric_name"
@@ -20,7 +17,8 @@ const (
 
 // ValidateMetricsReport removes the metrics that cannot be stored from md
 // in place and reports how many data points went with them: metrics
-// without a valid name, and delta-temporality sums and histograms.
+// without a valid name. (Delta temporality is accumulated into cumulative
+// series by the metric consumer.)
 // Everything else (naming, label translation) is left to Prometheus's OTLP
 // translation, which reports its own refusals.
 func ValidateMetricsReport(md pmetric.Metrics, _ Limits) ValidationReport {
@@ -48,11 +46,6 @@ func ValidateMetricsReport(md pmetric.Metrics, _ Limits) ValidationReport {
 					reject(path, dataPoints(m), ReasonInvalidMetricName, "name is empty or not valid UTF-8")
 					return true
 				}
-				if deltaTemporality(m) {
-					reject(path, dataPoints(m), ReasonDeltaTemporality,
-						fmt.Sprintf("%q has delta aggregation temporality; only cumulative is stored (configure the exporter for cumulative temporality)", m.Name()))
-					return true
-				}
 				return false
 			})
 		}
@@ -61,18 +54,6 @@ func ValidateMetricsReport(md pmetric.Metrics, _ Limits) ValidationReport {
 		r.Message = strings.Join(problems, problemSeparator)
 	}
 	return r
-}
-
-func deltaTemporality(m pmetric.Metric) bool {
-	switch m.Type() {
-	case pmetric.MetricTypeSum:
-		return m.Sum().AggregationTemporality() == pmetric.AggregationTemporalityDelta
-	case pmetric.MetricTypeHistogram:
-		return m.Histogram().AggregationTemporality() == pmetric.AggregationTemporalityDelta
-	case pmetric.MetricTypeExponentialHistogram:
-		return m.ExponentialHistogram().AggregationTemporality() == pmetric.AggregationTemporalityDelta
-	}
-	return false
 }
 
 // dataPoints counts the data points of one metric.

@@ -23,14 +23,14 @@ func TestValidateMetricsReport(t *testing.T) {
 	noName.SetEmptyGauge().DataPoints().AppendEmpty()
 
 	r := ValidateMetricsReport(md, Limits{})
-	if r.Rejected != 3 || r.Reasons[ReasonDeltaTemporality] != 2 || r.Reasons[ReasonInvalidMetricName] != 1 {
+	if r.Rejected != 1 || r.Reasons[ReasonInvalidMetricName] != 1 {
 		t.Fatalf("report %+v", r)
 	}
-	if !strings.Contains(r.Message, `resource_metrics[0].scope_metrics[0].metrics[1]: "bytes" has delta aggregation temporality`) ||
-		!strings.Contains(r.Message, "metrics[2]: name is empty") {
+	if !strings.Contains(r.Message, "metrics[2]: name is empty") {
 		t.Fatalf("message %q", r.Message)
 	}
-	if md.DataPointCount() != 1 || ms.At(0).Name() != "requests" {
+	// Delta metrics are kept: the metric consumer accumulates them.
+	if md.DataPointCount() != 3 || ms.At(0).Name() != "requests" || ms.At(1).Name() != "bytes" {
 		t.Fatalf("kept %d points", md.DataPointCount())
 	}
 }
