@@ -243,7 +243,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		api.LogsOptions{Tail: logHub, Logger: logger, AllowedOrigins: cfg.Logs.AllowedOrigins})
 	srv, err := web.New(cfg.HTTP, web.Options{
 		APIs: []web.Mounter{api.NewJaeger(querySvc, logger), logsAPI, api.NewServices(store, logger),
-			api.NewPrometheus(engine, metricStore, api.PrometheusOptions{Logger: logger, Revision: version})},
+			api.NewPrometheus(engine, metricStore, api.PrometheusOptions{Logger: logger, Revision: version, Metadata: metricStore})},
 		Ingest:     map[string]http.Handler{"POST /api/v1/write": remoteWrite},
 		IngestAuth: ingestTokens,
 		Ready:      ready,

@@ -14,7 +14,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 
@@ -229,7 +231,46 @@ func (h *Handler) write(ctx context.Context, req *prompb.WriteRequest) ([]refusa
 	if err := app.Commit(); err != nil {
 		return nil, fmt.Errorf("commit remote write: %w", err)
 	}
+	if mu, ok := h.app.(MetadataUpdater); ok && len(req.Metadata) > 0 {
+		md := make(map[string]metadata.Metadata, len(req.Metadata))
+		for _, m := range req.Metadata {
+			md[m.MetricFamilyName] = metadata.Metadata{Type: metricType(m.Type), Help: m.Help, Unit: m.Unit}
+		}
+		// The samples are committed: failing here would only make the
+		// sender send them again.
+		if err := mu.UpdateMetadata(ctx, md); err != nil {
+			h.logger.WarnContext(ctx, "remote write metadata not recorded", "err", err)
+		}
+	}
 	return refused, nil
+}
+
+// metricType maps a remote_write 1.0 metadata type to Prometheus's name
+// of it ("counter", "gaugehistogram", …).
+func metricType(t prompb.MetricMetadata_MetricType) model.MetricType {
+	switch t {
+	case prompb.MetricMetadata_COUNTER:
+		return model.MetricTypeCounter
+	case prompb.MetricMetadata_GAUGE:
+		return model.MetricTypeGauge
+	case prompb.MetricMetadata_HISTOGRAM:
+		return model.MetricTypeHistogram
+	case prompb.MetricMetadata_GAUGEHISTOGRAM:
+		return model.MetricTypeGaugeHistogram
+	case prompb.MetricMetadata_SUMMARY:
+		return model.MetricTypeSummary
+	case prompb.MetricMetadata_INFO:
+		return model.MetricTypeInfo
+	case prompb.MetricMetadata_STATESET:
+		return model.MetricTypeStateset
+	}
+	return model.MetricTypeUnknown
+}
+
+// MetadataUpdater is implemented by stores that keep metric metadata;
+// remote_write 1.0 sends it apart from the series.
+type MetadataUpdater interface {
+	UpdateMetadata(ctx context.Context, md map[string]metadata.Metadata) error
 }
 
 // seriesLabels builds the label set of a series, or says why it is

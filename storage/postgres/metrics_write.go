@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	promstorage "github.com/prometheus/prometheus/storage"
 )
 
@@ -52,7 +53,8 @@ type MetricStore struct {
 	mu       sync.RWMutex
 	pairIDs  map[labelPair]int32
 	pairByID map[int32]labelPair
-	series   map[uint64]struct{} // series ids known to exist with their labels
+	series   map[uint64]struct{}          // series ids known to exist with their labels
+	metadata map[string]metadata.Metadata // metric family metadata last written or read
 }
 
 // labelPair is one row of metric_labels.
@@ -68,6 +70,7 @@ func NewMetricStore(pool *pgxpool.Pool, partitions *Partitions, logger *slog.Log
 	return &MetricStore{
 		pool: pool, partitions: partitions, logger: logger.With("component", "metric_store"),
 		pairIDs: map[labelPair]int32{}, pairByID: map[int32]labelPair{}, series: map[uint64]struct{}{},
+		metadata: map[string]metadata.Metadata{},
 	}
 }
 
@@ -91,8 +94,9 @@ type metricAppender struct {
 	store     *MetricStore
 	ctx       context.Context
 	rows      []sampleRow
-	newSeries map[uint64]labels.Labels // series not known to exist, by id
-	hbuf      []byte                   // arena of the histogram encodings
+	newSeries map[uint64]labels.Labels     // series not known to exist, by id
+	hbuf      []byte                       // arena of the histogram encodings
+	meta      map[string]metadata.Metadata // metadata by metric family, when given
 }
 
 // Append buffers one sample of the series ls (copied, so callers may reuse
@@ -100,7 +104,7 @@ type metricAppender struct {
 // is the value: h or fh when not nil. The start timestamp st (0 = unknown)
 // is stored with the sample; metadata and exemplars are not. Errors wrap ErrInvalidSeries or storage.ErrOutOfBounds;
 // a refused sample does not spoil the others.
-func (a *metricAppender) Append(_ promstorage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ promstorage.AppendV2Options) (promstorage.SeriesRef, error) {
+func (a *metricAppender) Append(_ promstorage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts promstorage.AppendV2Options) (promstorage.SeriesRef, error) {
 	if t < minSampleTime || t > maxSampleTime {
 		return 0, fmt.Errorf("append %s at %d: %w", ls, t, promstorage.ErrOutOfBounds)
 	}
@@ -119,6 +123,18 @@ func (a *metricAppender) Append(_ promstorage.SeriesRef, ls labels.Labels, st, t
 		row.h = a.hbuf[start:len(a.hbuf):len(a.hbuf)]
 	}
 	a.rows = append(a.rows, row)
+	if m := opts.Metadata; m.Type != "" || m.Help != "" || m.Unit != "" {
+		if a.meta == nil {
+			a.meta = map[string]metadata.Metadata{}
+		}
+		fam := opts.MetricFamilyName
+		if fam == "" {
+			fam = ls.Get(labels.MetricName)
+		}
+		if _, ok := a.meta[fam]; !ok {
+			a.meta[strings.Clone(fam)] = m
+		}
+	}
 	return promstorage.SeriesRef(id), nil
 }
 
@@ -174,6 +190,11 @@ func (a *metricAppender) Commit() error {
 	if err := a.store.writeSamples(a.ctx, rows); err != nil {
 		return fmt.Errorf("commit samples: %w", err)
 	}
+	// The samples are committed: a failure to record metadata is logged,
+	// not returned (a retry would only store the samples again).
+	if err := a.store.UpdateMetadata(a.ctx, a.meta); err != nil {
+		a.store.logger.WarnContext(a.ctx, "metric metadata not recorded", "err", err)
+	}
 	return nil
 }
 
@@ -187,6 +208,7 @@ func (a *metricAppender) reset() {
 	a.rows = a.rows[:0]
 	a.hbuf = nil
 	clear(a.newSeries)
+	clear(a.meta)
 }
 
 func (s *MetricStore) knownSeries(id uint64) bool {

@@ -9,9 +9,12 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strconv"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	promstorage "github.com/prometheus/prometheus/storage"
@@ -35,6 +38,15 @@ type PrometheusOptions struct {
 	Revision string
 	Logger   *slog.Logger // nil = discard
 	Now      func() time.Time
+	// Metadata answers /api/v1/metadata; nil answers an empty object.
+	Metadata MetadataReader
+}
+
+// MetadataReader reads metric metadata (type, help, unit) by family.
+type MetadataReader interface {
+	// Metadata returns the metadata of metric alone when it is not empty,
+	// else of at most limit families (0 = all).
+	Metadata(ctx context.Context, metric string, limit int) (map[string]metadata.Metadata, error)
 }
 
 // Prometheus serves the Prometheus HTTP API (/api/v1/...) over a PromQL
@@ -371,15 +383,38 @@ func (p *Prometheus) labels(w http.ResponseWriter, r *http.Request, name string)
 	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: all, Warnings: warnings})
 }
 
-// metadata answers /api/v1/metadata. Vigil does not keep metric metadata
-// (type, help, unit) yet, so the answer is the empty object Prometheus
-// gives for unknown metrics.
+// metadata answers /api/v1/metadata?metric=&limit=&limit_per_metric= as
+// Prometheus does: {"<family>": [{"type","help","unit"}]}. Vigil keeps one
+// entry per family (the last written), so limit_per_metric has nothing to
+// cut.
 func (p *Prometheus) metadata(w http.ResponseWriter, r *http.Request) {
-	if _, err := parsePromLimit(r.URL.Query()); err != nil {
+	q := r.URL.Query()
+	limit, err := parsePromLimit(q)
+	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
-	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: map[string]any{}})
+	if v := q.Get("limit_per_metric"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			p.fail(w, r, &promParamError{"limit_per_metric", errors.New("must be a non-negative integer")})
+			return
+		}
+	}
+	data := map[string][]metadata.Metadata{}
+	if p.opts.Metadata != nil {
+		md, err := p.opts.Metadata.Metadata(r.Context(), q.Get("metric"), limit)
+		if err != nil {
+			p.fail(w, r, fmt.Errorf("metadata: %w", err))
+			return
+		}
+		for fam, m := range md {
+			if m.Type == "" {
+				m.Type = model.MetricTypeUnknown
+			}
+			data[fam] = []metadata.Metadata{m}
+		}
+	}
+	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: data})
 }
 
 func (p *Prometheus) buildInfo(w http.ResponseWriter, r *http.Request) {

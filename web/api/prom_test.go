@@ -56,7 +56,7 @@ func setupProm(t *testing.T) promBundle {
 	now := time.Now().Truncate(time.Minute)
 	mux := http.NewServeMux()
 	promremote.NewHandler(store, promremote.Config{}, nil).Register(mux)
-	api.NewPrometheus(engine, store, api.PrometheusOptions{Now: func() time.Time { return now }}).Register(mux)
+	api.NewPrometheus(engine, store, api.PrometheusOptions{Now: func() time.Time { return now }, Metadata: store}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
@@ -78,6 +78,10 @@ func setupProm(t *testing.T) promBundle {
 		}
 		req.Timeseries = append(req.Timeseries, ts)
 	}
+	req.Metadata = []prompb.MetricMetadata{
+		{MetricFamilyName: "http_requests_total", Type: prompb.MetricMetadata_COUNTER, Help: "Requests served."},
+		{MetricFamilyName: "process_resident_memory_bytes", Type: prompb.MetricMetadata_GAUGE, Help: "Resident memory.", Unit: "bytes"},
+	}
 	if code, body := remoteWrite(t, srv.URL, &req); code != http.StatusNoContent {
 		t.Fatalf("remote write: %d %s", code, body)
 	}
@@ -93,6 +97,7 @@ func setupProm(t *testing.T) promBundle {
 	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 	m.SetName("http.request.duration")
 	m.SetUnit("s")
+	m.SetDescription("Duration of HTTP requests.")
 	h := m.SetEmptyHistogram()
 	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 	start := now.Add(-10*time.Minute - time.Second)
@@ -270,8 +275,27 @@ func TestPrometheusAPIRangeSeriesLabels(t *testing.T) {
 		t.Errorf("buildinfo: %d %s", code, r.Data)
 	}
 	code, r = call(t, b.srv.URL, "/api/v1/metadata", nil, false)
-	if code != http.StatusOK || string(r.Data) != `{}` {
-		t.Errorf("metadata: %d %s", code, r.Data)
+	var md map[string][]struct{ Type, Help, Unit string }
+	if err := json.Unmarshal(r.Data, &md); code != http.StatusOK || err != nil {
+		t.Fatalf("metadata: %d %s %v", code, r.Data, err)
+	}
+	for fam, want := range map[string]string{
+		"http_requests_total":           "counter|Requests served.|",
+		"process_resident_memory_bytes": "gauge|Resident memory.|bytes",
+		"http_request_duration_seconds": "histogram|Duration of HTTP requests.|seconds",
+	} {
+		if got := md[fam]; len(got) != 1 || got[0].Type+"|"+got[0].Help+"|"+got[0].Unit != want {
+			t.Errorf("metadata of %s: %+v, want %s", fam, got, want)
+		}
+	}
+	code, r = call(t, b.srv.URL, "/api/v1/metadata", url.Values{"metric": {"http_requests_total"}}, false)
+	if code != http.StatusOK || !strings.Contains(string(r.Data), `"http_requests_total"`) || strings.Contains(string(r.Data), "process_") {
+		t.Errorf("metadata of one metric: %d %s", code, r.Data)
+	}
+	code, r = call(t, b.srv.URL, "/api/v1/metadata", url.Values{"limit": {"1"}}, false)
+	var one map[string]any
+	if json.Unmarshal(r.Data, &one) != nil || code != http.StatusOK || len(one) != 1 {
+		t.Errorf("metadata limit=1: %d %s", code, r.Data)
 	}
 }
 
