@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -19,13 +20,27 @@ import (
 	"github.com/vigil-obs/vigil/internal/pgtest"
 )
 
-// TestOTLPMetricsSDK sends metrics with the OTel Go SDK over OTLP/gRPC and
-// reads them back through the Prometheus API under Prometheus's own OTLP
-// names.
+// TestOTLPMetricsSDK sends metrics with the OTel Go SDK over OTLP/gRPC
+// and OTLP/HTTP and reads them back through the Prometheus API under
+// Prometheus's own OTLP names.
 func TestOTLPMetricsSDK(t *testing.T) {
+	for _, transport := range []string{"grpc", "http"} {
+		t.Run(transport, func(t *testing.T) { testOTLPMetricsSDK(t, transport) })
+	}
+}
+
+func testOTLPMetricsSDK(t *testing.T, transport string) {
 	ts := startServer(t, pgtest.NewDatabase(t))
 	ctx := context.Background()
-	exp, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(ts.grpcAddr), otlpmetricgrpc.WithInsecure())
+	var (
+		exp sdkmetric.Exporter
+		err error
+	)
+	if transport == "grpc" {
+		exp, err = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(ts.grpcAddr), otlpmetricgrpc.WithInsecure())
+	} else {
+		exp, err = otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(ts.otlpHTTP), otlpmetrichttp.WithInsecure())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
