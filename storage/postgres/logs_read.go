@@ -91,12 +91,31 @@ func (s *LogStore) FindLogs(ctx context.Context, q storage.LogQuery) (storage.Lo
 	if len(q.Attributes) > 0 {
 		pageRows = max(2*limit, logPageRows)
 	}
+	// A text search reads the partitions' windows newest first, one at a
+	// time: the text index yields its matches unordered, so a search over
+	// the whole range would fetch and sort every match of every window
+	// before returning the newest page.
+	windowed := len(q.Text) > 0 && q.TraceID.IsEmpty()
+	lo, hi := q.Start, time.Time{} // the window: [lo, hi), hi zero = up to End
+	if windowed {
+		top := q.End
+		if q.After != nil && q.After.Time.Before(top) {
+			top = q.After.Time
+		}
+		lo = maxTime(q.Start, periodStartOf(top, logPartitionPeriod))
+	}
 	var page storage.LogPage
 	after := q.After
 	scanned := 0
 	for {
 		args = args[:baseArgs]
 		sql := base
+		if windowed && lo.After(q.Start) {
+			sql += " AND time >= " + arg(lo)
+		}
+		if windowed && !hi.IsZero() {
+			sql += " AND time < " + arg(hi)
+		}
 		if after != nil {
 			sql += " AND (time, id) < (" + arg(after.Time) + ", " + arg(after.ID) + ")"
 		}
@@ -135,6 +154,14 @@ func (s *LogStore) FindLogs(ctx context.Context, q storage.LogQuery) (storage.Lo
 			page.Records = append(page.Records, r)
 		}
 		if len(stored) < pageRows {
+			if windowed && lo.After(q.Start) {
+				// This window has no more rows: the next older one.
+				hi, lo = lo, maxTime(q.Start, lo.Add(-logPartitionPeriod))
+				if err := ctx.Err(); err != nil {
+					return storage.LogPage{}, err
+				}
+				continue
+			}
 			return page, nil // the filter has no more rows
 		}
 		if scanned >= logScanMaxRows {
@@ -357,4 +384,19 @@ func (s *LogStore) decode(ctx context.Context, stored []storedLog) ([]storage.Lo
 		out[i] = r
 	}
 	return out, nil
+}
+
+// maxTime returns the later of a and b.
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// periodStartOf truncates t to the start of its partition period (periods
+// divide a UTC day evenly).
+func periodStartOf(t time.Time, period time.Duration) time.Time {
+	d := dayStart(t)
+	return d.Add(t.UTC().Sub(d).Truncate(period))
 }

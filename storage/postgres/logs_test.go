@@ -130,7 +130,10 @@ func TestLogRetentionPerTable(t *testing.T) {
 		}
 		return out
 	}
-	if got := parts("logs"); !slices.Equal(got, []string{"logs_p20260309", "logs_p20260310", "logs_p20260311", "logs_p20260312"}) {
+	// Logs are partitioned by two-hour window, created from the current
+	// one to the start of tomorrow (older ones on demand).
+	if got := parts("logs"); !slices.Equal(got, []string{"logs_p20260310_12", "logs_p20260310_14", "logs_p20260310_16",
+		"logs_p20260310_18", "logs_p20260310_20", "logs_p20260310_22", "logs_p20260311_00"}) {
 		t.Fatalf("logs partitions %v", got)
 	}
 	if got := parts("spans"); got[0] != "spans_p20260307" {
@@ -140,10 +143,60 @@ func TestLogRetentionPerTable(t *testing.T) {
 	if err := p.Maintain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := parts("logs"); got[0] != "logs_p20260311" {
+	if got := parts("logs"); got[0] != "logs_p20260312_12" {
 		t.Fatalf("logs partitions after 2 days %v", got)
 	}
 	if got := parts("spans"); got[0] != "spans_p20260309" {
 		t.Fatalf("spans partitions after 2 days %v", got)
+	}
+}
+
+// TestLogTextSearchAcrossWindows pages through a text search whose matches
+// lie in several two-hour partitions, some windows without any: every
+// match comes back once, newest first.
+func TestLogTextSearchAcrossWindows(t *testing.T) {
+	b := setup(t)
+	store := NewLogStore(b.store.pool, b.parts)
+	ctx := context.Background()
+	end := time.Now().UTC().Truncate(time.Second)
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "orders")
+	recs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	var want []string
+	for i := 0; i < 120; i++ {
+		at := end.Add(-time.Duration(i) * 7 * time.Minute) // 14 h back
+		body := fmt.Sprintf("routine line %d", i)
+		if i%9 == 0 && (i < 20 || i > 60) { // a gap of several windows
+			body = fmt.Sprintf("needle hit %d", i)
+			want = append(want, body)
+		}
+		r := recs.AppendEmpty()
+		r.SetTimestamp(pcommon.NewTimestampFromTime(at))
+		r.Body().SetStr(body)
+	}
+	if err := store.WriteLogs(ctx, []plog.Logs{ld}); err != nil {
+		t.Fatal(err)
+	}
+	q := storage.LogQuery{Start: end.Add(-24 * time.Hour), End: end, Text: []string{"NEEDLE"}, Limit: 2}
+	var got []string
+	for pages := 0; ; pages++ {
+		page, err := store.FindLogs(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Records {
+			got = append(got, r.Record.Body().Str())
+		}
+		if page.Next == nil {
+			break
+		}
+		if pages > 20 {
+			t.Fatal("pagination does not end")
+		}
+		q.After = page.Next
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
 	}
 }

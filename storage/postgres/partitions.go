@@ -24,11 +24,17 @@ type partitionedTable struct {
 	aheadMax int           // days created ahead, at most (0 = the configured AheadDays)
 }
 
+// logPartitionPeriod is the width of a logs partition.
+const logPartitionPeriod = 2 * time.Hour
+
 // partitionedTables lists the tables partitioned by time. Later signals
 // add theirs here.
 var partitionedTables = []partitionedTable{
 	{name: "spans", period: 24 * time.Hour, layout: partitionDateLayout},
-	{name: "logs", period: 24 * time.Hour, layout: partitionDateLayout},
+	// Logs by two-hour window: a newest-first search reads the windows in
+	// order (an ordered Append) and stops once it has its page, so the
+	// text index of one window, not of a day, bounds its work.
+	{name: "logs", period: logPartitionPeriod, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
 	{name: "metric_samples", period: metricChunkWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
 	{name: "metric_chunks", period: 24 * time.Hour, layout: partitionDateLayout},
 }
