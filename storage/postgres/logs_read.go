@@ -102,7 +102,7 @@ func (s *LogStore) FindLogs(ctx context.Context, q storage.LogQuery) (storage.Lo
 		if q.After != nil && q.After.Time.Before(top) {
 			top = q.After.Time
 		}
-		lo = maxTime(q.Start, periodStartOf(top, logPartitionPeriod))
+		lo = maxTime(q.Start, periodStart(top, logPartitionPeriod))
 	}
 	var page storage.LogPage
 	after := q.After
@@ -392,11 +392,4 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-// periodStartOf truncates t to the start of its partition period (periods
-// divide a UTC day evenly).
-func periodStartOf(t time.Time, period time.Duration) time.Time {
-	d := dayStart(t)
-	return d.Add(t.UTC().Sub(d).Truncate(period))
 }

@@ -69,11 +69,16 @@ func dayStart(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
-// periodStart truncates t to the start of its partition period; periods
-// divide a UTC day evenly.
+// periodStart truncates t to the start of its partition period.
 func (t partitionedTable) periodStart(at time.Time) time.Time {
+	return periodStart(at, t.period)
+}
+
+// periodStart truncates at to the start of its period, periods dividing a
+// UTC day evenly.
+func periodStart(at time.Time, period time.Duration) time.Time {
 	d := dayStart(at)
-	return d.Add(at.UTC().Sub(d).Truncate(t.period))
+	return d.Add(at.UTC().Sub(d).Truncate(period))
 }
 
 // partitionName names the partition of t that starts at start.
