@@ -214,8 +214,3 @@ func mergeSamples(dst, older, newer []metricSample) []metricSample {
 	dst = append(dst, older[i:]...)
 	return append(dst, newer[j:]...)
 }
-
-// windowStartMillis returns the start of the chunk window holding t.
-func windowStartMillis(t int64) int64 {
-	return t - ((t%metricChunkWindowMillis)+metricChunkWindowMillis)%metricChunkWindowMillis
-}
