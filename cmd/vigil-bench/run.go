@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -411,7 +412,7 @@ func rawCopyTable(ctx context.Context, o options, src *pgxpool.Pool, table, dbPr
 }
 
 // newRawDB creates a fresh database (name prefix dbPrefix) with Vigil's
-// schema and a week of daily partitions around today, and returns a pool
+// schema and the partitions of the last day, and returns a pool
 // of o.workers warm connections on it and a func that closes the pool and
 // drops the database.
 func newRawDB(ctx context.Context, o options, dbPrefix string) (*pgxpool.Pool, func(), error) {
@@ -436,9 +437,15 @@ func newRawDB(ctx context.Context, o options, dbPrefix string) (*pgxpool.Pool, f
 		dst.Close()
 		return fail(err)
 	}
-	// Every generated row lies within the last day: a week of partitions
-	// holds them.
-	if err := postgres.NewPartitions(dst, postgres.PartitionsConfig{Retention: 7 * 24 * time.Hour}).Maintain(ctx); err != nil {
+	// Every generated row lies within the last day. Tables partitioned by
+	// window get only current ones from Maintain: create every hour's of
+	// the last 26 hours too.
+	parts := postgres.NewPartitions(dst, postgres.PartitionsConfig{Retention: 7 * 24 * time.Hour})
+	var hours []time.Time
+	for h := time.Now().Add(-26 * time.Hour); h.Before(time.Now().Add(time.Hour)); h = h.Add(time.Hour) {
+		hours = append(hours, h)
+	}
+	if err := errors.Join(parts.Maintain(ctx), parts.Ensure(ctx, hours)); err != nil {
 		dst.Close()
 		return fail(err)
 	}
