@@ -35,6 +35,7 @@ type deltaStream struct {
 	hsum     float64
 	hasSum   bool
 	hasMin   bool
+	hasMax   bool
 	min, max float64
 	bounds   []float64
 	buckets  []uint64
@@ -243,30 +244,9 @@ func (s *deltaStream) addHistogram(p pmetric.HistogramDataPoint) {
 	for i := range s.buckets {
 		s.buckets[i] += p.BucketCounts().At(i)
 	}
-	s.count += p.Count()
-	if p.HasSum() {
-		s.hsum += p.Sum()
-		s.hasSum = true
-	}
-	if p.HasMin() && (!s.hasMin || p.Min() < s.min) {
-		s.min = p.Min()
-	}
-	if p.HasMax() && (!s.hasMin || p.Max() > s.max) {
-		s.max = p.Max()
-	}
-	s.hasMin = s.hasMin || p.HasMin() || p.HasMax()
+	s.addCounts(p)
 	p.BucketCounts().FromRaw(s.buckets)
-	p.SetCount(s.count)
-	if s.hasSum {
-		p.SetSum(s.hsum)
-	}
-	if p.HasMin() {
-		p.SetMin(s.min)
-	}
-	if p.HasMax() {
-		p.SetMax(s.max)
-	}
-	p.SetStartTimestamp(s.start)
+	s.writeCounts(p)
 }
 
 // addExponential adds a delta exponential histogram point and rewrites it
@@ -284,34 +264,13 @@ func (s *deltaStream) addExponential(p pmetric.ExponentialHistogramDataPoint) {
 	s.posOffset, s.posBuckets = addBuckets(s.posOffset, s.posBuckets, p.Positive())
 	s.negOffset, s.negBucket = addBuckets(s.negOffset, s.negBucket, p.Negative())
 	s.zeroCount += p.ZeroCount()
-	s.count += p.Count()
-	if p.HasSum() {
-		s.hsum += p.Sum()
-		s.hasSum = true
-	}
-	if p.HasMin() && (!s.hasMin || p.Min() < s.min) {
-		s.min = p.Min()
-	}
-	if p.HasMax() && (!s.hasMin || p.Max() > s.max) {
-		s.max = p.Max()
-	}
-	s.hasMin = s.hasMin || p.HasMin() || p.HasMax()
+	s.addCounts(p)
 	p.Positive().SetOffset(s.posOffset)
 	p.Positive().BucketCounts().FromRaw(s.posBuckets)
 	p.Negative().SetOffset(s.negOffset)
 	p.Negative().BucketCounts().FromRaw(s.negBucket)
 	p.SetZeroCount(s.zeroCount)
-	p.SetCount(s.count)
-	if s.hasSum {
-		p.SetSum(s.hsum)
-	}
-	if p.HasMin() {
-		p.SetMin(s.min)
-	}
-	if p.HasMax() {
-		p.SetMax(s.max)
-	}
-	p.SetStartTimestamp(s.start)
+	s.writeCounts(p)
 }
 
 // addBuckets adds the buckets of b to the running buckets starting at
@@ -336,4 +295,52 @@ func addBuckets(offset int32, buckets []uint64, b pmetric.ExponentialHistogramDa
 		buckets[int(lo-offset)+i] += b.BucketCounts().At(i)
 	}
 	return offset, buckets
+}
+
+// histogramPoint is what histogram and exponential histogram points share.
+type histogramPoint interface {
+	Count() uint64
+	SetCount(uint64)
+	HasSum() bool
+	Sum() float64
+	SetSum(float64)
+	HasMin() bool
+	Min() float64
+	SetMin(float64)
+	HasMax() bool
+	Max() float64
+	SetMax(float64)
+	SetStartTimestamp(pcommon.Timestamp)
+}
+
+// addCounts adds the count, sum, min and max of a delta histogram point to
+// the running totals.
+func (s *deltaStream) addCounts(p histogramPoint) {
+	s.count += p.Count()
+	if p.HasSum() {
+		s.hsum += p.Sum()
+		s.hasSum = true
+	}
+	if p.HasMin() && (!s.hasMin || p.Min() < s.min) {
+		s.min, s.hasMin = p.Min(), true
+	}
+	if p.HasMax() && (!s.hasMax || p.Max() > s.max) {
+		s.max, s.hasMax = p.Max(), true
+	}
+}
+
+// writeCounts rewrites a point's count, sum, min, max and start time as the
+// running totals'.
+func (s *deltaStream) writeCounts(p histogramPoint) {
+	p.SetCount(s.count)
+	if s.hasSum {
+		p.SetSum(s.hsum)
+	}
+	if p.HasMin() {
+		p.SetMin(s.min)
+	}
+	if p.HasMax() {
+		p.SetMax(s.max)
+	}
+	p.SetStartTimestamp(s.start)
 }
