@@ -79,7 +79,7 @@ bench-promql:
 bench-ui: $(UI_STAMP)
 	@cd $(UI_DIR)/dist/app && for f in index.html assets/*.js assets/*.css; do gzip -9c $$f | wc -c; done | \
 		awk '{ s += $$1 } END { printf "first-load bundle: %d bytes gzipped (%.1f KiB)\n", s, s / 1024 }'
-	@out=$$(VIGIL_BENCH_UI=1 $(GO) test -count=1 -run '^TestUITraceRenderTime$$' -v -timeout 10m ./cmd/vigil/ 2>&1); rc=$$?; \
+	@out=$$($(GO) test -count=1 -run '^$$' -bench '^BenchmarkUITraceRender$$' -benchtime 1x -v -timeout 10m ./cmd/vigil/ 2>&1); rc=$$?; \
 		echo "$$out" | grep -E 'spans: first render|^(ok|FAIL|---)|_test.go'; exit $$rc
 
 ## fuzz: run each fuzzer for FUZZTIME and keep what it finds in testdata/

@@ -36,7 +36,7 @@ type testServer struct {
 	stop     func()
 }
 
-func startServer(t *testing.T, dbURL string, mutate ...func(*Config)) *testServer {
+func startServer(t testing.TB, dbURL string, mutate ...func(*Config)) *testServer {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.DB = dbURL

@@ -43,7 +43,7 @@ const screenshotDir = "testdata/screenshots"
 
 // chromiumPath returns the Chromium to drive. Without one the browser
 // tests skip, unless CI is set: there they must run.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, p := range []string{os.Getenv("VIGIL_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
 		if p == "" {
@@ -64,7 +64,7 @@ func chromiumPath(t *testing.T) string {
 }
 
 // requireUI fails (CI) or skips when the binary embeds only the placeholder.
-func requireUI(t *testing.T) {
+func requireUI(t testing.TB) {
 	t.Helper()
 	if ui.Built() {
 		return
@@ -83,7 +83,7 @@ type browser struct {
 	dialogs []string
 }
 
-func newBrowser(t *testing.T, execPath string) *browser {
+func newBrowser(t testing.TB, execPath string) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(execPath),
@@ -130,7 +130,7 @@ func newBrowser(t *testing.T, execPath string) *browser {
 
 // do runs steps with a deadline, saving a screenshot named after the
 // test when they fail.
-func (b *browser) do(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
+func (b *browser) do(t testing.TB, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
 	defer cancel()
@@ -140,7 +140,7 @@ func (b *browser) do(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-func eval[T any](t *testing.T, b *browser, expr string) T {
+func eval[T any](t testing.TB, b *browser, expr string) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
@@ -152,7 +152,7 @@ func eval[T any](t *testing.T, b *browser, expr string) T {
 }
 
 // waitFor polls a JavaScript predicate until it is truthy.
-func (b *browser) waitFor(t *testing.T, predicate string) {
+func (b *browser) waitFor(t testing.TB, predicate string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
 	defer cancel()
@@ -162,7 +162,7 @@ func (b *browser) waitFor(t *testing.T, predicate string) {
 	}
 }
 
-func (b *browser) screenshot(t *testing.T, name string) {
+func (b *browser) screenshot(t testing.TB, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
@@ -484,13 +484,11 @@ func TestUIBrowserLogin(t *testing.T) {
 	b.waitFor(t, `[...document.querySelectorAll('.log-row .log-body')].some(e => e.textContent === 'authorized tail line')`)
 }
 
-// TestUITraceRenderTime measures the time from navigation to the first
-// render of the trace view for large traces (docs/benchmarks.md). It is a
-// measurement, not a check: run it with VIGIL_BENCH_UI=1 (make bench-ui).
-func TestUITraceRenderTime(t *testing.T) {
-	if os.Getenv("VIGIL_BENCH_UI") == "" {
-		t.Skip("set VIGIL_BENCH_UI=1 (make bench-ui) to measure")
-	}
+// BenchmarkUITraceRender measures the time from navigation to the first
+// render of the trace view for large traces (docs/benchmarks.md), with its
+// own repetitions: run it once (make bench-ui, -benchtime 1x).
+func BenchmarkUITraceRender(bm *testing.B) {
+	t := bm
 	chromium := chromiumPath(t)
 	requireUI(t)
 	ts := startServer(t, pgtest.NewDatabase(t))
@@ -526,7 +524,7 @@ func median(v []float64) float64 {
 
 // seedBigTrace sends one trace of n spans over five services with a
 // branching tree, through the SDK's batch processor, and returns its id.
-func seedBigTrace(t *testing.T, ts *testServer, n int) string {
+func seedBigTrace(t testing.TB, ts *testServer, n int) string {
 	t.Helper()
 	ctx := context.Background()
 	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(ts.grpcAddr), otlptracegrpc.WithInsecure())
