@@ -93,77 +93,89 @@ func (a *Accumulator) Convert(md pmetric.Metrics) (dropped int, err error) {
 		a.swept = now
 	}
 	var h xxhash.Digest
-	fail := func(m pmetric.Metric, e error) {
-		dropped++
-		if err == nil {
-			err = fmt.Errorf("metric %q: %w", m.Name(), e)
-		}
-	}
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
-		resHash := hashMap(&h, rm.Resource().Attributes(), 0)
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			sm := sms.At(j)
-			h.Reset()
-			_, _ = h.WriteString(sm.Scope().Name())
-			_, _ = h.WriteString("\x00" + sm.Scope().Version() + "\x00")
-			scopeHash := h.Sum64() ^ resHash
 			ms := sm.Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				m := ms.At(k)
+				if !isDelta(m) {
+					continue
+				}
+				// Only delta metrics pay for hashing their stream.
+				resHash := hashMap(&h, rm.Resource().Attributes(), 0)
 				h.Reset()
+				_, _ = h.WriteString(sm.Scope().Name() + "\x00" + sm.Scope().Version() + "\x00")
 				_, _ = h.WriteString(m.Name() + "\x00" + m.Unit() + "\x00" + m.Type().String())
-				metricHash := h.Sum64() ^ scopeHash*31
+				c := pointConverter{a: a, h: &h, metricHash: h.Sum64() ^ resHash*31, now: now, fail: func(e error) {
+					dropped++
+					if err == nil {
+						err = fmt.Errorf("metric %q: %w", m.Name(), e)
+					}
+				}}
 				switch m.Type() {
 				case pmetric.MetricTypeSum:
-					if m.Sum().AggregationTemporality() != pmetric.AggregationTemporalityDelta {
-						continue
-					}
-					m.Sum().DataPoints().RemoveIf(func(p pmetric.NumberDataPoint) bool {
-						s, e := a.stream(&h, metricHash, p.Attributes(), p.StartTimestamp(), p.Timestamp(), now)
-						if e != nil {
-							fail(m, e)
-							return true
-						}
-						s.addNumber(p)
-						return false
-					})
+					convertPoints(c, m.Sum().DataPoints().RemoveIf, (*deltaStream).addNumber)
 					m.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 				case pmetric.MetricTypeHistogram:
-					if m.Histogram().AggregationTemporality() != pmetric.AggregationTemporalityDelta {
-						continue
-					}
-					m.Histogram().DataPoints().RemoveIf(func(p pmetric.HistogramDataPoint) bool {
-						s, e := a.stream(&h, metricHash, p.Attributes(), p.StartTimestamp(), p.Timestamp(), now)
-						if e != nil {
-							fail(m, e)
-							return true
-						}
-						s.addHistogram(p)
-						return false
-					})
+					convertPoints(c, m.Histogram().DataPoints().RemoveIf, (*deltaStream).addHistogram)
 					m.Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 				case pmetric.MetricTypeExponentialHistogram:
-					if m.ExponentialHistogram().AggregationTemporality() != pmetric.AggregationTemporalityDelta {
-						continue
-					}
-					m.ExponentialHistogram().DataPoints().RemoveIf(func(p pmetric.ExponentialHistogramDataPoint) bool {
-						s, e := a.stream(&h, metricHash, p.Attributes(), p.StartTimestamp(), p.Timestamp(), now)
-						if e != nil {
-							fail(m, e)
-							return true
-						}
-						s.addExponential(p)
-						return false
-					})
+					convertPoints(c, m.ExponentialHistogram().DataPoints().RemoveIf, (*deltaStream).addExponential)
 					m.ExponentialHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 				}
 			}
 		}
 	}
 	return dropped, err
+}
+
+// isDelta reports whether m is a sum, histogram or exponential histogram
+// with delta temporality.
+func isDelta(m pmetric.Metric) bool {
+	switch m.Type() {
+	case pmetric.MetricTypeSum:
+		return m.Sum().AggregationTemporality() == pmetric.AggregationTemporalityDelta
+	case pmetric.MetricTypeHistogram:
+		return m.Histogram().AggregationTemporality() == pmetric.AggregationTemporalityDelta
+	case pmetric.MetricTypeExponentialHistogram:
+		return m.ExponentialHistogram().AggregationTemporality() == pmetric.AggregationTemporalityDelta
+	}
+	return false
+}
+
+// deltaPoint is what the points of delta metrics share.
+type deltaPoint interface {
+	Attributes() pcommon.Map
+	StartTimestamp() pcommon.Timestamp
+	Timestamp() pcommon.Timestamp
+}
+
+// pointConverter holds what converting the points of one metric needs.
+type pointConverter struct {
+	a          *Accumulator
+	h          *xxhash.Digest
+	metricHash uint64
+	now        time.Time
+	fail       func(error)
+}
+
+// convertPoints adds every point of one delta metric to its stream and
+// rewrites it as the running total (add), removing the points that cannot
+// be accumulated.
+func convertPoints[P deltaPoint](c pointConverter, removeIf func(func(P) bool), add func(*deltaStream, P)) {
+	removeIf(func(p P) bool {
+		s, err := c.a.stream(c.h, c.metricHash, p.Attributes(), p.StartTimestamp(), p.Timestamp(), c.now)
+		if err != nil {
+			c.fail(err)
+			return true
+		}
+		add(s, p)
+		return false
+	})
 }
 
 // stream returns the stream of a point, checking that the point follows
