@@ -136,12 +136,3 @@ func tsqueryAll(tokens []string) string {
 	}
 	return sb.String()
 }
-
-// list returns the tokens as strings, in their order.
-func (t *tokenizer) list() []string {
-	out := make([]string, len(t.spans))
-	for i, sp := range t.spans {
-		out[i] = string(t.buf[sp.start:sp.end])
-	}
-	return out
-}

@@ -79,3 +79,12 @@ func BenchmarkTokenizer(b *testing.B) {
 		out = tok.appendTSVector(out[:0])
 	}
 }
+
+// list returns the tokens as strings, in their order.
+func (t *tokenizer) list() []string {
+	out := make([]string, len(t.spans))
+	for i, sp := range t.spans {
+		out[i] = string(t.buf[sp.start:sp.end])
+	}
+	return out
+}
