@@ -5,6 +5,8 @@ package pgmanaged
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -33,15 +35,32 @@ const (
 	tailBytes = 8 << 10
 )
 
-// pgHBA trusts only the private socket and loopback: the socket directory is
-// reachable by the server's OS user (and root) alone, and the server listens
-// on 127.0.0.1 only.
-const pgHBA = `# Written by Vigil (internal/pgmanaged). The server listens on 127.0.0.1 only
-# and its Unix socket directory is private to the server's OS user.
-# TYPE  DATABASE  USER  ADDRESS       METHOD
-local   all       all                 trust
-host    all       all   127.0.0.1/32  trust
+// pgHBA admits the two roles Vigil uses over the Unix socket, without a
+// password, and nothing else: the server opens no TCP port, so there is no
+// host line. Trust is safe here only because of where the socket is: in a
+// directory of mode 0700 owned by the server's OS user (see
+// cluster.socketDir), itself mode 0700, so the kernel lets no one but that
+// user and root connect, and both can read and write the cluster's files
+// anyway. Start rewrites the file whenever it differs.
+const pgHBA = `# Written by Vigil (internal/pgmanaged), and rewritten at every start.
+# The server opens no TCP port. Its only Unix socket is in a directory of
+# mode 0700 owned by the server's OS user, so no one but that user and root
+# can connect, and they can read the cluster's files anyway: trust grants
+# them nothing more. postgres is the superuser Vigil sets the cluster up
+# with; vigil is the unprivileged role Vigil runs as.
+# TYPE  DATABASE  USER      METHOD
+local   all       postgres  trust
+local   all       vigil     trust
 `
+
+// unusualPathChars are the characters a socket directory may not hold:
+// unix_socket_directories would need them quoted, and pgx reads a comma in
+// host as a list of hosts.
+const unusualPathChars = ",\"'\\ \t\n"
+
+// tempSocketPrefix starts the name of the socket directory made in the
+// system's temporary directory when the data directory's path is too long.
+const tempSocketPrefix = "vigil-pg-"
 
 // confDefaults is appended to postgresql.conf when the cluster is created.
 // Later lines win, so these override initdb's values; operators may edit
@@ -255,11 +274,12 @@ func (c *cluster) initdb(ctx context.Context) error {
 	c.logger.InfoContext(ctx, "creating postgres cluster", "data_dir", c.dir, "bin_dir", c.bin, "user", c.owner.String())
 	cmd := c.command(filepath.Join(c.bin, "initdb"),
 		"-D", tmp,
-		"-U", superuser,
+		"-U", adminRole,
 		"--encoding=UTF8",
 		"--locale=C",
+		// Replaced by pgHBA before the first start.
 		"--auth-local=trust",
-		"--auth-host=trust",
+		"--auth-host=reject",
 		"--no-instructions",
 	)
 	err := c.runInitdb(ctx, cmd, tmp)
@@ -283,16 +303,37 @@ func (c *cluster) runInitdb(ctx context.Context, cmd *exec.Cmd, tmp string) erro
 	if err := p.wait(ctx); err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
-	// Rewriting existing files keeps their owner and mode.
-	if err := writeFileSync(filepath.Join(tmp, "pg_hba.conf"), pgHBA, os.O_TRUNC); err != nil {
-		return err
-	}
+	// Appending keeps the file's owner and mode.
 	return writeFileSync(filepath.Join(tmp, "postgresql.conf"), confDefaults, os.O_APPEND)
 }
 
-// writeFileSync writes s to the existing file path and syncs it.
+// writeHBA replaces the cluster's pg_hba.conf with pgHBA unless it already
+// says exactly that. It runs before every start, which is how clusters of
+// earlier versions, which trusted 127.0.0.1, lose their host line.
+func (c *cluster) writeHBA(ctx context.Context) error {
+	path := filepath.Join(c.dir, "pg_hba.conf")
+	old, err := os.ReadFile(path)
+	if err == nil && string(old) == pgHBA {
+		return nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read pg_hba.conf: %w", err)
+	}
+	// Truncating keeps an existing file's owner and mode.
+	if err := writeFileSync(path, pgHBA, os.O_CREATE|os.O_TRUNC); err != nil {
+		return err
+	}
+	if err := c.owner.chown(path); err != nil {
+		return err
+	}
+	c.logger.InfoContext(ctx, "wrote pg_hba.conf: unix socket only, roles postgres and vigil", "data_dir", c.dir)
+	return nil
+}
+
+// writeFileSync writes s to path, a new file getting mode 0600, and syncs
+// it.
 func writeFileSync(path, s string, flag int) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|flag, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY|flag, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
@@ -354,31 +395,105 @@ func (c *cluster) fixOwnership() error {
 	})
 }
 
-// socketDir creates the server's private Unix socket directory and returns
-// its path, or "" when the path cannot be passed to the server safely (the
-// server then has no Unix socket; Vigil connects over TCP anyway).
-func (c *cluster) socketDir() (string, error) {
-	dir := filepath.Join(c.dataDir, socketSubdir)
+// socketDir picks, creates and checks the directory of the server's Unix
+// socket for port, the only way into the server: it is mode 0700 and owned
+// by the server's OS user, so no other user but root can connect (see
+// pgHBA).
+//
+// It is DataDir/pgsocket unless the socket's path (DIR/.s.PGSQL.PORT)
+// would not fit in a socket address (maxSocketPath) or the directory's
+// path holds one of unusualPathChars. Then it is vigil-pg-<hash of the
+// cluster's path> in the system's temporary directory, or in /tmp when
+// that does not fit either or, as root, the server's OS user cannot
+// reach it. The name does not change between starts, so neither does URL;
+// and since another user could have created a directory of that name
+// first, one that the server's OS user does not own is refused.
+func (c *cluster) socketDir(ctx context.Context, port int) (string, error) {
+	inData := filepath.Join(c.dataDir, socketSubdir)
+	if socketPathOK(inData, port) {
+		return inData, c.privateDir(inData, true)
+	}
+	sum := sha256.Sum256([]byte(c.dir))
+	name := tempSocketPrefix + hex.EncodeToString(sum[:8])
+	for _, base := range []string{os.TempDir(), "/tmp"} {
+		dir := filepath.Join(base, name)
+		if !socketPathOK(dir, port) || c.owner != nil && checkTraversable(base, c.owner) != nil {
+			continue
+		}
+		c.logger.InfoContext(ctx, "unix socket outside the data dir: the path there is too long or unusual", "dir", dir, "data_dir", c.dataDir)
+		return dir, c.privateDir(dir, false)
+	}
+	return "", fmt.Errorf("no directory for the server's unix socket: %s is too long for a socket path (at most %d bytes with /.s.PGSQL.%d) "+
+		"or holds one of %q, and so is %s; use a shorter data dir", inData, maxSocketPath, port, unusualPathChars, os.TempDir())
+}
+
+// socketPathOK reports whether dir can hold the socket for port.
+func socketPathOK(dir string, port int) bool {
+	return filepath.IsAbs(dir) && !strings.ContainsAny(dir, unusualPathChars) &&
+		len(dir)+len("/.s.PGSQL.")+len(strconv.Itoa(port)) <= maxSocketPath
+}
+
+// privateDir creates dir with mode 0700 for the server's OS user, or makes
+// sure an existing one is a directory, not a symlink, owned by that user
+// and of mode 0700. As root it takes over a directory that root owns (left
+// by an interrupted start) and, when trusted (inside the data directory,
+// whose owner decides what is in it), one of any owner, as fixOwnership
+// does for the cluster.
+func (c *cluster) privateDir(dir string, trusted bool) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("create socket dir: %w", err)
+		return fmt.Errorf("create socket dir: %w", err)
 	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
-		return "", fmt.Errorf("stat socket dir: %w", err)
+		return fmt.Errorf("stat socket dir: %w", err)
 	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("socket dir %s is not a directory", dir)
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok {
+		return fmt.Errorf("socket dir %s is not a directory", dir)
 	}
-	if err := c.owner.chown(dir); err != nil {
-		return "", err
+	want := uint32(os.Geteuid())
+	if c.owner != nil {
+		want = c.owner.uid
 	}
-	// unix_socket_directories is a comma-separated list with its own
-	// quoting; rather than quote, do without the socket for odd paths.
-	if strings.ContainsAny(dir, ",\"'\\ \t\n") {
-		c.logger.Warn("unix socket disabled: unusual characters in path", "dir", dir)
-		return "", nil
+	if uint32(st.Uid) != want {
+		if c.owner == nil || !trusted && st.Uid != 0 {
+			return fmt.Errorf("socket dir %s belongs to uid %d, not to uid %d, which runs the managed postgres; remove it", dir, st.Uid, want)
+		}
+		if err := c.owner.chown(dir); err != nil {
+			return err
+		}
 	}
-	return dir, nil
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("make socket dir private: %w", err)
+		}
+	}
+	return nil
+}
+
+// clearStaleSockets removes the socket and socket lock files that a server
+// killed together with its Vigil left in dir. postgres removes a stale
+// socket lock file itself, unless its pid now belongs to another process,
+// which is common after a container restart. The directory serves this
+// cluster alone, so where the cluster's processes can be listed and there
+// are none, whatever socket it holds is stale.
+func (c *cluster) clearStaleSockets(dir string) error {
+	if pids, ok := serverPIDs(c.dir); !ok || len(pids) > 0 {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read socket dir: %w", err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".s.PGSQL.") {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	return nil
 }
 
 // clearStaleLock removes a postmaster.pid that no live server holds, and
@@ -442,18 +557,26 @@ func childEnv() []string {
 }
 
 // openLog opens the server log for appending, rotating it first when it has
-// grown past maxLogSize, and returns its size before this start.
+// grown past maxLogSize, and returns its size before this start. The log
+// and its previous generation are made mode 0600 (earlier versions made
+// them 0640): server errors quote statements and row values.
 func openLog(path string) (*os.File, int64, error) {
 	if fi, err := os.Stat(path); err == nil && fi.Size() > maxLogSize {
 		if err := os.Rename(path, path+".1"); err != nil {
 			return nil, 0, fmt.Errorf("rotate postgres log: %w", err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err := os.Chmod(path+".1", 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("make old postgres log private: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, 0, fmt.Errorf("open postgres log: %w", err)
 	}
 	fi, err := f.Stat()
+	if err == nil && fi.Mode().Perm() != 0o600 {
+		err = f.Chmod(0o600)
+	}
 	if err != nil {
 		f.Close()
 		return nil, 0, fmt.Errorf("open postgres log: %w", err)

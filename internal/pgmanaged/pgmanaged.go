@@ -6,8 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -34,15 +34,24 @@ const (
 	initdbSubdir  = "postgres.initdb"
 	socketSubdir  = "pgsocket"
 	logName       = "postgres.log"
-	portFileName  = "postgres.port"
 	lockName      = "postgres.lock"
+	// legacyPortFileName is where earlier versions, whose server listened
+	// on 127.0.0.1, recorded its port, world-readable. Start deletes it.
+	legacyPortFileName = "postgres.port"
 
-	superuser    = "vigil"
+	// adminRole is the bootstrap superuser. Start alone connects as it, to
+	// set the cluster up; no connection string for it leaves the package.
+	adminRole = "postgres"
+	// appRole is the unprivileged role Vigil connects as. It owns
+	// databaseName and everything in it.
+	appRole      = "vigil"
 	databaseName = "vigil"
 
-	// bindAttempts bounds retries with a new port when the chosen free port
-	// is taken between probing it and the server binding it.
-	bindAttempts = 3
+	// defaultPort numbers the socket when Config.Port is 0. The socket
+	// directory is private to the cluster, so no other server can clash
+	// with it, and 5432 lets psql find the socket from -h alone.
+	defaultPort = 5432
+
 	// pollInterval paces the readiness probes.
 	pollInterval = 50 * time.Millisecond
 	// startCleanupTimeout bounds stopping a server whose start failed.
@@ -57,9 +66,8 @@ type Config struct {
 	// BinDir holds initdb and postgres. Empty means discovered as by
 	// [FindBinDir], preferring the version that created an existing cluster.
 	BinDir string
-	// Port is the TCP port on 127.0.0.1. 0 picks one: the port of the last
-	// start when it is still free, otherwise a free ephemeral port (never
-	// 5432). A non-zero port is used as is, and Start fails if it is taken.
+	// Port numbers the server's Unix socket (SOCKETDIR/.s.PGSQL.PORT); the
+	// server opens no TCP port. 0 means 5432.
 	Port int
 	// Logger receives start and stop events; nil discards them. The server's
 	// own log goes to DataDir/postgres.log, not here.
@@ -73,7 +81,8 @@ type Instance struct {
 	clusterDir string
 	logPath    string
 	logOffset  int64 // size of the log before this start; errors quote only newer lines
-	port       int
+	socketDir  string
+	port       int // numbers the socket in socketDir
 	proc       *process
 	lock       *os.File // flock on DataDir/postgres.lock, held until Stop ends
 
@@ -83,10 +92,14 @@ type Instance struct {
 }
 
 // Start prepares the cluster in cfg.DataDir (running initdb on first use),
-// starts the server, waits until it accepts connections and creates the
-// "vigil" database if it is absent. ctx bounds all of it, including the
-// crash recovery Postgres runs after an unclean stop, which can take a while
-// on a large cluster; pass a deadline. On error nothing is left running.
+// starts the server on its private Unix socket, waits until it accepts
+// connections, and makes the "vigil" role and database what Vigil expects,
+// which upgrades a cluster created by an earlier version in place (see the
+// package documentation). ctx bounds all of it, including the crash
+// recovery Postgres runs after an unclean stop, which can take a while on a
+// large cluster, and the first start after an upgrade, which changes the
+// owner of every table; pass a deadline. On error nothing is left running;
+// an interrupted upgrade is completed by the next Start.
 //
 // When Vigil runs as root the server runs as the "postgres" account (see the
 // package documentation). Errors wrap [ErrNoBinaries] when no server binaries
@@ -107,7 +120,11 @@ func start(ctx context.Context, cfg Config) (*Instance, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("data dir is required")
 	}
-	if cfg.Port < 0 || cfg.Port > 65535 {
+	port := cfg.Port
+	if port == 0 {
+		port = defaultPort
+	}
+	if port < 1 || port > 65535 {
 		return nil, fmt.Errorf("port %d out of range", cfg.Port)
 	}
 	logger := cfg.Logger
@@ -160,6 +177,9 @@ func start(ctx context.Context, cfg Config) (*Instance, error) {
 		}
 	}()
 
+	if err := removeLegacyPortFile(dataDir); err != nil {
+		return nil, err
+	}
 	logFile, logOffset, err := openLog(filepath.Join(dataDir, logName))
 	if err != nil {
 		return nil, err
@@ -174,11 +194,17 @@ func start(ctx context.Context, cfg Config) (*Instance, error) {
 	} else if err := c.fixOwnership(); err != nil {
 		return nil, err
 	}
-	socketDir, err := c.socketDir()
+	if err := c.clearStaleLock(); err != nil {
+		return nil, err
+	}
+	if err := c.writeHBA(ctx); err != nil {
+		return nil, err
+	}
+	socketDir, err := c.socketDir(ctx, port)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.clearStaleLock(); err != nil {
+	if err := c.clearStaleSockets(socketDir); err != nil {
 		return nil, err
 	}
 
@@ -187,58 +213,43 @@ func start(ctx context.Context, cfg Config) (*Instance, error) {
 		clusterDir: c.dir,
 		logPath:    logFile.Name(),
 		logOffset:  logOffset,
+		socketDir:  socketDir,
+		port:       port,
 		lock:       lock,
 	}
-	port, err := initialPort(dataDir, cfg.Port)
-	if err != nil {
+	begin := time.Now()
+	if err := i.launch(&c); err != nil {
 		return nil, err
 	}
-	begin := time.Now()
-	for attempt := 1; ; attempt++ {
-		i.port = port
-		attemptOffset := logSize(logFile)
-		if err := i.launch(ctx, &c, socketDir); err != nil {
-			return nil, err
-		}
-		err := i.waitReady(ctx)
-		if err == nil {
-			break
-		}
+	if err := i.waitReady(ctx); err != nil {
 		i.abort(ctx)
-		tail := readLogTail(i.logPath, i.logOffset)
-		retry := bindFailed(readLogTail(i.logPath, attemptOffset)) || errors.Is(err, errForeignServer)
-		if cfg.Port == 0 && attempt < bindAttempts && retry {
-			logger.WarnContext(ctx, "port taken, retrying with another", "port", port)
-			if port, err = freePort(); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		return nil, i.withLog(err, tail)
+		return nil, i.withLog(err, readLogTail(i.logPath, i.logOffset))
 	}
-	if err := os.WriteFile(filepath.Join(dataDir, portFileName), []byte(strconv.Itoa(i.port)+"\n"), 0o644); err != nil {
-		i.abort(ctx)
-		return nil, fmt.Errorf("remember port: %w", err)
-	}
-	if err := i.ensureDatabase(ctx); err != nil {
+	if err := i.setup(ctx); err != nil {
 		i.abort(ctx)
 		return nil, i.withLog(err, readLogTail(i.logPath, i.logOffset))
 	}
 	started = true
 	logger.InfoContext(ctx, "managed postgres ready", "data_dir", c.dir, "bin_dir", c.bin,
-		"port", i.port, "user", owner.String(), "took", time.Since(begin).Round(time.Millisecond))
+		"socket_dir", socketDir, "port", port, "user", owner.String(), "took", time.Since(begin).Round(time.Millisecond))
 	return i, nil
 }
 
-// URL returns the connection string of the "vigil" database:
-// postgres://vigil@127.0.0.1:PORT/vigil?sslmode=disable. It stays valid
-// until Stop; the port is fixed for the life of the Instance.
+// URL returns the connection string of the "vigil" database for the
+// unprivileged "vigil" role over the server's Unix socket, in the URL form
+// that pgx and libpq share, with the socket directory as host:
+// postgres:///vigil?host=%2Fdata%2Fpgsocket&port=5432&user=vigil. It holds
+// no password: reaching the socket is the credential, and only the
+// server's OS user and root can. It stays valid until Stop and is the same
+// at every start of the same data directory with the same port.
 func (i *Instance) URL() string {
-	return i.url(databaseName)
+	return i.connString(appRole, databaseName)
 }
 
-func (i *Instance) url(db string) string {
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", superuser, i.port, db)
+// connString returns the connection string of db for role over the socket.
+func (i *Instance) connString(role, db string) string {
+	q := url.Values{"host": {i.socketDir}, "port": {strconv.Itoa(i.port)}, "user": {role}}
+	return (&url.URL{Scheme: "postgres", Path: "/" + db, RawQuery: q.Encode()}).String()
 }
 
 // Run supervises the server. It returns nil when ctx is done or once Stop has
@@ -302,19 +313,18 @@ func (i *Instance) stop(ctx context.Context) error {
 	return nil
 }
 
-// launch starts the postmaster on i.port.
-func (i *Instance) launch(ctx context.Context, c *cluster, socketDir string) error {
-	if socketDir != "" && len(socketDir)+len("/.s.PGSQL.")+len(strconv.Itoa(i.port)) > maxSocketPath {
-		i.logger.WarnContext(ctx, "unix socket disabled: path too long", "dir", socketDir)
-		socketDir = ""
-	}
+// launch starts the postmaster.
+func (i *Instance) launch(c *cluster) error {
 	args := []string{
 		"-D", c.dir,
 		// Settings Vigil depends on; the command line overrides
-		// postgresql.conf and postgresql.auto.conf.
-		"-c", "listen_addresses=127.0.0.1",
+		// postgresql.conf and postgresql.auto.conf. Without TCP and with
+		// a socket only the server's OS user can open, nobody else can
+		// connect (see pgHBA).
+		"-c", "listen_addresses=",
 		"-c", "port=" + strconv.Itoa(i.port),
-		"-c", "unix_socket_directories=" + socketDir,
+		"-c", "unix_socket_directories=" + i.socketDir,
+		"-c", "unix_socket_permissions=0700",
 		"-c", "fsync=on",
 		"-c", "full_page_writes=on",
 		"-c", "synchronous_commit=on",
@@ -333,10 +343,9 @@ func (i *Instance) launch(ctx context.Context, c *cluster, socketDir string) err
 
 // waitReady polls until the server accepts connections, exits, or ctx
 // ends. It first waits for the postmaster to record itself as ready in its
-// lock file (it has then bound 127.0.0.1:port, so nothing else can answer
-// there), then connects and checks that the answering server serves this
-// cluster: a connection to another server on the same port must never be
-// mistaken for ours.
+// lock file, then connects as the superuser and checks that the answering
+// server serves this cluster, which no other server can unless someone
+// pointed it at our socket directory.
 func (i *Instance) waitReady(ctx context.Context) error {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
@@ -348,7 +357,8 @@ func (i *Instance) waitReady(ctx context.Context) error {
 				return nil
 			}
 			var pgErr *pgconn.PgError
-			if errors.Is(err, errForeignServer) || errors.As(err, &pgErr) && pgErr.Code != "57P03" { // 57P03: starting up
+			if errors.Is(err, errForeignServer) || errors.Is(err, errNoAdmin) ||
+				errors.As(err, &pgErr) && pgErr.Code != "57P03" { // 57P03: starting up
 				return err
 			}
 			lastErr = err
@@ -363,9 +373,9 @@ func (i *Instance) waitReady(ctx context.Context) error {
 	}
 }
 
-// errForeignServer reports a server on our port that does not serve our
+// errForeignServer reports a server on our socket that does not serve our
 // cluster.
-var errForeignServer = errors.New("another postgres server answers on this port")
+var errForeignServer = errors.New("another postgres server answers on this socket")
 
 // postmasterReady reports whether the cluster's lock file names pid and
 // says "ready" (PM_STATUS_READY, line 8, written once the postmaster
@@ -379,53 +389,23 @@ func postmasterReady(clusterDir string, pid int) bool {
 	return len(lines) >= 8 && strings.TrimSpace(lines[0]) == strconv.Itoa(pid) && strings.TrimSpace(lines[7]) == "ready"
 }
 
-// ping connects to the "postgres" database and checks the server's data
-// directory.
+// ping connects to the "postgres" database as the superuser and checks the
+// server's data directory.
 func (i *Instance) ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	conn, err := pgconn.Connect(ctx, i.url("postgres"))
+	conn, err := i.connectAdmin(ctx, "postgres")
 	if err != nil {
-		return fmt.Errorf("connect to postgres: %w", err)
+		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	results, err := conn.Exec(ctx, "SELECT current_setting('data_directory')").ReadAll()
-	if err != nil {
+	var dir string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&dir); err != nil {
 		return fmt.Errorf("check data directory: %w", err)
 	}
-	var dir string
-	if len(results) == 1 && len(results[0].Rows) == 1 && len(results[0].Rows[0]) == 1 {
-		dir = string(results[0].Rows[0][0])
-	}
 	if dir != i.clusterDir {
-		return fmt.Errorf("%w: port %d serves data directory %q, not %s", errForeignServer, i.port, dir, i.clusterDir)
+		return fmt.Errorf("%w: %s serves data directory %q, not %s", errForeignServer, i.socketDir, dir, i.clusterDir)
 	}
-	return nil
-}
-
-// ensureDatabase creates Vigil's database unless it exists.
-func (i *Instance) ensureDatabase(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, i.url("postgres"))
-	if err != nil {
-		return fmt.Errorf("connect to postgres: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", databaseName).Scan(&exists); err != nil {
-		return fmt.Errorf("look up database %s: %w", databaseName, err)
-	}
-	if exists {
-		return nil
-	}
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{databaseName}.Sanitize())
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database: created concurrently
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("create database %s: %w", databaseName, err)
-	}
-	i.logger.InfoContext(ctx, "created database", "database", databaseName)
 	return nil
 }
 
@@ -461,20 +441,10 @@ func lockDataDir(dataDir string) (*os.File, error) {
 	return f, nil
 }
 
-// logSize returns the log's current size, or 0 if unknown (the tail then
-// covers more than one attempt, which only adds context).
-func logSize(f *os.File) int64 {
-	fi, err := f.Stat()
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
 // withLog appends the server log's tail to err and marks a lock-file clash
-// as ErrAlreadyRunning.
+// (postmaster.pid, or the socket's lock file) as ErrAlreadyRunning.
 func (i *Instance) withLog(err error, tail string) error {
-	if strings.Contains(tail, `lock file "postmaster.pid" already exists`) {
+	if strings.Contains(tail, `lock file "postmaster.pid" already exists`) || strings.Contains(tail, `lock file ".s.PGSQL.`) {
 		err = fmt.Errorf("%w: %w", ErrAlreadyRunning, err)
 	}
 	if tail == "" {
@@ -490,11 +460,6 @@ func withLogTail(err error, path string, offset int64) error {
 		return err
 	}
 	return fmt.Errorf("%w\nlast lines of %s:\n%s", err, path, tail)
-}
-
-// bindFailed reports whether the server log says the port was taken.
-func bindFailed(tail string) bool {
-	return strings.Contains(tail, "could not bind") || strings.Contains(tail, "could not create any TCP/IP sockets")
 }
 
 // killedBy reports whether err is the exit of a process killed by sig.
@@ -530,44 +495,14 @@ func resolveBinDir(ctx context.Context, dir string, wantMajor int) (binDir, erro
 	return b, nil
 }
 
-// initialPort returns the configured port, else the remembered one if it is
-// still free, else a fresh free port.
-func initialPort(dataDir string, configured int) (int, error) {
-	if configured != 0 {
-		return configured, nil
+// removeLegacyPortFile deletes the port file of earlier versions: it was
+// world-readable and names a TCP port the server no longer listens on.
+func removeLegacyPortFile(dataDir string) error {
+	err := os.Remove(filepath.Join(dataDir, legacyPortFileName))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", legacyPortFileName, err)
 	}
-	if b, err := os.ReadFile(filepath.Join(dataDir, portFileName)); err == nil {
-		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 0 && p < 65536 && p != 5432 && portFree(p) {
-			return p, nil
-		}
-	}
-	return freePort()
-}
-
-func portFree(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
-
-// freePort asks the kernel for a free loopback port, avoiding 5432 where a
-// system server usually listens or will later want to.
-func freePort() (int, error) {
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("pick free port: %w", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if port != 5432 {
-			return port, nil
-		}
-	}
-	return 0, errors.New("pick free port: kernel keeps returning 5432")
+	return nil
 }
 
 // shutdown stops p: fast shutdown, then immediate shutdown when ctx ends,

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/goleak"
 )
 
@@ -98,9 +97,16 @@ func requireBinaries(t *testing.T) {
 // start starts a server in the fixture's data dir and stops it at cleanup.
 func (f fixture) start(t *testing.T) *Instance {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	return startWith(t, Config{DataDir: f.dataDir, Logger: f.logger})
+}
+
+// startWith starts a server with cfg and stops it at cleanup, removing its
+// socket directory when that is outside the data dir.
+func startWith(t *testing.T, cfg Config) *Instance {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	inst, err := Start(ctx, Config{DataDir: f.dataDir, Logger: f.logger})
+	inst, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +114,9 @@ func (f fixture) start(t *testing.T) *Instance {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = inst.Stop(ctx) // tests that stop or kill the server check the result themselves
+		if filepath.Dir(inst.socketDir) != filepath.Dir(inst.clusterDir) {
+			_ = os.RemoveAll(inst.socketDir)
+		}
 	})
 	return inst
 }
@@ -188,29 +197,33 @@ func TestStartStopRestart(t *testing.T) {
 	f := setup(t)
 	inst := f.start(t)
 
-	u, err := url.Parse(inst.URL())
+	cfg, err := pgconn.ParseConfig(inst.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Hostname() != "127.0.0.1" || u.Port() == "" || u.Port() == "5432" || u.Path != "/vigil" {
-		t.Fatalf("URL() = %s, want a non-5432 loopback port and database vigil", inst.URL())
+	sock := filepath.Join(f.dataDir, socketSubdir)
+	if cfg.Host != sock || cfg.Port != defaultPort || cfg.User != appRole || cfg.Database != databaseName {
+		t.Fatalf("URL() = %s: host %q, port %d, user %q, database %q; want the socket in %s, port %d, user and database vigil",
+			inst.URL(), cfg.Host, cfg.Port, cfg.User, cfg.Database, sock, defaultPort)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, inst.URL())
+	// Some of these settings are visible to superusers only.
+	conn, err := pgx.Connect(ctx, inst.connString(adminRole, databaseName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var db, fsync, syncCommit, listen, encoding, sockets string
+	var db, fsync, syncCommit, listen, encoding, sockets, sockPerm string
 	err = conn.QueryRow(ctx, `SELECT current_database(), current_setting('fsync'), current_setting('synchronous_commit'),
-		current_setting('listen_addresses'), current_setting('server_encoding'), current_setting('unix_socket_directories')`).
-		Scan(&db, &fsync, &syncCommit, &listen, &encoding, &sockets)
+		current_setting('listen_addresses'), current_setting('server_encoding'), current_setting('unix_socket_directories'),
+		current_setting('unix_socket_permissions')`).
+		Scan(&db, &fsync, &syncCommit, &listen, &encoding, &sockets, &sockPerm)
 	conn.Close(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [...]string{"vigil", "on", "on", "127.0.0.1", "UTF8", filepath.Join(f.dataDir, socketSubdir)}
-	if got := [...]string{db, fsync, syncCommit, listen, encoding, sockets}; got != want {
+	want := [...]string{"vigil", "on", "on", "", "UTF8", sock, "0700"}
+	if got := [...]string{db, fsync, syncCommit, listen, encoding, sockets, sockPerm}; got != want {
 		t.Fatalf("settings = %q, want %q", got, want)
 	}
 	execSQL(t, inst.URL(), "CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)")
@@ -256,7 +269,7 @@ func TestStartStopRestart(t *testing.T) {
 		t.Errorf("postgres processes %v still serve %s after Stop", pids, inst.clusterDir)
 	}
 
-	t.Run("restart reuses cluster and port", func(t *testing.T) {
+	t.Run("restart reuses cluster and URL", func(t *testing.T) {
 		again := f.start(t)
 		if again.URL() != inst.URL() {
 			t.Errorf("URL() = %s after restart, want %s", again.URL(), inst.URL())
@@ -267,26 +280,24 @@ func TestStartStopRestart(t *testing.T) {
 		stop(t, again)
 	})
 
-	t.Run("remembered port taken", func(t *testing.T) {
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", u.Port()))
+	t.Run("failed start quotes the log and leaves nothing running", func(t *testing.T) {
+		conf := filepath.Join(inst.clusterDir, "postgresql.conf")
+		orig, err := os.ReadFile(conf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer l.Close()
-		moved := f.start(t)
-		if moved.URL() == inst.URL() {
-			t.Fatalf("URL() = %s, want another port", moved.URL())
+		// Rewriting the file keeps its owner and mode.
+		if err := os.WriteFile(conf, append(orig, "max_connections = 'many'\n"...), 0o600); err != nil {
+			t.Fatal(err)
 		}
-		if n := queryInt(t, moved.URL(), "SELECT count(*) FROM kept"); n != 1 {
-			t.Errorf("rows = %d, want 1", n)
-		}
-		stop(t, moved)
-
-		// An explicit port is used as is; a taken one fails with the
-		// server's own explanation.
-		_, err = Start(t.Context(), Config{DataDir: f.dataDir, Port: l.Addr().(*net.TCPAddr).Port, Logger: f.logger})
-		if err == nil || !strings.Contains(err.Error(), "could not bind") || !strings.Contains(err.Error(), logName) {
-			t.Fatalf("Start on a taken port = %v, want the log's bind error", err)
+		defer func() {
+			if err := os.WriteFile(conf, orig, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		_, err = Start(t.Context(), Config{DataDir: f.dataDir, Logger: f.logger})
+		if err == nil || !strings.Contains(err.Error(), "max_connections") || !strings.Contains(err.Error(), logName) {
+			t.Fatalf("Start with a broken postgresql.conf = %v, want the log's complaint", err)
 		}
 		if pids, _ := serverPIDs(inst.clusterDir); len(pids) > 0 {
 			t.Errorf("postgres processes %v left after a failed start", pids)
@@ -377,11 +388,16 @@ func TestStaleLockFile(t *testing.T) {
 			_ = sleeper.Wait()
 		}()
 		content := fmt.Sprintf("%d\n%s\n", sleeper.Process.Pid, inst.clusterDir)
-		if err := os.WriteFile(lock, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := owner.chown(lock); err != nil {
-			t.Fatal(err)
+		// The socket's lock file too: postgres would take it for a live
+		// server's as well.
+		sockLock := filepath.Join(inst.socketDir, fmt.Sprintf(".s.PGSQL.%d.lock", inst.port))
+		for _, path := range []string{lock, sockLock} {
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := owner.chown(path); err != nil {
+				t.Fatal(err)
+			}
 		}
 		again := f.start(t)
 		if n := queryInt(t, again.URL(), "SELECT sum(v) FROM acked"); n != 7 {
