@@ -13,7 +13,20 @@ var (
 	// refuses connections. It is retryable: callers should answer with a
 	// retryable status (gRPC UNAVAILABLE, HTTP 503).
 	ErrUnavailable = errors.New("storage unavailable")
+	// ErrLimitExceeded is returned when a read would exceed its
+	// ReadLimits. The error wrapping it names the limit; it is the
+	// query's fault, not the store's.
+	ErrLimitExceeded = errors.New("read limit exceeded")
 )
+
+// ReadLimits bound what one query reads from a store, counted over all
+// its reads. Zero fields mean no limit.
+type ReadLimits struct {
+	// MaxSeries is the most series the query's selections may return.
+	MaxSeries int
+	// MaxSamples is the most samples the query may read.
+	MaxSamples int64
+}
 
 // Operation is a span name seen for a service, with the span kind it was
 // reported with ("server", "client", "producer", "consumer", "internal" or ""

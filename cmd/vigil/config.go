@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
+	"github.com/vigil-obs/vigil/query/promql"
 )
 
 // Config is everything `vigil serve` can be told. Each field is a key of
@@ -52,6 +53,9 @@ type Config struct {
 	Log      LogConfig       `yaml:"log"`
 	Limits   ingest.Limits   `yaml:"limits"`
 	Pipeline pipeline.Config `yaml:"pipeline"`
+	// Query bounds PromQL evaluation (the Prometheus API and, later, rule
+	// evaluation).
+	Query promql.Config `yaml:"query"`
 }
 
 // LogsConfig configures the log signal.
@@ -106,6 +110,7 @@ func defaultConfig() Config {
 		Pipeline:         pipeline.DefaultConfig(),
 		Logs:             LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
 		Metrics:          MetricsConfig{CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour)},
+		Query:            promql.DefaultConfig(),
 	}
 }
 
@@ -134,6 +139,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
 	}
 	if err := c.Pipeline.Validate(); err != nil {
+		return err
+	}
+	if err := c.Query.Validate(); err != nil {
 		return err
 	}
 	if r := time.Duration(c.Logs.Retention); r != 0 && r < 24*time.Hour {
@@ -230,6 +238,12 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringSliceVar(&c.Auth.ReadTokens, "read-token", c.Auth.ReadTokens, "bearer token accepted by the query APIs (repeat or comma-separate; none = no check)")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn, error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text or json")
+	fs.DurationVar(&c.Query.Timeout, "query-timeout", c.Query.Timeout, "longest evaluation of one PromQL query, waiting for a slot included")
+	fs.IntVar(&c.Query.MaxSamples, "query-max-samples", c.Query.MaxSamples, "most samples one PromQL query may hold in memory at once")
+	fs.Int64Var(&c.Query.MaxSamplesRead, "query-max-samples-read", c.Query.MaxSamplesRead, "most samples one PromQL query may read from PostgreSQL")
+	fs.IntVar(&c.Query.MaxConcurrent, "query-max-concurrent", c.Query.MaxConcurrent, "most PromQL queries evaluated at once; others wait")
+	fs.DurationVar(&c.Query.LookbackDelta, "query-lookback-delta", c.Query.LookbackDelta, "how far back an instant selector looks for a sample")
+	fs.StringVar(&c.Query.LogFile, "query-log-file", c.Query.LogFile, "file receiving one JSON line per PromQL query (empty = off)")
 }
 
 // envName is the environment variable of a flag: VIGIL_ and the flag name

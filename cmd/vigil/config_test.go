@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/vigil-obs/vigil/query/promql"
 )
 
 // flags returns a parsed serve flag set.
@@ -50,7 +52,9 @@ func TestConfigFullFile(t *testing.T) {
 		time.Duration(c.Retention) != 14*24*time.Hour || c.Pipeline.Writers != 1 || c.Limits.MaxAttributes != 64 ||
 		c.Limits.MaxFutureSkew != 30*time.Minute || c.Limits.MaxAge != 14*24*time.Hour ||
 		len(c.Auth.IngestTokens) != 2 || c.Log.Format != "json" ||
-		time.Duration(c.Metrics.CompactionInterval) != 30*time.Second || time.Duration(c.Metrics.CompactionDelay) != 2*time.Hour {
+		time.Duration(c.Metrics.CompactionInterval) != 30*time.Second || time.Duration(c.Metrics.CompactionDelay) != 2*time.Hour ||
+		c.Query.Timeout != 30*time.Second || c.Query.MaxSubquerySteps != 50000 || c.Query.MaxSamplesRead != 1_000_000 ||
+		c.Query.MaxSamples != promql.DefaultMaxSamples {
 		t.Fatalf("config not decoded as written: %+v", c)
 	}
 }
@@ -72,7 +76,7 @@ func TestConfigPrecedence(t *testing.T) {
 		"VIGIL_DB":          "postgres://env/db",
 		"VIGIL_READ_TOKENS": "",
 	})
-	c, err := resolveConfig(flags(t, "--http", ":6666", "--ingest-token", "a,b", "--retention", "36h"), "", e)
+	c, err := resolveConfig(flags(t, "--http", ":6666", "--ingest-token", "a,b", "--retention", "36h", "--query-timeout", "45s"), "", e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +88,7 @@ func TestConfigPrecedence(t *testing.T) {
 		{"env only", c.DB, "postgres://env/db"},
 		{"flag duration", c.Retention.String(), "1d12h"},
 		{"flag slice", strings.Join(c.Auth.IngestTokens, ","), "a,b"},
+		{"query flag", c.Query.Timeout.String(), "45s"},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {

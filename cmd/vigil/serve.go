@@ -232,7 +232,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		}
 		return nil
 	}
-	engine, err := promql.New(metricStore, promql.Config{}, logger, reg)
+	engine, err := promql.New(metricStore, cfg.Query, logger, reg)
 	if err != nil {
 		return nil, errors.Join(err, closeReceivers())
 	}

@@ -171,7 +171,7 @@ func BenchmarkRangeQuery(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				began := time.Now()
-				qry, err := eng.RangeQuery(ctx, benchQuery, start, end, benchStep)
+				qry, err := eng.RangeQuery(ctx, benchQuery, start, end, benchStep, promql.QueryOptions{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -215,7 +215,7 @@ func rangeQuery(tb testing.TB, q storage.Queryable, start, end time.Time) prom.M
 		tb.Fatal(err)
 	}
 	defer eng.Close()
-	qry, err := eng.RangeQuery(context.Background(), benchQuery, start, end, benchStep)
+	qry, err := eng.RangeQuery(context.Background(), benchQuery, start, end, benchStep, promql.QueryOptions{})
 	if err != nil {
 		tb.Fatal(err)
 	}

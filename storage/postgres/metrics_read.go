@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +15,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/vigil-obs/vigil/storage"
 )
 
 // Querier returns a querier over samples in [mint, maxt] (milliseconds,
@@ -23,9 +26,48 @@ func (s *MetricStore) Querier(mint, maxt int64) (promstorage.Querier, error) {
 	return &metricQuerier{store: s, mint: mint, maxt: maxt}, nil
 }
 
+// LimitedQuerier is Querier with limits on what all of the querier's
+// selections together return: once a Select would pass one, it fails with
+// an error wrapping storage.ErrLimitExceeded, having stopped reading as
+// soon as the limit was passed. The PromQL engine takes one querier per
+// query, so these are per-query limits. Safe for concurrent use.
+func (s *MetricStore) LimitedQuerier(mint, maxt int64, limits storage.ReadLimits) (promstorage.Querier, error) {
+	return &metricQuerier{store: s, mint: mint, maxt: maxt, budget: &readBudget{limits: limits}}, nil
+}
+
 type metricQuerier struct {
 	store      *MetricStore
 	mint, maxt int64
+	budget     *readBudget // nil = unlimited
+}
+
+// readBudget counts a querier's reads against its limits.
+type readBudget struct {
+	limits  storage.ReadLimits
+	series  atomic.Int64
+	samples atomic.Int64
+}
+
+// addSeries charges n series; nil charges nothing.
+func (b *readBudget) addSeries(n int) error {
+	if b == nil || b.limits.MaxSeries <= 0 {
+		return nil
+	}
+	if b.series.Add(int64(n)) > int64(b.limits.MaxSeries) {
+		return fmt.Errorf("query would select more than %d series (limit query.max_series): %w", b.limits.MaxSeries, storage.ErrLimitExceeded)
+	}
+	return nil
+}
+
+// addSamples charges n samples; nil charges nothing.
+func (b *readBudget) addSamples(n int) error {
+	if b == nil || b.limits.MaxSamples <= 0 {
+		return nil
+	}
+	if b.samples.Add(int64(n)) > b.limits.MaxSamples {
+		return fmt.Errorf("query would read more than %d samples (limit query.max_samples_read): %w", b.limits.MaxSamples, storage.ErrLimitExceeded)
+	}
+	return nil
 }
 
 // Close releases nothing: the querier holds no resources between calls.
@@ -210,14 +252,14 @@ func (q *metricQuerier) Select(ctx context.Context, _ bool, hints *promstorage.S
 		mint, maxt = max(hints.Start, minSampleTime), min(hints.End, maxSampleTime)
 	}
 	mint, maxt = max(mint, minSampleTime), min(maxt, maxSampleTime)
-	set, err := q.store.selectSeries(ctx, mint, maxt, hints != nil && hints.Func == "series", matchers)
+	set, err := q.store.selectSeries(ctx, mint, maxt, hints != nil && hints.Func == "series", matchers, q.budget)
 	if err != nil {
 		return promstorage.ErrSeriesSet(fmt.Errorf("select: %w", err))
 	}
 	return set
 }
 
-func (s *MetricStore) selectSeries(ctx context.Context, mint, maxt int64, labelsOnly bool, matchers []*labels.Matcher) (*seriesSet, error) {
+func (s *MetricStore) selectSeries(ctx context.Context, mint, maxt int64, labelsOnly bool, matchers []*labels.Matcher, budget *readBudget) (*seriesSet, error) {
 	if mint > maxt {
 		return &seriesSet{idx: -1}, nil
 	}
@@ -228,6 +270,9 @@ func (s *MetricStore) selectSeries(ctx context.Context, mint, maxt int64, labels
 	series, err := s.matchingSeries(ctx, f)
 	if err != nil || len(series) == 0 {
 		return &seriesSet{idx: -1}, err
+	}
+	if err := budget.addSeries(len(series)); err != nil {
+		return nil, err
 	}
 	ids := make([]int64, 0, len(series))
 	for id := range series {
@@ -241,7 +286,7 @@ func (s *MetricStore) selectSeries(ctx context.Context, mint, maxt int64, labels
 	if labelsOnly {
 		samples, err = s.seriesWithData(ctx, ids, mint, maxt)
 	} else {
-		samples, err = s.readSamples(ctx, ids, mint, maxt)
+		samples, err = s.readSamples(ctx, ids, mint, maxt, budget)
 	}
 	if err != nil {
 		return nil, err
@@ -281,8 +326,9 @@ func (s *MetricStore) seriesWithData(ctx context.Context, ids []int64, mint, max
 // committing meanwhile cannot hide a window from it. Among raw samples of
 // one (series, time) the last committed one (highest batch) wins; a raw
 // sample wins over a chunk's sample at the same time, having arrived after
-// the chunk was written.
-func (s *MetricStore) readSamples(ctx context.Context, ids []int64, mint, maxt int64) (map[int64]*sampleList, error) {
+// the chunk was written. Samples are charged to budget (nil: no limit) as
+// they are decoded, so reading stops once it is spent.
+func (s *MetricStore) readSamples(ctx context.Context, ids []int64, mint, maxt int64, budget *readBudget) (map[int64]*sampleList, error) {
 	rows, err := s.pool.Query(ctx, `SELECT series_id, t, v, batch, st, h, NULL::bytea FROM metric_samples
 		WHERE series_id = ANY($1) AND t >= $2 AND t <= $3
 		UNION ALL
@@ -330,10 +376,17 @@ func (s *MetricStore) readSamples(ctx context.Context, ids []int64, mint, maxt i
 			raw, chunked, curID, started = raw[:0], chunked[:0], id, true
 		}
 		if vals[6] != nil {
+			before := len(chunked)
 			if chunked, err = decodeChunkData(chunked, vals[6], mint, maxt); err != nil {
 				return nil, fmt.Errorf("read chunk of series %d: %w", uint64(id), err)
 			}
+			if err := budget.addSamples(len(chunked) - before); err != nil {
+				return nil, err
+			}
 			continue
+		}
+		if err := budget.addSamples(1); err != nil {
+			return nil, err
 		}
 		smp, _, batch, err := decodeSampleRow(vals[:6])
 		if err != nil {

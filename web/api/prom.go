@@ -18,15 +18,17 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	promstorage "github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/stats"
 
+	vpromql "github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/storage"
 )
 
 // PromQLEngine is what the Prometheus API needs from the PromQL layer
 // (query/promql.Engine). Queries it returns are closed by the API.
 type PromQLEngine interface {
-	InstantQuery(ctx context.Context, qs string, ts time.Time) (promql.Query, error)
-	RangeQuery(ctx context.Context, qs string, start, end time.Time, step time.Duration) (promql.Query, error)
+	InstantQuery(ctx context.Context, qs string, ts time.Time, opts vpromql.QueryOptions) (promql.Query, error)
+	RangeQuery(ctx context.Context, qs string, start, end time.Time, step time.Duration, opts vpromql.QueryOptions) (promql.Query, error)
 }
 
 // PrometheusOptions configures the Prometheus API.
@@ -125,8 +127,9 @@ type promResponse struct {
 }
 
 type promQueryData struct {
-	ResultType string `json:"resultType"`
-	Result     any    `json:"result"`
+	ResultType string           `json:"resultType"`
+	Result     any              `json:"result"`
+	Stats      stats.QueryStats `json:"stats,omitempty"`
 }
 
 // form parses the URL query and a form-encoded body.
@@ -179,13 +182,13 @@ func (p *Prometheus) query(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cancel()
-	q, err := p.engine.InstantQuery(ctx, qs, ts)
+	q, err := p.engine.InstantQuery(ctx, qs, ts, queryOptions(form))
 	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
 	defer q.Close()
-	p.answer(w, r, qs, q.Exec(ctx))
+	p.answer(ctx, w, r, qs, q, form)
 }
 
 func (p *Prometheus) queryRange(w http.ResponseWriter, r *http.Request) {
@@ -204,23 +207,34 @@ func (p *Prometheus) queryRange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cancel()
-	q, err := p.engine.RangeQuery(ctx, rp.query, rp.start, rp.end, rp.step)
+	q, err := p.engine.RangeQuery(ctx, rp.query, rp.start, rp.end, rp.step, queryOptions(form))
 	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
 	defer q.Close()
-	p.answer(w, r, rp.query, q.Exec(ctx))
+	p.answer(ctx, w, r, rp.query, q, form)
 }
 
-// answer writes a query result, or its error.
-func (p *Prometheus) answer(w http.ResponseWriter, r *http.Request, qs string, res *promql.Result) {
+// queryOptions reads the per-query options: stats=all asks for per-step
+// statistics, as in Prometheus.
+func queryOptions(form map[string][]string) vpromql.QueryOptions {
+	return vpromql.QueryOptions{PerStepStats: promFormValue(form, "stats") == "all"}
+}
+
+// answer runs q and writes its result, with the query's statistics when
+// the stats parameter is set (as Prometheus does), or its error.
+func (p *Prometheus) answer(ctx context.Context, w http.ResponseWriter, r *http.Request, qs string, q promql.Query, form map[string][]string) {
+	res := q.Exec(ctx)
 	if res.Err != nil {
 		p.fail(w, r, res.Err)
 		return
 	}
 	warnings, infos := res.Warnings.AsStrings(qs, 10, 10)
 	data := promQueryData{ResultType: string(res.Value.Type()), Result: res.Value}
+	if promFormValue(form, "stats") != "" {
+		data.Stats = stats.NewQueryStats(q.Stats())
+	}
 	// Empty results are [] in Prometheus, never null.
 	switch v := res.Value.(type) {
 	case promql.Matrix:
