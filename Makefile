@@ -63,12 +63,14 @@ bench: bench-ingest bench-promql
 
 ## bench-ingest: end to end, each against a baseline of the same run: traces (OTLP vs raw COPY,
 ## bytes per span, query latency), Jaeger/Zipkin receivers vs OTLP, logs (OTLP vs raw COPY, search, tail),
-## metrics (remote_write vs raw COPY, bytes per sample before and after compaction)
+## metrics (remote_write vs raw COPY, bytes per sample before and after compaction), memory (peak RSS under
+## 64 concurrent maximum-size requests and 64 trickling ones, against GOMEMLIMIT)
 bench-ingest: build
 	$(GO) run ./cmd/vigil-bench -signal traces $(BENCH_ARGS)
 	$(GO) run ./cmd/vigil-bench -signal jaeger $(BENCH_ARGS)
 	$(GO) run ./cmd/vigil-bench -signal logs $(BENCH_ARGS)
 	$(GO) run ./cmd/vigil-bench -signal metrics $(BENCH_ARGS)
+	$(GO) run ./cmd/vigil-bench -signal memory $(BENCH_ARGS)
 
 ## bench-promql: query_range over 1,000 series x 6 h on PostgreSQL (raw, compacted) vs Prometheus's TSDB
 bench-promql:

@@ -2,10 +2,18 @@
 // own Prometheus metrics, the query APIs of web/api behind the read token
 // check, and the web UI of web/ui. Handlers hold no business logic; they
 // call query/*.
+//
+// Every response carries X-Content-Type-Options: nosniff. With read tokens
+// off, a request whose Host header is not an allowed name is refused (421),
+// so that a DNS-rebinding page cannot read the APIs or open the live tail
+// (see Config.AllowedHosts). Request bodies are bounded in size (API
+// routes) and in reading time (every route), and connections in idle and
+// response time (see Config).
 package web
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,8 +38,10 @@ type Mounter interface {
 // database answering.
 type ReadyFunc func(ctx context.Context) error
 
-// Options holds the server's dependencies.
+// Options holds the server's dependencies and its Config.
 type Options struct {
+	// Config holds the settings; its zero value takes the defaults.
+	Config   Config
 	APIs     []Mounter
 	Ready    ReadyFunc
 	Gatherer prometheus.Gatherer // for /metrics; nil = no /metrics
@@ -47,6 +57,10 @@ type Options struct {
 	// comes from the APIs, which keep the token check. nil = no UI.
 	UI     http.Handler
 	Logger *slog.Logger
+	// TLS, when set, serves HTTPS with this configuration
+	// (tlsconfig.Config.ServerTLS), remote_write included; nil serves
+	// plain HTTP.
+	TLS *tls.Config
 }
 
 // Server is the HTTP server of the main port.
@@ -56,8 +70,14 @@ type Server struct {
 	logger *slog.Logger
 }
 
-// New binds addr and prepares the routes; Run serves them.
+// New validates opts.Config, binds addr and prepares the routes; Run
+// serves them. The host of addr, when it is a name, is an allowed Host
+// (see Config.AllowedHosts).
 func New(addr string, opts Options) (*Server, error) {
+	if err := opts.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("http config: %w", err)
+	}
+	cfg := opts.Config.withDefaults()
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -67,10 +87,20 @@ func New(addr string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen http %s: %w", addr, err)
 	}
+	if opts.TLS != nil {
+		ln = tls.NewListener(ln, opts.TLS)
+	}
+	listenHost, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		listenHost = ""
+	}
 	return &Server{
 		srv: &http.Server{
-			Handler:           Handler(opts),
-			ReadHeaderTimeout: 10 * time.Second,
+			Handler:           handler(opts, cfg, listenHost),
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
+			WriteTimeout:      cfg.WriteTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
 		ln:     ln,
@@ -80,8 +110,27 @@ func New(addr string, opts Options) (*Server, error) {
 
 // Handler builds the route tree: probes and /metrics unauthenticated (so
 // orchestrators and Prometheus can reach them), the UI's pages and assets
-// unauthenticated, everything else behind the read tokens.
+// unauthenticated, everything else behind the read tokens. It applies
+// opts.Config (defaults for zero fields; an invalid AllowedHosts entry
+// never matches) except the timeouts, which belong to the http.Server New
+// builds; the Host check knows no listen address.
 func Handler(opts Options) http.Handler {
+	return handler(opts, opts.Config.withDefaults(), "")
+}
+
+// handler is Handler with cfg already defaulted and the host of the listen
+// address.
+//
+// The chain, outermost first: nosniff on every response; the Host check
+// (only with read tokens off, and not for probes, /metrics and ingest
+// routes); the routes, where API requests (not ingest, which has its own
+// limits) get the body size bound and then the read-token check.
+func handler(opts Options, cfg Config, listenHost string) http.Handler {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "http")
 	api := http.NewServeMux()
 	for _, m := range opts.APIs {
 		m.Register(api)
@@ -103,8 +152,11 @@ func Handler(opts Options) http.Handler {
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
 			if err := opts.Ready(ctx); err != nil {
+				// The probe is unauthenticated: the reason (database
+				// errors included) goes to the log only.
+				logger.WarnContext(ctx, "not ready", "err", err)
 				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
+				_, _ = w.Write([]byte("not ready\n"))
 				return
 			}
 		}
@@ -125,19 +177,47 @@ func Handler(opts Options) http.Handler {
 	if opts.Auth != nil {
 		apiHandler = opts.Auth.Middleware(api)
 	}
+	apiHandler = limitBody(cfg.MaxBodyBytes, apiHandler)
 	if opts.UI == nil {
 		root.Handle("/", apiHandler)
-		return root
+	} else {
+		ui := opts.UI
+		root.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && isUIPath(r.URL.Path, reserved) {
+				ui.ServeHTTP(w, r)
+				return
+			}
+			apiHandler.ServeHTTP(w, r)
+		}))
 	}
-	ui := opts.UI
-	root.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && isUIPath(r.URL.Path, reserved) {
-			ui.ServeHTTP(w, r)
-			return
+	var h http.Handler = root
+	if !opts.Auth.Enabled() {
+		h = checkHost(newHostPolicy(cfg.AllowedHosts, listenHost), reserved, logger, h)
+	}
+	return noSniff(h)
+}
+
+// noSniff stops browsers from guessing a content type other than the one
+// declared (an API answer rendered as HTML, say).
+func noSniff(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody bounds request bodies to n bytes (no bound when n <= 0); a
+// handler reading further gets an *http.MaxBytesError.
+func limitBody(n int64, next http.Handler) http.Handler {
+	if n <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, n)
 		}
-		apiHandler.ServeHTTP(w, r)
-	}))
-	return root
+		next.ServeHTTP(w, r)
+	})
 }
 
 // patternPath returns the path of a ServeMux pattern ("POST /v1/traces"

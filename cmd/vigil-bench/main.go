@@ -4,8 +4,10 @@
 // CPU per span for Vigil and for PostgreSQL, bytes on disk per span, trace
 // by id and search latency with the data in place, and Vigil's peak RSS.
 // With -signal it measures instead the Jaeger and Zipkin receivers, the
-// log path, or the metric path (remote_write ingest, bytes per sample
-// before and after compaction).
+// log path, the metric path (remote_write ingest, bytes per sample
+// before and after compaction), or Vigil's peak memory under 64
+// concurrent maximum-size OTLP/HTTP requests and 64 slow connections,
+// against its GOMEMLIMIT (memory).
 //
 // It starts the vigil binary (build it first: make build) on a fresh
 // database of the given server, so that Vigil's CPU and memory are its own
@@ -38,6 +40,11 @@ type options struct {
 	samples     int     // metrics: samples to ingest through remote_write
 	hours       float64 // metrics: hours of every series backfilled for the size figure
 	cpuProfile  string  // metrics: file for a CPU profile of Vigil taken during the ingest
+
+	memLimit      int64 // memory: GOMEMLIMIT of Vigil, bytes
+	inflightBytes int64 // memory: ingest.max_inflight_bytes of Vigil; 0 keeps its default
+	memorySlow    bool  // memory: measure the slow connections
+	memoryPosts   bool  // memory: measure the concurrent posts
 }
 
 func main() {
@@ -50,11 +57,15 @@ func main() {
 	flag.DurationVar(&o.maxDuration, "max-duration", 3*time.Minute, "stop the ingest phase after this long")
 	flag.IntVar(&o.queries, "queries", 300, "requests per latency measurement")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
-	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction)")
+	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections)")
 	flag.IntVar(&o.series, "series", 10_000, "metrics: active series")
 	flag.IntVar(&o.samples, "samples", 10_000_000, "metrics: samples to ingest through remote_write (whole scrape rounds)")
 	flag.Float64Var(&o.hours, "hours", 24, "metrics: hours of every series at 15 s backfilled, compacted and measured")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "metrics: write a 20 s CPU profile of Vigil taken during the ingest to this file")
+	flag.Int64Var(&o.memLimit, "memlimit", 1<<30, "memory: GOMEMLIMIT of Vigil in bytes")
+	flag.Int64Var(&o.inflightBytes, "inflight-bytes", 0, "memory: ingest.max_inflight_bytes passed to Vigil in a configuration file (0: Vigil's default)")
+	flag.BoolVar(&o.memorySlow, "memory-slow", true, "memory: open 64 slow connections first (a minute at Vigil's default read timeout)")
+	flag.BoolVar(&o.memoryPosts, "memory-posts", true, "memory: post 64 exports of 16 MiB at once")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -73,8 +84,10 @@ func main() {
 		err = runLogs(ctx, o, logger, os.Stdout)
 	case "metrics":
 		err = runMetrics(ctx, o, logger, os.Stdout)
+	case "memory":
+		err = runMemory(ctx, o, logger, os.Stdout)
 	default:
-		err = fmt.Errorf("-signal %q: want traces, jaeger, logs or metrics", o.signal)
+		err = fmt.Errorf("-signal %q: want traces, jaeger, logs, metrics or memory", o.signal)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil-bench:", err)

@@ -15,7 +15,10 @@ import (
 
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
+	"github.com/vigil-obs/vigil/internal/tail"
 	"github.com/vigil-obs/vigil/query/promql"
+	"github.com/vigil-obs/vigil/web"
+	"github.com/vigil-obs/vigil/web/api"
 )
 
 // Config is everything `vigil serve` can be told. Each field is a key of
@@ -28,8 +31,8 @@ type Config struct {
 	DBFile string `yaml:"db_file"`
 	// DataDir holds the managed Postgres cluster.
 	DataDir string `yaml:"data_dir"`
-	// HTTP is the address of the UI and query APIs (and probes, /metrics).
-	HTTP string `yaml:"http"`
+	// HTTP is the main port: the UI and query APIs (and probes, /metrics).
+	HTTP HTTPConfig `yaml:"http"`
 	// OTLPGRPC and OTLPHTTP are the OTLP receiver addresses; empty turns a
 	// receiver off.
 	OTLPGRPC string `yaml:"otlp_grpc"`
@@ -43,10 +46,15 @@ type Config struct {
 	Zipkin           string `yaml:"zipkin"`
 	// Retention is how long telemetry is kept (whole days are dropped).
 	Retention model.Duration `yaml:"retention"`
+	// WebConfigFile is a Prometheus exporter-toolkit web configuration
+	// (tls_server_config) serving TLS on every TCP listener; empty serves
+	// plain text.
+	WebConfigFile string `yaml:"web_config_file"`
 	// MaxRequestBytes bounds one ingest request, before and after
 	// decompression.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 
+	Ingest   IngestConfig    `yaml:"ingest"`
 	Logs     LogsConfig      `yaml:"logs"`
 	Metrics  MetricsConfig   `yaml:"metrics"`
 	Auth     AuthConfig      `yaml:"auth"`
@@ -56,6 +64,43 @@ type Config struct {
 	// Query bounds PromQL evaluation (the Prometheus API and, later, rule
 	// evaluation).
 	Query promql.Config `yaml:"query"`
+}
+
+// IngestConfig bounds what the receivers hold and how long they wait for
+// a client. Zero fields take the receivers' defaults.
+type IngestConfig struct {
+	// MaxInflightBytes is the request bytes all receivers may hold at
+	// once (bodies as read, decompressed, until answered); 0 means
+	// inflight.DefaultMaxBytes() (GOMEMLIMIT/32, at least 48 MiB).
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+	// ReadTimeout bounds the receipt of one request (HTTP body, gRPC
+	// message) on the OTLP, Jaeger and Zipkin ports.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes idle keep-alive connections of those ports.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxConcurrentStreams bounds the gRPC calls in progress per
+	// connection.
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	// UDPSocketBufferBytes is the kernel receive buffer of each Jaeger UDP
+	// socket.
+	UDPSocketBufferBytes int `yaml:"udp_socket_buffer_bytes"`
+}
+
+// Validate reports a setting that cannot work, naming its key.
+func (c IngestConfig) Validate(maxRequestBytes int64) error {
+	switch {
+	case c.MaxInflightBytes < 0:
+		return fmt.Errorf("ingest.max_inflight_bytes: %d is negative", c.MaxInflightBytes)
+	case c.MaxInflightBytes > 0 && c.MaxInflightBytes < 2*maxRequestBytes:
+		return fmt.Errorf("ingest.max_inflight_bytes: %d cannot hold one request of max_request_bytes (%d), compressed and decompressed", c.MaxInflightBytes, maxRequestBytes)
+	case c.ReadTimeout < 0:
+		return fmt.Errorf("ingest.read_timeout: %s is negative", c.ReadTimeout)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("ingest.idle_timeout: %s is negative", c.IdleTimeout)
+	case c.UDPSocketBufferBytes < 0:
+		return fmt.Errorf("ingest.udp_socket_buffer_bytes: %d is negative", c.UDPSocketBufferBytes)
+	}
+	return nil
 }
 
 // LogsConfig configures the log signal.
@@ -68,6 +113,39 @@ type LogsConfig struct {
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	// Pipeline sizes the log pipeline.
 	Pipeline pipeline.LogConfig `yaml:"pipeline"`
+	// Tail bounds the live tail.
+	Tail LogsTailConfig `yaml:"tail"`
+}
+
+// LogsTailConfig bounds the live tail: the hub of all clients together
+// and each client's connections.
+type LogsTailConfig struct {
+	tail.Config    `yaml:",inline"`
+	api.TailConfig `yaml:",inline"`
+}
+
+// HTTPConfig is the main HTTP port: its address and the server's limits.
+// In the file, the address alone (`http: ":8080"`) is still accepted.
+type HTTPConfig struct {
+	Address    string `yaml:"address"`
+	web.Config `yaml:",inline"`
+}
+
+// UnmarshalYAML accepts a scalar (the address) or a mapping, decoded as
+// strictly as the rest of the file.
+func (h *HTTPConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&h.Address)
+	}
+	// A node's Decode does not inherit the file decoder's KnownFields.
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	type plain HTTPConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode((*plain)(h))
 }
 
 // MetricsConfig configures the metric store.
@@ -96,7 +174,7 @@ type LogConfig struct {
 func defaultConfig() Config {
 	return Config{
 		DataDir:          "./data",
-		HTTP:             ":8080",
+		HTTP:             HTTPConfig{Address: ":8080"},
 		OTLPGRPC:         ":4317",
 		OTLPHTTP:         ":4318",
 		JaegerUDPCompact: ":6831",
@@ -122,8 +200,23 @@ func (c *Config) Validate() error {
 	if c.MaxRequestBytes < 1024 {
 		return fmt.Errorf("max_request_bytes: %d is below 1024", c.MaxRequestBytes)
 	}
-	if c.HTTP == "" {
-		return errors.New("http: an address is required")
+	if err := c.Ingest.Validate(c.MaxRequestBytes); err != nil {
+		return err
+	}
+	if c.HTTP.Address == "" {
+		return errors.New("http.address: an address is required")
+	}
+	if err := c.HTTP.Config.Validate(); err != nil {
+		return fmt.Errorf("http.%w", err)
+	}
+	if w, q := c.HTTP.WriteTimeout, c.Query.Timeout; w > 0 && q > 0 && w <= q {
+		return fmt.Errorf("http.write_timeout: %s must exceed query.timeout (%s), or long queries lose their answers", w, q)
+	}
+	if err := c.Logs.Tail.Config.Validate(); err != nil {
+		return fmt.Errorf("logs.tail.%w", err)
+	}
+	if err := c.Logs.Tail.TailConfig.Validate(); err != nil {
+		return fmt.Errorf("logs.tail.%w", err)
 	}
 	if c.DB == "" && c.DataDir == "" {
 		return errors.New("data_dir: required when no database URL is given")
@@ -223,7 +316,8 @@ func (v durationValue) Set(s string) error {
 func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.DB, "db", c.DB, "PostgreSQL URL (postgres://user@host:5432/db); empty starts a managed local Postgres in --data-dir")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the managed Postgres cluster")
-	fs.StringVar(&c.HTTP, "http", c.HTTP, "address of the web UI, query APIs, /healthz, /readyz and /metrics")
+	fs.StringVar(&c.HTTP.Address, "http", c.HTTP.Address, "address of the web UI, query APIs, /healthz, /readyz and /metrics")
+	fs.StringSliceVar(&c.HTTP.AllowedHosts, "http-allowed-hosts", c.HTTP.AllowedHosts, "host names requests may use while read tokens are off, besides IP addresses, localhost and this host's name (repeat or comma-separate; * = any)")
 	fs.StringVar(&c.OTLPGRPC, "otlp-grpc", c.OTLPGRPC, "OTLP/gRPC receiver address (empty = off)")
 	fs.StringVar(&c.OTLPHTTP, "otlp-http", c.OTLPHTTP, "OTLP/HTTP receiver address (empty = off)")
 	fs.StringVar(&c.JaegerUDPCompact, "jaeger-udp-compact", c.JaegerUDPCompact, "Jaeger agent UDP address, compact (and binary) thrift (empty = off)")
@@ -231,9 +325,12 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.JaegerHTTP, "jaeger-http", c.JaegerHTTP, "Jaeger collector HTTP thrift address, POST /api/traces (empty = off)")
 	fs.StringVar(&c.JaegerGRPC, "jaeger-grpc", c.JaegerGRPC, "Jaeger collector gRPC address, api_v2 PostSpans (empty = off)")
 	fs.StringVar(&c.Zipkin, "zipkin", c.Zipkin, "Zipkin v2 address, POST /api/v2/spans (empty = off)")
+	fs.StringVar(&c.WebConfigFile, "web-config", c.WebConfigFile, "web configuration file (Prometheus exporter-toolkit format, tls_server_config) serving TLS on every TCP listener; empty = plain text")
 	fs.Var(durationValue{&c.Retention}, "retention", "how long telemetry is kept (e.g. 7d, 36h, 2w)")
 	fs.Var(durationValue{&c.Logs.Retention}, "logs-retention", "how long log records are kept (default: --retention)")
 	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "largest ingest request in bytes, before and after decompression")
+	fs.Int64Var(&c.Ingest.MaxInflightBytes, "ingest-max-inflight-bytes", c.Ingest.MaxInflightBytes, "request bytes all receivers may hold at once; beyond it clients are told to retry (0 = GOMEMLIMIT/32, at least 48 MiB)")
+	fs.DurationVar(&c.Ingest.ReadTimeout, "ingest-read-timeout", c.Ingest.ReadTimeout, "time to receive one OTLP, Jaeger or Zipkin request (0 = 1m)")
 	fs.StringSliceVar(&c.Auth.IngestTokens, "ingest-token", c.Auth.IngestTokens, "bearer token accepted by the receivers (repeat or comma-separate; none = no check)")
 	fs.StringSliceVar(&c.Auth.ReadTokens, "read-token", c.Auth.ReadTokens, "bearer token accepted by the query APIs (repeat or comma-separate; none = no check)")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn, error")

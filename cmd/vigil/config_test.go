@@ -48,14 +48,36 @@ func TestConfigFullFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DB != "postgres://vigil@db.internal:5432/vigil" || c.HTTP != "127.0.0.1:9090" || c.OTLPHTTP != "" ||
+	if c.DB != "postgres://vigil@db.internal:5432/vigil" || c.HTTP.Address != "127.0.0.1:9090" || c.OTLPHTTP != "" ||
 		time.Duration(c.Retention) != 14*24*time.Hour || c.Pipeline.Writers != 1 || c.Limits.MaxAttributes != 64 ||
 		c.Limits.MaxFutureSkew != 30*time.Minute || c.Limits.MaxAge != 14*24*time.Hour ||
 		len(c.Auth.IngestTokens) != 2 || c.Log.Format != "json" ||
 		time.Duration(c.Metrics.CompactionInterval) != 30*time.Second || time.Duration(c.Metrics.CompactionDelay) != 2*time.Hour ||
 		c.Query.Timeout != 30*time.Second || c.Query.MaxSubquerySteps != 50000 || c.Query.MaxSamplesRead != 1_000_000 ||
-		c.Query.MaxSamples != promql.DefaultMaxSamples {
+		c.Query.MaxSamples != promql.DefaultMaxSamples ||
+		c.Ingest.MaxInflightBytes != 64<<20 || c.Ingest.ReadTimeout != 30*time.Second || c.Ingest.UDPSocketBufferBytes != 1<<20 {
 		t.Fatalf("config not decoded as written: %+v", c)
+	}
+}
+
+func TestConfigHTTPMapping(t *testing.T) {
+	c, err := resolveConfig(flags(t, "--http-allowed-hosts", "a.example,b.example"), "testdata/http_mapping.good.yaml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Address != "127.0.0.1:9191" || c.HTTP.ReadTimeout != 30*time.Second ||
+		strings.Join(c.HTTP.AllowedHosts, ",") != "a.example,b.example" ||
+		c.Logs.Tail.MaxPerAddress != 2 || c.Logs.Tail.IdleTimeout != 10*time.Minute || c.Logs.Tail.Buffer != 64 {
+		t.Fatalf("http and logs.tail not decoded as written (flag over file): %+v %+v", c.HTTP, c.Logs.Tail)
+	}
+	for file, key := range map[string]string{
+		"testdata/http_unknown_key.bad.yaml":          "bogus",
+		"testdata/write_timeout_below_query.bad.yaml": "http.write_timeout",
+		"testdata/tail_idle.bad.yaml":                 "logs.tail.idle_timeout",
+	} {
+		if _, err := resolveConfig(flags(t), file, env(nil)); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: got %v, want an error naming %s", file, err, key)
+		}
 	}
 }
 
@@ -81,7 +103,7 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := []struct{ name, got, want string }{
-		{"flag beats env and file", c.HTTP, ":6666"},
+		{"flag beats env and file", c.HTTP.Address, ":6666"},
 		{"env beats file", c.OTLPGRPC, ":4444"},
 		{"file beats default", c.OTLPHTTP, ":3333"},
 		{"default", c.DataDir, "./data"},

@@ -40,7 +40,7 @@ func startServer(t testing.TB, dbURL string, mutate ...func(*Config)) *testServe
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.DB = dbURL
-	cfg.HTTP = "127.0.0.1:0"
+	cfg.HTTP.Address = "127.0.0.1:0"
 	cfg.OTLPGRPC = "127.0.0.1:0"
 	cfg.OTLPHTTP = "127.0.0.1:0"
 	cfg.JaegerUDPCompact, cfg.JaegerUDPBinary, cfg.JaegerHTTP, cfg.JaegerGRPC, cfg.Zipkin = "", "", "", "", ""

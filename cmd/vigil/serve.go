@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,8 +22,10 @@ import (
 	"github.com/vigil-obs/vigil/ingest/pipeline"
 	"github.com/vigil-obs/vigil/ingest/promremote"
 	"github.com/vigil-obs/vigil/internal/auth"
+	"github.com/vigil-obs/vigil/internal/inflight"
 	"github.com/vigil-obs/vigil/internal/pgmanaged"
 	"github.com/vigil-obs/vigil/internal/tail"
+	"github.com/vigil-obs/vigil/internal/tlsconfig"
 	querylogs "github.com/vigil-obs/vigil/query/logs"
 	"github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/query/traces"
@@ -144,6 +147,15 @@ type server struct {
 // every component. On error everything started so far is stopped.
 func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server, err error) {
 	logger.InfoContext(ctx, "starting vigil", "version", version)
+	// A bad web configuration fails before anything starts.
+	var serverTLS *tls.Config
+	if cfg.WebConfigFile != "" {
+		tc, err := tlsconfig.Load(cfg.WebConfigFile, logger)
+		if err != nil {
+			return nil, fmt.Errorf("web_config_file: %w", err)
+		}
+		serverTLS = tc.ServerTLS()
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -173,7 +185,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	}
 	logStore := postgres.NewLogStore(pool, parts)
 	metricStore := postgres.NewMetricStore(pool, parts, logger)
-	logHub := tail.New[storage.LogRecord](tail.Config{})
+	logHub := tail.New[storage.LogRecord](cfg.Logs.Tail.Config)
 	logPipe, err := pipeline.NewLogs(cfg.Logs.Pipeline, pipeline.LogOptions{
 		Writer: logStore, Committed: querylogs.Publisher(logHub), Logger: logger, Registerer: reg})
 	if err != nil {
@@ -182,6 +194,11 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	metrics, err := ingest.NewMetrics(reg)
 	if err != nil {
 		return nil, err
+	}
+	// One budget of request bytes in flight for every receiver.
+	budget, err := inflight.New(cfg.Ingest.MaxInflightBytes, reg)
+	if err != nil {
+		return nil, fmt.Errorf("ingest.max_inflight_bytes: %w", err)
 	}
 	ingestTokens, err := auth.NewTokens(cfg.Auth.IngestTokens)
 	if err != nil {
@@ -194,8 +211,9 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	rcv, err := otlp.New(otlp.Config{
 		GRPCAddr: cfg.OTLPGRPC, HTTPAddr: cfg.OTLPHTTP,
 		MaxRequestBytes: cfg.MaxRequestBytes, Limits: cfg.Limits,
-	}, otlp.Options{Traces: pipe, Logs: logPipe, MetricPoints: otlpmetrics.NewConsumer(metricStore, otlpmetrics.Config{}, logger),
-		Logger: logger, Metrics: metrics, Auth: ingestTokens})
+		ReadTimeout: cfg.Ingest.ReadTimeout, IdleTimeout: cfg.Ingest.IdleTimeout, MaxConcurrentStreams: cfg.Ingest.MaxConcurrentStreams,
+	}, otlp.Options{Budget: budget, Traces: pipe, Logs: logPipe, MetricPoints: otlpmetrics.NewConsumer(metricStore, otlpmetrics.Config{}, logger),
+		Logger: logger, Metrics: metrics, Auth: ingestTokens, TLS: serverTLS})
 	if err != nil {
 		return nil, err
 	}
@@ -204,10 +222,12 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		UDPCompactAddr: cfg.JaegerUDPCompact, UDPBinaryAddr: cfg.JaegerUDPBinary,
 		HTTPAddr: cfg.JaegerHTTP, GRPCAddr: cfg.JaegerGRPC, ZipkinAddr: cfg.Zipkin,
 		MaxRequestBytes: cfg.MaxRequestBytes,
+		ReadTimeout:     cfg.Ingest.ReadTimeout, IdleTimeout: cfg.Ingest.IdleTimeout, MaxConcurrentStreams: cfg.Ingest.MaxConcurrentStreams,
+		UDPSocketBufferBytes: cfg.Ingest.UDPSocketBufferBytes,
 	}
 	if jcfg.Enabled() {
-		jrcv, err = jaeger.New(jcfg, jaeger.Options{Traces: pipe, Logger: logger, Metrics: metrics,
-			Registerer: reg, Auth: ingestTokens, Limits: cfg.Limits})
+		jrcv, err = jaeger.New(jcfg, jaeger.Options{Traces: pipe, Budget: budget, Logger: logger, Metrics: metrics,
+			Registerer: reg, Auth: ingestTokens, Limits: cfg.Limits, TLS: serverTLS})
 		if err != nil {
 			return nil, errors.Join(err, rcv.Close())
 		}
@@ -236,12 +256,17 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err != nil {
 		return nil, errors.Join(err, closeReceivers())
 	}
-	remoteWrite := promremote.NewHandler(metricStore, promremote.Config{MaxRequestBytes: cfg.MaxRequestBytes}, logger)
+	remoteWrite, err := promremote.New(metricStore, promremote.Config{MaxRequestBytes: cfg.MaxRequestBytes},
+		promremote.Options{Logger: logger, Budget: budget})
+	if err != nil {
+		return nil, errors.Join(err, closeReceivers(), engine.Close())
+	}
 
 	querySvc := traces.New(store, traces.Config{MaxLookback: time.Duration(cfg.Retention)})
 	logsAPI := api.NewLogs(querylogs.New(logStore, querylogs.Config{MaxLookback: time.Duration(cfg.Logs.Retention)}),
-		api.LogsOptions{Tail: logHub, Logger: logger, AllowedOrigins: cfg.Logs.AllowedOrigins})
-	srv, err := web.New(cfg.HTTP, web.Options{
+		api.LogsOptions{Tail: logHub, TailLimits: cfg.Logs.Tail.TailConfig, Logger: logger, AllowedOrigins: cfg.Logs.AllowedOrigins})
+	srv, err := web.New(cfg.HTTP.Address, web.Options{
+		Config: cfg.HTTP.Config,
 		APIs: []web.Mounter{api.NewJaeger(querySvc, logger), logsAPI, api.NewServices(store, logger),
 			api.NewPrometheus(engine, metricStore, api.PrometheusOptions{Logger: logger, Revision: version, Metadata: metricStore})},
 		Ingest:     map[string]http.Handler{"POST /api/v1/write": remoteWrite},
@@ -251,6 +276,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		Auth:       readTokens,
 		UI:         ui.Handler(),
 		Logger:     logger,
+		TLS:        serverTLS,
 	})
 	if err != nil {
 		return nil, errors.Join(err, closeReceivers(), engine.Close())

@@ -293,7 +293,8 @@ func TestUIBrowser(t *testing.T) {
 	chromium := chromiumPath(t)
 	requireUI(t)
 	began := time.Now()
-	ts := startServer(t, pgtest.NewDatabase(t))
+	// A short idle timeout lets "idle tail stops until asked" see it.
+	ts := startServer(t, pgtest.NewDatabase(t), func(c *Config) { c.Logs.Tail.IdleTimeout = 3 * time.Second })
 	seed := seedUI(t, ts)
 	b := newBrowser(t, chromium)
 	base := ts.httpURL
@@ -402,6 +403,19 @@ func TestUIBrowser(t *testing.T) {
 			t.Error("tail state not in the URL")
 		}
 		b.screenshot(t, "tail")
+	})
+
+	t.Run("idle tail stops until asked", func(t *testing.T) {
+		b.do(t, chromedp.Navigate(base+"/logs?service=quiet-svc"))
+		b.do(t, chromedp.Click(chromedp.CSS(`input[name="tail"]`)))
+		b.waitFor(t, `document.querySelector('.tail-status')?.classList.contains('live')`)
+		// No record matches: the server closes the tail after
+		// logs.tail.idle_timeout and the page offers to reconnect.
+		b.waitFor(t, `document.querySelector('.tail-status')?.classList.contains('idle')`)
+		b.screenshot(t, "tail-idle")
+		b.do(t, chromedp.Click(chromedp.CSS(`.tail-reconnect`)))
+		b.waitFor(t, `document.querySelector('.tail-status')?.classList.contains('live')`)
+		b.do(t, chromedp.Click(chromedp.CSS(`input[name="tail"]`)))
 	})
 
 	t.Run("metrics rate query draws a chart", func(t *testing.T) {

@@ -21,6 +21,15 @@ const (
 	DefaultMaxRequestBytes = 16 << 20
 	DefaultRetryAfter      = time.Second
 	DefaultShutdownTimeout = 5 * time.Second
+	DefaultReadTimeout     = time.Minute
+	DefaultIdleTimeout     = 2 * time.Minute
+	// DefaultMaxConcurrentStreams is per gRPC connection, as for the
+	// OTLP receiver: more streams wait in the client.
+	DefaultMaxConcurrentStreams = 16
+	// DefaultUDPSocketBufferBytes is the receive buffer asked for each
+	// UDP socket: about 60 full-size datagrams, a burst of a few
+	// milliseconds at line rate.
+	DefaultUDPSocketBufferBytes = 4 << 20
 )
 
 // MaxDatagramBytes is the size of the buffers UDP datagrams are read into:
@@ -60,8 +69,11 @@ type Config struct {
 	UDPWorkers int `yaml:"udp_workers"`
 	// UDPSocketBufferBytes sets the kernel receive buffer of the UDP
 	// sockets (SO_RCVBUF), which absorbs bursts while the reader is not
-	// scheduled; the kernel may cap it (net.core.rmem_max). Zero keeps
-	// the system default.
+	// scheduled. Linux caps it at net.core.rmem_max (and reports twice
+	// the size, its bookkeeping included); the effective size is logged
+	// at start. Datagrams the kernel drops because it is full are
+	// counted on Linux (reason "kernel_buffer"). Zero means
+	// DefaultUDPSocketBufferBytes (4 MiB).
 	UDPSocketBufferBytes int `yaml:"udp_socket_buffer_bytes"`
 
 	// MaxRequestBytes bounds one HTTP request body, both as received and
@@ -77,6 +89,17 @@ type Config struct {
 	// cancelled, for HTTP and gRPC requests in flight and for queued
 	// datagrams to be consumed. Zero means DefaultShutdownTimeout (5 s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReadTimeout bounds the reading of one HTTP or gRPC request, as the
+	// OTLP receiver's does: for HTTP from its first byte to the end of
+	// its body, for gRPC from the stream's headers to the arrival of its
+	// message. Zero means DefaultReadTimeout (1 min).
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes HTTP keep-alive connections idle for this long.
+	// Zero means DefaultIdleTimeout (2 min).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxConcurrentStreams bounds the gRPC calls one connection may have
+	// in progress. Zero means DefaultMaxConcurrentStreams (16).
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
 }
 
 // DefaultConfig returns the configuration of a receiver serving every
@@ -93,6 +116,11 @@ func DefaultConfig() Config {
 		MaxRequestBytes: DefaultMaxRequestBytes,
 		RetryAfter:      DefaultRetryAfter,
 		ShutdownTimeout: DefaultShutdownTimeout,
+		ReadTimeout:     DefaultReadTimeout,
+		IdleTimeout:     DefaultIdleTimeout,
+
+		UDPSocketBufferBytes: DefaultUDPSocketBufferBytes,
+		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
 	}
 }
 
@@ -121,6 +149,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("jaeger config: retry_after %s is negative", c.RetryAfter)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("jaeger config: shutdown_timeout %s is negative", c.ShutdownTimeout)
+	case c.ReadTimeout < 0:
+		return fmt.Errorf("jaeger config: read_timeout %s is negative", c.ReadTimeout)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("jaeger config: idle_timeout %s is negative", c.IdleTimeout)
 	}
 	return nil
 }
@@ -140,6 +172,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if c.UDPSocketBufferBytes == 0 {
+		c.UDPSocketBufferBytes = DefaultUDPSocketBufferBytes
 	}
 	return c
 }

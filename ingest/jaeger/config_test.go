@@ -4,6 +4,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/vigil-obs/vigil/internal/inflight"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -22,6 +24,8 @@ func TestConfigValidate(t *testing.T) {
 		{"huge request", func(c *Config) { c.MaxRequestBytes = 1 << 40 }, "max_request_bytes"},
 		{"negative retry", func(c *Config) { c.RetryAfter = -1 }, "retry_after"},
 		{"negative shutdown", func(c *Config) { c.ShutdownTimeout = -1 }, "shutdown_timeout"},
+		{"negative read timeout", func(c *Config) { c.ReadTimeout = -1 }, "read_timeout"},
+		{"negative idle timeout", func(c *Config) { c.IdleTimeout = -1 }, "idle_timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,6 +45,18 @@ func TestNewOnlyEnabledTransports(t *testing.T) {
 	}
 	if b.r.UDPBinaryAddr() == "" || b.r.ZipkinAddr() == "" {
 		t.Errorf("enabled transports not bound")
+	}
+}
+
+func TestNewRefusesTooSmallBudget(t *testing.T) {
+	small, err := inflight.New(1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := loopbackConfig()
+	cfg.MaxRequestBytes = 1 << 20
+	if _, err := New(cfg, Options{Traces: &recorder{}, Budget: small}); err == nil || !strings.Contains(err.Error(), "cannot hold one request") {
+		t.Fatalf("New with a budget of one request: %v", err)
 	}
 }
 

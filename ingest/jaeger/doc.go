@@ -26,7 +26,11 @@
 // gets 400 / INVALID_ARGUMENT with a message naming the problem, pipeline
 // push-back 429 / RESOURCE_EXHAUSTED or 503 / UNAVAILABLE with a retry
 // delay, like the OTLP receiver. Ingest bearer tokens (internal/auth)
-// apply to HTTP and gRPC.
+// apply to HTTP and gRPC. HTTP and gRPC requests are read under the
+// in-flight byte budget shared with the other receivers
+// (internal/inflight) and Config.ReadTimeout, as in the OTLP receiver: a
+// request the budget cannot cover gets 429 / RESOURCE_EXHAUSTED with a
+// retry delay.
 //
 // UDP has neither acknowledgement nor back-pressure nor credentials: no
 // token is checked, so expose these ports only to trusted senders. Each
@@ -37,7 +41,11 @@
 // pipeline: when the queue is full it drops the datagram, and when the
 // consumer answers ErrQueueFull a worker drops the datagram's spans; both
 // are counted (vigil_ingest_jaeger_udp_packets_dropped_total by reason,
-// and vigil_ingest_spans_rejected_total{reason="queue_full"}). Malformed
-// datagrams are counted (vigil_ingest_jaeger_udp_packets_malformed_total)
-// and never affect other datagrams.
+// and vigil_ingest_spans_rejected_total{reason="queue_full"}). On Linux
+// the datagrams the kernel drops because the socket's receive buffer
+// (Config.UDPSocketBufferBytes) is full are counted too, with reason
+// "kernel_buffer", from the SO_RXQ_OVFL counter the kernel attaches to
+// the next datagram delivered. Malformed datagrams are counted
+// (vigil_ingest_jaeger_udp_packets_malformed_total) and never affect
+// other datagrams.
 package jaeger

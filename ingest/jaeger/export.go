@@ -108,6 +108,12 @@ func retryable(code codes.Code, msg string, after time.Duration) *status.Status 
 	return st
 }
 
+// overBudget is the status of a request refused because the in-flight
+// byte budget shared by the receivers is spent.
+func overBudget(retryAfter time.Duration) *status.Status {
+	return retryable(codes.ResourceExhausted, "too many request bytes in flight, retry later", retryAfter)
+}
+
 // cleanMessage makes msg valid UTF-8 (protobuf strings must be) and
 // bounded in size.
 func cleanMessage(msg string) string {

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/internal/auth"
+	"github.com/vigil-obs/vigil/internal/inflight"
 )
 
 // Paths and content types of the HTTP APIs.
@@ -55,6 +57,7 @@ type httpHandler struct {
 	counters   *ingest.Counters
 	protocol   string
 	auth       *auth.Tokens
+	budget     *inflight.Budget
 	maxBytes   int64
 	retryAfter time.Duration
 	logger     *slog.Logger
@@ -75,7 +78,7 @@ func newJaegerHTTPHandler(exp *exporter, opts Options, cfg Config, logger *slog.
 			},
 		},
 		exp: exp, counters: opts.Metrics.Spans(ingest.ProtocolJaegerHTTP), protocol: ingest.ProtocolJaegerHTTP,
-		auth: opts.Auth, maxBytes: cfg.MaxRequestBytes, retryAfter: cfg.RetryAfter, logger: logger,
+		auth: opts.Auth, budget: opts.Budget, maxBytes: cfg.MaxRequestBytes, retryAfter: cfg.RetryAfter, logger: logger,
 	})
 	return mux
 }
@@ -95,7 +98,7 @@ func newZipkinHTTPHandler(exp *exporter, opts Options, cfg Config, logger *slog.
 		},
 		defaultCT: contentTypeJSON,
 		exp:       exp, counters: opts.Metrics.Spans(ingest.ProtocolZipkinHTTP), protocol: ingest.ProtocolZipkinHTTP,
-		auth: opts.Auth, maxBytes: cfg.MaxRequestBytes, retryAfter: cfg.RetryAfter, logger: logger,
+		auth: opts.Auth, budget: opts.Budget, maxBytes: cfg.MaxRequestBytes, retryAfter: cfg.RetryAfter, logger: logger,
 	})
 	return mux
 }
@@ -168,8 +171,11 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("unsupported content type %q, use one of %s", ct, strings.Join(h.contentTypes(), ", ")))
 		return
 	}
-	body, code, err := h.readBody(w, r)
+	charge := h.budget.Reserve()
+	defer charge.Release()
+	body, code, err := h.readBody(w, r, charge)
 	if err != nil {
+		charge.Release()
 		h.logger.DebugContext(r.Context(), "invalid "+h.api+" request", "status", code, "err", err)
 		h.writeError(w, code, err.Error())
 		return
@@ -202,9 +208,12 @@ func (h *httpHandler) contentTypes() []string {
 }
 
 // readBody reads the body, gunzipping it when Content-Encoding says so,
-// and refuses bodies larger than maxBytes before or after decompression
-// (413). Other failures are 400.
-func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+// into a buffer charged to res as it grows. It refuses bodies larger than
+// maxBytes before or after decompression (413), bodies the budget cannot
+// cover (429: retry later) and bodies not received within the read
+// timeout (408). Other failures are 400. Once the body is in, the
+// connection's read deadline is lifted, as in the OTLP receiver.
+func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request, res *inflight.Reservation) ([]byte, int, error) {
 	if r.ContentLength > h.maxBytes {
 		return nil, http.StatusRequestEntityTooLarge,
 			fmt.Errorf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, h.maxBytes)
@@ -225,18 +234,23 @@ func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, 
 	default:
 		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("unsupported content encoding %q, use gzip or none", ce)
 	}
-	size := int64(bytes.MinRead)
-	if !compressed && r.ContentLength > 0 {
-		size = r.ContentLength + 1
+	var hint int64
+	if !compressed {
+		hint = r.ContentLength
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	if _, err := buf.ReadFrom(io.LimitReader(src, h.maxBytes+1)); err != nil {
+	body, err := inflight.ReadAll(src, res, h.maxBytes, hint)
+	switch {
+	case errors.Is(err, inflight.ErrOverBudget):
+		return nil, http.StatusTooManyRequests, errors.New("too many request bytes in flight, retry later")
+	case errors.Is(err, inflight.ErrTooLarge):
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("decompressed request body exceeds the limit of %d bytes", h.maxBytes)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, http.StatusRequestTimeout, errors.New("request body not received within the read timeout")
+	case err != nil:
 		return nil, readFailure(err), fmt.Errorf("read request body: %w", err)
 	}
-	if int64(buf.Len()) > h.maxBytes {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("decompressed request body exceeds the limit of %d bytes", h.maxBytes)
-	}
-	return buf.Bytes(), 0, nil
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	return body, 0, nil
 }
 
 func readFailure(err error) int {

@@ -14,7 +14,8 @@ import (
 // decoded or is dropped before decoding has no span count for.
 //
 // For each listener, received = malformed + dropped + packets whose spans
-// were stored (all reasons summed), once the queue has drained.
+// were stored (all reasons summed but kernel_buffer, datagrams the kernel
+// dropped before Vigil could read them), once the queue has drained.
 type udpMetrics struct {
 	received  *prometheus.CounterVec
 	malformed *prometheus.CounterVec
@@ -33,7 +34,7 @@ func newUDPMetrics(reg prometheus.Registerer) (*udpMetrics, error) {
 		}, []string{"listener", "reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "vigil", Subsystem: "ingest", Name: "jaeger_udp_packets_dropped_total",
-			Help: "Number of decodable Jaeger agent UDP datagrams whose spans were not stored, by listener and reason (worker_queue_full, invalid, or the pipeline's queue_full, unavailable, canceled, error).",
+			Help: "Number of Jaeger agent UDP datagrams whose spans were not stored, by listener and reason (kernel_buffer: dropped by the kernel, its socket receive buffer full, on Linux; worker_queue_full, invalid, or the pipeline's queue_full, unavailable, canceled, error).",
 		}, []string{"listener", "reason"}),
 	}
 	if reg == nil {
@@ -70,5 +71,8 @@ func (m *udpMetrics) bind(listener string) packetCounters {
 	pc.malformed.WithLabelValues(malformedDecode)
 	pc.dropped.WithLabelValues(droppedWorkerQueueFull)
 	pc.dropped.WithLabelValues(ingest.ReasonQueueFull)
+	if kernelDropsSupported {
+		pc.dropped.WithLabelValues(droppedKernelBuffer)
+	}
 	return pc
 }

@@ -2,6 +2,7 @@ package jaeger
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,10 +15,12 @@ import (
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip compressor gRPC senders may use
 
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/internal/auth"
+	"github.com/vigil-obs/vigil/internal/inflight"
 )
 
 // Options holds the dependencies of a Receiver.
@@ -37,9 +40,20 @@ type Options struct {
 	// UDP datagrams carry no credentials and are never authenticated:
 	// expose the UDP ports only where every sender is trusted.
 	Auth *auth.Tokens
+	// TLS, when set, serves the collector's HTTP and gRPC APIs and Zipkin
+	// over TLS with this configuration (tlsconfig.Config.ServerTLS); nil
+	// serves plain text. The UDP ports have no TLS.
+	TLS *tls.Config
 	// Limits bounds what one span may carry; see ingest.Limits. Zero
 	// fields take ingest's defaults.
 	Limits ingest.Limits
+	// Budget bounds the HTTP and gRPC request bytes in flight across
+	// every receiver that shares it; a request it cannot cover gets HTTP
+	// 429 or gRPC RESOURCE_EXHAUSTED with a retry delay. UDP datagrams
+	// are bounded by UDPQueueSize instead. nil gives the receiver a
+	// budget of its own of inflight.DefaultMaxBytes() (at least one
+	// request of MaxRequestBytes), without metrics.
+	Budget *inflight.Budget
 }
 
 // Receiver serves the Jaeger agent's UDP ports, the Jaeger collector's
@@ -68,8 +82,9 @@ type Receiver struct {
 // enabled transports, so that bind errors surface before Run and the
 // bound addresses are known (useful with port 0). It returns an error when
 // cfg is invalid or serves nothing (see Config.Enabled), no consumer is
-// set, the packet counters cannot be registered, or a listener cannot be
-// bound; then nothing stays bound. The caller must eventually call Run,
+// set, the budget cannot hold one request of MaxRequestBytes, the packet
+// counters cannot be registered, or a listener cannot be bound; then
+// nothing stays bound. The caller must eventually call Run,
 // or Close.
 func New(cfg Config, opts Options) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
@@ -84,6 +99,16 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "jaeger")
+	if opts.Budget == nil {
+		budget, err := inflight.New(max(inflight.DefaultMaxBytes(), cfg.MaxRequestBytes+1), nil)
+		if err != nil {
+			return nil, fmt.Errorf("new jaeger receiver: %w", err)
+		}
+		opts.Budget = budget
+	}
+	if opts.Budget.Limit() <= cfg.MaxRequestBytes {
+		return nil, fmt.Errorf("new jaeger receiver: in-flight budget of %d bytes cannot hold one request of max_request_bytes %d", opts.Budget.Limit(), cfg.MaxRequestBytes)
+	}
 	r := &Receiver{cfg: cfg, logger: logger}
 	exp := &exporter{consumer: opts.Traces, limits: opts.Limits.WithDefaults(), retryAfter: cfg.RetryAfter, logger: logger}
 
@@ -123,11 +148,16 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 			return nil, errors.Join(fmt.Errorf("new jaeger receiver: listen grpc: %w", err), r.Close())
 		}
 		r.grpcLn = ln
-		srvOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes))}
+		srvOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)), grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams)}
 		if opts.Auth.Enabled() {
 			srvOpts = append(srvOpts,
 				grpc.ChainUnaryInterceptor(opts.Auth.UnaryServerInterceptor()),
 				grpc.ChainStreamInterceptor(opts.Auth.StreamServerInterceptor()))
+		}
+		srvOpts = append(srvOpts, opts.Budget.GRPCServerOptions(inflight.GRPCOptions{
+			MaxMessageBytes: cfg.MaxRequestBytes, ReadTimeout: cfg.ReadTimeout, Refusal: overBudget(cfg.RetryAfter)})...)
+		if opts.TLS != nil {
+			srvOpts = append(srvOpts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 		}
 		r.grpcSrv = grpc.NewServer(srvOpts...)
 		api_v2.RegisterCollectorServiceServer(r.grpcSrv, &collectorGRPC{exp: exp, counters: opts.Metrics.Spans(ingest.ProtocolJaegerGRPC)})
@@ -135,27 +165,33 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 
 	var err error
 	if cfg.HTTPAddr != "" {
-		if r.httpLn, r.httpSrv, err = listenHTTP("http", cfg.HTTPAddr, newJaegerHTTPHandler(exp, opts, cfg, logger), logger); err != nil {
+		if r.httpLn, r.httpSrv, err = listenHTTP("http", cfg.HTTPAddr, newJaegerHTTPHandler(exp, opts, cfg, logger), opts.TLS, cfg, logger); err != nil {
 			return nil, errors.Join(fmt.Errorf("new jaeger receiver: %w", err), r.Close())
 		}
 	}
 	if cfg.ZipkinAddr != "" {
-		if r.zipkinLn, r.zipkinSrv, err = listenHTTP("zipkin", cfg.ZipkinAddr, newZipkinHTTPHandler(exp, opts, cfg, logger), logger); err != nil {
+		if r.zipkinLn, r.zipkinSrv, err = listenHTTP("zipkin", cfg.ZipkinAddr, newZipkinHTTPHandler(exp, opts, cfg, logger), opts.TLS, cfg, logger); err != nil {
 			return nil, errors.Join(fmt.Errorf("new jaeger receiver: %w", err), r.Close())
 		}
 	}
 	return r, nil
 }
 
-func listenHTTP(name, addr string, h http.Handler, logger *slog.Logger) (net.Listener, *http.Server, error) {
+// listenHTTP binds addr, behind TLS when tlsCfg is set, and builds the
+// server to run on it.
+func listenHTTP(name, addr string, h http.Handler, tlsCfg *tls.Config, cfg Config, logger *slog.Logger) (net.Listener, *http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen %s: %w", name, err)
 	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	return ln, &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}, nil

@@ -53,6 +53,10 @@ const (
 	droppedWorkerQueueFull = "worker_queue_full"
 	// droppedInvalid: every span of the datagram failed validation.
 	droppedInvalid = "invalid"
+	// droppedKernelBuffer: the kernel dropped the datagram before the
+	// reader saw it, its socket receive buffer being full (Linux only,
+	// SO_RXQ_OVFL). Such datagrams are not counted as received.
+	droppedKernelBuffer = "kernel_buffer"
 )
 
 // datagram is a buffer from the pool holding n bytes of one packet.
@@ -74,6 +78,10 @@ type udpServer struct {
 	handler *datagramHandler
 	packets packetCounters
 	logger  *slog.Logger
+
+	// kernelDrops is the socket's cumulative kernel drop counter as last
+	// reported; only the reader goroutine uses it.
+	kernelDrops uint32
 }
 
 func newUDPServer(name, addr string, cfg Config, pool *sync.Pool, h *datagramHandler, m *udpMetrics, logger *slog.Logger) (*udpServer, error) {
@@ -85,10 +93,21 @@ func newUDPServer(name, addr string, cfg Config, pool *sync.Pool, h *datagramHan
 	if err != nil {
 		return nil, fmt.Errorf("listen udp %s: %w", name, err)
 	}
-	if cfg.UDPSocketBufferBytes > 0 {
-		if err := conn.SetReadBuffer(cfg.UDPSocketBufferBytes); err != nil {
-			return nil, errors.Join(fmt.Errorf("set udp %s read buffer: %w", name, err), conn.Close())
+	if err := conn.SetReadBuffer(cfg.UDPSocketBufferBytes); err != nil {
+		return nil, errors.Join(fmt.Errorf("set udp %s read buffer: %w", name, err), conn.Close())
+	}
+	if err := enableKernelDrops(conn); err != nil {
+		return nil, errors.Join(fmt.Errorf("count udp %s kernel drops: %w", name, err), conn.Close())
+	}
+	logger = logger.With("listener", name)
+	if got, err := receiveBufferBytes(conn); err == nil {
+		// Linux reports twice the usable size and caps what is asked at
+		// net.core.rmem_max.
+		msg := "udp receive buffer"
+		if got/2 < cfg.UDPSocketBufferBytes {
+			msg = "udp receive buffer capped by the kernel, raise net.core.rmem_max for more"
 		}
+		logger.Info(msg, "requested_bytes", cfg.UDPSocketBufferBytes, "kernel_bytes", got)
 	}
 	return &udpServer{
 		name:    name,
@@ -98,7 +117,7 @@ func newUDPServer(name, addr string, cfg Config, pool *sync.Pool, h *datagramHan
 		pool:    pool,
 		handler: h,
 		packets: m.bind(name),
-		logger:  logger.With("listener", name),
+		logger:  logger,
 	}, nil
 }
 
@@ -116,9 +135,13 @@ func (s *udpServer) run(consumeCtx context.Context) {
 
 // read is the socket loop. It returns once the connection is closed.
 func (s *udpServer) read() {
+	oob := make([]byte, oobBytes)
 	for {
 		bp := s.pool.Get().(*[]byte)
-		n, _, flags, _, err := s.conn.ReadMsgUDP(*bp, nil)
+		n, oobn, flags, _, err := s.conn.ReadMsgUDP(*bp, oob)
+		if oobn > 0 {
+			s.countKernelDrops(oob[:oobn])
+		}
 		if err != nil {
 			s.pool.Put(bp)
 			if errors.Is(err, net.ErrClosed) {
@@ -142,6 +165,21 @@ func (s *udpServer) read() {
 			s.pool.Put(bp)
 		}
 	}
+}
+
+// countKernelDrops turns the cumulative drop counter the kernel attached
+// to a datagram into an increment of the dropped counter. The counter
+// only reaches Vigil with the next datagram read: drops are counted when
+// traffic resumes.
+func (s *udpServer) countKernelDrops(oob []byte) {
+	total, ok := kernelDrops(oob)
+	if !ok {
+		return
+	}
+	if delta := total - s.kernelDrops; delta > 0 {
+		s.packets.dropped.WithLabelValues(droppedKernelBuffer).Add(float64(delta))
+	}
+	s.kernelDrops = total
 }
 
 func (s *udpServer) work(ctx context.Context) {

@@ -17,6 +17,12 @@ const (
 	DefaultMaxRequestBytes = 16 << 20
 	DefaultRetryAfter      = time.Second
 	DefaultShutdownTimeout = 5 * time.Second
+	DefaultReadTimeout     = time.Minute
+	DefaultIdleTimeout     = 2 * time.Minute
+	// DefaultMaxConcurrentStreams is per gRPC connection: OTel SDK
+	// exporters keep one export in flight, the Collector's exporters a
+	// few (sending_queue.num_consumers); more streams wait in the client.
+	DefaultMaxConcurrentStreams = 16
 )
 
 // Config configures a Receiver.
@@ -40,6 +46,23 @@ type Config struct {
 	// once its context is cancelled before it closes connections. Zero
 	// means DefaultShutdownTimeout (5 s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReadTimeout bounds the reading of one request: for HTTP from its
+	// first byte to the end of its body (http.Server.ReadTimeout), for
+	// gRPC from the stream's headers to the arrival of its message. A
+	// client sending more slowly is cut off (HTTP 408 when cut during the
+	// body, gRPC CANCELLED), so it cannot hold a connection and its bytes
+	// for longer; waiting for the pipeline afterwards is not bounded by
+	// it. Zero means DefaultReadTimeout (1 min).
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes HTTP keep-alive connections idle for this long.
+	// Zero means DefaultIdleTimeout (2 min).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxConcurrentStreams bounds the gRPC calls one connection may have
+	// in progress; further calls wait in the client. Each may be
+	// receiving a message of up to MaxRequestBytes, which the in-flight
+	// budget only sees once it has arrived. Zero means
+	// DefaultMaxConcurrentStreams (16).
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
 	// Limits bounds what one span may carry; see ingest.Limits. Zero
 	// fields take ingest's defaults.
 	Limits ingest.Limits `yaml:"limits"`
@@ -54,12 +77,17 @@ func DefaultConfig() Config {
 		MaxRequestBytes: DefaultMaxRequestBytes,
 		RetryAfter:      DefaultRetryAfter,
 		ShutdownTimeout: DefaultShutdownTimeout,
+		ReadTimeout:     DefaultReadTimeout,
+		IdleTimeout:     DefaultIdleTimeout,
 		Limits:          ingest.DefaultLimits(),
+
+		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
 	}
 }
 
 // Validate reports the first invalid setting: no transport enabled, or a
-// negative or too large size, or a negative duration.
+// negative or too large size, or a negative duration. That the in-flight
+// budget can hold one request of MaxRequestBytes is checked by New.
 func (c Config) Validate() error {
 	switch {
 	case c.GRPCAddr == "" && c.HTTPAddr == "":
@@ -70,6 +98,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("otlp config: retry_after %s is negative", c.RetryAfter)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("otlp config: shutdown_timeout %s is negative", c.ShutdownTimeout)
+	case c.ReadTimeout < 0:
+		return fmt.Errorf("otlp config: read_timeout %s is negative", c.ReadTimeout)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("otlp config: idle_timeout %s is negative", c.IdleTimeout)
 	}
 	return nil
 }
@@ -83,6 +115,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
 	}
 	c.Limits = c.Limits.WithDefaults()
 	return c

@@ -11,6 +11,16 @@
 // pipeline pushes back, so that exporters retry and nothing acknowledged is
 // lost.
 //
+// Memory is bounded across receivers by the in-flight byte budget they
+// share (Options.Budget, internal/inflight): an HTTP body is read into a
+// buffer that grows with the bytes that arrive (after decompression) and
+// is charged as it grows, a gRPC message is charged once grpc-go has read
+// it, and the charge is held until the request is answered. A request
+// the budget cannot cover is refused with 429 / RESOURCE_EXHAUSTED and a
+// retry delay rather than buffered. Config.ReadTimeout cuts clients that
+// send a request too slowly (408, or CANCELLED for gRPC), and
+// Config.MaxConcurrentStreams bounds the gRPC calls of one connection.
+//
 // Each signal is one service on the gRPC server and one path on the HTTP
 // server (/v1/traces today); metrics and logs plug in the same way, enabled
 // by their consumer being set in Options.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/internal/auth"
+	"github.com/vigil-obs/vigil/internal/inflight"
 )
 
 // Content types of OTLP/HTTP. Answers use the request's, spelled exactly
@@ -166,6 +168,7 @@ type httpSignal interface {
 type httpHandler struct {
 	signal     httpSignal
 	auth       *auth.Tokens
+	budget     *inflight.Budget
 	maxBytes   int64
 	retryAfter time.Duration
 	logger     *slog.Logger
@@ -188,8 +191,11 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			cleanMessage(fmt.Sprintf("unsupported content type %q, use %s or %s", r.Header.Get("Content-Type"), contentTypeProto, contentTypeJSON))))
 		return
 	}
-	body, fail := h.readBody(w, r)
+	res := h.budget.Reserve()
+	defer res.Release()
+	body, fail := h.readBody(w, r, res)
 	if fail != nil {
+		res.Release()
 		h.logger.DebugContext(r.Context(), "invalid otlp request", "path", r.URL.Path, "status", fail.code, "err", fail.st.Message())
 		h.writeError(w, enc, fail.code, fail.st)
 		return
@@ -213,9 +219,14 @@ type httpFailure struct {
 	st   *status.Status
 }
 
-// readBody reads the request body, decompressing it, and refuses bodies
-// larger than maxBytes before or after decompression.
-func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *httpFailure) {
+// readBody reads the request body, decompressing it, into a buffer
+// charged to res as it grows. It refuses bodies larger than maxBytes
+// before or after decompression (413), bodies the budget cannot cover
+// (429: retry later) and bodies not received within the read timeout
+// (408). Once the body is in, the connection's read deadline
+// (ReadTimeout) is lifted: it bounds the client's sending, not the wait
+// for the pipeline, which would otherwise be cancelled by it.
+func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request, res *inflight.Reservation) ([]byte, *httpFailure) {
 	if r.ContentLength > h.maxBytes {
 		return nil, &httpFailure{http.StatusRequestEntityTooLarge, status.New(codes.ResourceExhausted,
 			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, h.maxBytes))}
@@ -257,23 +268,26 @@ func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, 
 			cleanMessage(fmt.Sprintf("unsupported content encoding %q, use gzip, deflate, zstd or none", ce)))}
 	}
 
-	size := int64(bytes.MinRead)
-	if !compressed && r.ContentLength > 0 {
-		size = r.ContentLength + 1 // +1: ReadFrom then sees EOF without growing
+	var hint int64
+	if !compressed {
+		hint = r.ContentLength
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	if _, err := buf.ReadFrom(io.LimitReader(src, h.maxBytes+1)); err != nil {
-		return nil, readFailure(ce, err, h.maxBytes)
-	}
-	if int64(buf.Len()) > h.maxBytes {
+	body, err := inflight.ReadAll(src, res, h.maxBytes, hint)
+	switch {
+	case errors.Is(err, inflight.ErrOverBudget):
+		return nil, &httpFailure{http.StatusTooManyRequests, overBudget(h.retryAfter)}
+	case errors.Is(err, inflight.ErrTooLarge):
 		what := "request body"
 		if compressed {
 			what = "decompressed request body"
 		}
 		return nil, &httpFailure{http.StatusRequestEntityTooLarge, status.New(codes.ResourceExhausted,
 			fmt.Sprintf("%s exceeds the limit of %d bytes", what, h.maxBytes))}
+	case err != nil:
+		return nil, readFailure(ce, err, h.maxBytes)
 	}
-	return buf.Bytes(), nil
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	return body, nil
 }
 
 // readFailure classifies an error reading (and decompressing) a body.
@@ -282,6 +296,10 @@ func readFailure(contentEncoding string, err error, maxBytes int64) *httpFailure
 	if errors.As(err, &tooLarge) {
 		return &httpFailure{http.StatusRequestEntityTooLarge, status.New(codes.ResourceExhausted,
 			fmt.Sprintf("request body exceeds the limit of %d bytes", maxBytes))}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &httpFailure{http.StatusRequestTimeout, status.New(codes.DeadlineExceeded,
+			"request body not received within the read timeout")}
 	}
 	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 		// The zstd frame declares more memory than the limit allows.

@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,10 +19,12 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip compressor OTLP exporters use
 
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/internal/auth"
+	"github.com/vigil-obs/vigil/internal/inflight"
 )
 
 // Options holds the dependencies of a Receiver.
@@ -43,6 +46,15 @@ type Options struct {
 	// Auth, when enabled, requires a bearer token on every request of
 	// both transports; nil turns authentication off.
 	Auth *auth.Tokens
+	// TLS, when set, serves both transports over TLS with this
+	// configuration (tlsconfig.Config.ServerTLS); nil serves plain text.
+	TLS *tls.Config
+	// Budget bounds the request bytes in flight across every receiver
+	// that shares it; a request it cannot cover gets HTTP 429 or gRPC
+	// RESOURCE_EXHAUSTED with a retry delay. nil gives the receiver a
+	// budget of its own of inflight.DefaultMaxBytes() (at least one
+	// request of MaxRequestBytes), without metrics.
+	Budget *inflight.Budget
 }
 
 // Receiver is an OTLP/gRPC and OTLP/HTTP server. New binds its listeners,
@@ -64,8 +76,9 @@ type Receiver struct {
 // New validates cfg, builds the servers and binds the listeners of the
 // enabled transports, so that bind errors surface before Run and the bound
 // addresses are known (useful with port 0). It returns an error when cfg is
-// invalid, no consumer is set, or a listener cannot be bound; then nothing
-// stays bound. The caller must eventually call Run, or Close.
+// invalid, no consumer is set, the budget cannot hold one request of
+// MaxRequestBytes, or a listener cannot be bound; then nothing stays
+// bound. The caller must eventually call Run, or Close.
 func New(cfg Config, opts Options) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new otlp receiver: %w", err)
@@ -79,6 +92,16 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "otlp")
+	if opts.Budget == nil {
+		budget, err := inflight.New(max(inflight.DefaultMaxBytes(), cfg.MaxRequestBytes+1), nil)
+		if err != nil {
+			return nil, fmt.Errorf("new otlp receiver: %w", err)
+		}
+		opts.Budget = budget
+	}
+	if opts.Budget.Limit() <= cfg.MaxRequestBytes {
+		return nil, fmt.Errorf("new otlp receiver: in-flight budget of %d bytes cannot hold one request of max_request_bytes %d", opts.Budget.Limit(), cfg.MaxRequestBytes)
+	}
 	r := &Receiver{cfg: cfg, logger: logger}
 
 	var tr *traces
@@ -102,11 +125,17 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 		r.grpcLn = ln
 		srvOpts := []grpc.ServerOption{
 			grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)),
+			grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		}
 		if opts.Auth.Enabled() {
 			srvOpts = append(srvOpts,
 				grpc.ChainUnaryInterceptor(opts.Auth.UnaryServerInterceptor()),
 				grpc.ChainStreamInterceptor(opts.Auth.StreamServerInterceptor()))
+		}
+		srvOpts = append(srvOpts, opts.Budget.GRPCServerOptions(inflight.GRPCOptions{
+			MaxMessageBytes: cfg.MaxRequestBytes, ReadTimeout: cfg.ReadTimeout, Refusal: overBudget(cfg.RetryAfter)})...)
+		if opts.TLS != nil {
+			srvOpts = append(srvOpts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 		}
 		r.grpcSrv = grpc.NewServer(srvOpts...)
 		if opts.Traces != nil {
@@ -125,11 +154,15 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("new otlp receiver: listen http: %w", err), r.Close())
 		}
+		if opts.TLS != nil {
+			ln = tls.NewListener(ln, opts.TLS)
+		}
 		r.httpLn = ln
 		r.httpSrv = &http.Server{
 			Handler:           newHTTPMux(cfg, opts, tr, lg, mt, logger),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
+			ReadTimeout:       cfg.ReadTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    1 << 20,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
@@ -142,7 +175,7 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 func newHTTPMux(cfg Config, opts Options, tr *traces, lg *logs, mt *metrics, logger *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	handler := func(sig httpSignal) *httpHandler {
-		return &httpHandler{signal: sig, auth: opts.Auth, maxBytes: cfg.MaxRequestBytes, retryAfter: cfg.RetryAfter, logger: logger}
+		return &httpHandler{signal: sig, auth: opts.Auth, budget: opts.Budget, maxBytes: cfg.MaxRequestBytes, retryAfter: cfg.RetryAfter, logger: logger}
 	}
 	if opts.Traces != nil {
 		mux.Handle("/v1/traces", handler(&signalHTTP[ptrace.Traces, ptraceotlp.ExportRequest, ptraceotlp.ExportResponse]{signal: tr, counters: opts.Metrics.Spans(ingest.ProtocolOTLPHTTP)}))

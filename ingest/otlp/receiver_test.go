@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/internal/inflight"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -31,6 +32,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "size too large", mutate: func(c *Config) { c.MaxRequestBytes = math.MaxInt32 + 1 }, wantErr: "max_request_bytes 2147483648 is outside"},
 		{name: "negative retry", mutate: func(c *Config) { c.RetryAfter = -time.Second }, wantErr: "retry_after -1s is negative"},
 		{name: "negative shutdown", mutate: func(c *Config) { c.ShutdownTimeout = -time.Second }, wantErr: "shutdown_timeout -1s is negative"},
+		{name: "negative read timeout", mutate: func(c *Config) { c.ReadTimeout = -time.Second }, wantErr: "read_timeout -1s is negative"},
+		{name: "negative idle timeout", mutate: func(c *Config) { c.IdleTimeout = -time.Second }, wantErr: "idle_timeout -1s is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,6 +60,10 @@ func TestNewErrors(t *testing.T) {
 	}
 	defer busy.Close()
 	consumer := ingest.TraceConsumerFunc(func(context.Context, ptrace.Traces) error { return nil })
+	small, err := inflight.New(1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		cfg     Config
@@ -68,6 +75,8 @@ func TestNewErrors(t *testing.T) {
 		{name: "grpc address busy", cfg: Config{GRPCAddr: busy.Addr().String()}, opts: Options{Traces: consumer}, wantErr: "listen grpc"},
 		{name: "http address busy", cfg: Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: busy.Addr().String()}, opts: Options{Traces: consumer}, wantErr: "listen http"},
 		{name: "bad address", cfg: Config{HTTPAddr: "127.0.0.1:99999"}, opts: Options{Traces: consumer}, wantErr: "listen http"},
+		{name: "budget smaller than a request", cfg: Config{HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 1 << 20}, opts: Options{Traces: consumer, Budget: small},
+			wantErr: "in-flight budget of 1048576 bytes cannot hold one request of max_request_bytes 1048576"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

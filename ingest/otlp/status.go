@@ -52,6 +52,12 @@ func retryable(code codes.Code, msg string, after time.Duration) *status.Status 
 	return st
 }
 
+// overBudget is the status of a request refused because the in-flight
+// byte budget shared by the receivers is spent.
+func overBudget(retryAfter time.Duration) *status.Status {
+	return retryable(codes.ResourceExhausted, "too many request bytes in flight, retry later", retryAfter)
+}
+
 // consumerStatus maps an error of an ingest consumer to the status the
 // exporter gets and to the reason label of the rejected counter, logging
 // the errors that are Vigil's fault. Messages are fixed strings: the

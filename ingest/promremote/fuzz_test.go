@@ -28,7 +28,10 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 			t.Fatal("nil request without error")
 		}
 		if err == nil {
-			h := NewHandler(nil, Config{}, nil)
+			h, err := New(nil, Config{}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, ts := range got.Timeseries {
 				var b labels.ScratchBuilder
 				_, _ = h.seriesLabels(&b, ts.Labels)

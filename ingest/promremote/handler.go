@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/vigil-obs/vigil/internal/inflight"
 	vstorage "github.com/vigil-obs/vigil/storage"
 )
 
@@ -45,17 +46,37 @@ const (
 // maxReportedSeries is how many offending series a 400 names.
 const maxReportedSeries = 5
 
+// overBudgetRetryAfter is the Retry-After, in seconds, of requests refused
+// because the in-flight budget is spent.
+const overBudgetRetryAfter = "1"
+
 // Handler serves POST /api/v1/write. Safe for concurrent use.
 type Handler struct {
 	app    storage.AppendableV2
 	cfg    Config
+	budget *inflight.Budget
 	logger *slog.Logger
 	now    func() time.Time
 }
 
-// NewHandler returns a remote_write handler writing into app. Zero config
-// fields take their defaults; a nil logger discards.
-func NewHandler(app storage.AppendableV2, cfg Config, logger *slog.Logger) *Handler {
+// Options holds the dependencies of a Handler.
+type Options struct {
+	// Logger receives the handler's logs; nil discards them.
+	Logger *slog.Logger
+	// Budget bounds the request bytes in flight across every receiver
+	// that shares it. A request is charged its body as it is read and
+	// then its decompressed size, until it is answered; one the budget
+	// cannot cover gets 503 with Retry-After (Prometheus retries 5xx
+	// always, 429 only with retry_on_http_429). nil gives the handler a
+	// budget of its own of inflight.DefaultMaxBytes() (at least one
+	// request of MaxRequestBytes), without metrics.
+	Budget *inflight.Budget
+}
+
+// New returns a remote_write handler writing into app. Zero config fields
+// take their defaults. It returns an error when the budget cannot hold one
+// request of MaxRequestBytes, compressed and decompressed.
+func New(app storage.AppendableV2, cfg Config, opts Options) (*Handler, error) {
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
 	}
@@ -65,10 +86,21 @@ func NewHandler(app storage.AppendableV2, cfg Config, logger *slog.Logger) *Hand
 	if cfg.MaxFutureSkew <= 0 {
 		cfg.MaxFutureSkew = DefaultMaxFutureSkew
 	}
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{app: app, cfg: cfg, logger: logger.With("component", "remote_write"), now: time.Now}
+	budget := opts.Budget
+	if budget == nil {
+		var err error
+		if budget, err = inflight.New(max(inflight.DefaultMaxBytes(), 2*cfg.MaxRequestBytes+1), nil); err != nil {
+			return nil, fmt.Errorf("new remote write handler: %w", err)
+		}
+	}
+	if budget.Limit() <= 2*cfg.MaxRequestBytes {
+		return nil, fmt.Errorf("new remote write handler: in-flight budget of %d bytes cannot hold one request of max_request_bytes %d, compressed and decompressed", budget.Limit(), cfg.MaxRequestBytes)
+	}
+	return &Handler{app: app, cfg: cfg, budget: budget, logger: logger.With("component", "remote_write"), now: time.Now}, nil
 }
 
 // Register adds POST /api/v1/write to mux.
@@ -78,8 +110,13 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 // ServeHTTP answers 204 once every sample of the request is committed; 400
 // naming the offending series when some were invalid (the others are
-// committed); 413/415 for oversized or non-1.0 bodies; 503 with
-// Retry-After when the database is unavailable (nothing was stored).
+// committed); 413/415 for oversized or non-1.0 bodies; 408 for a body not
+// received within the server's read timeout; 503 with Retry-After when
+// the database is unavailable or the in-flight budget is spent (nothing
+// was stored). The body is read into a buffer that grows with the bytes
+// received, never from the declared length; once it is in, the
+// connection's read deadline is lifted so that the server's ReadTimeout
+// does not cancel the commit.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
@@ -96,17 +133,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("unsupported content encoding %q: remote_write needs snappy", ce), http.StatusUnsupportedMediaType)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, h.cfg.MaxRequestBytes+1))
-	if err != nil {
+	charge := h.budget.Reserve()
+	defer charge.Release()
+	body, err := inflight.ReadAll(r.Body, charge, h.cfg.MaxRequestBytes, r.ContentLength)
+	switch {
+	case errors.Is(err, inflight.ErrOverBudget):
+		charge.Release()
+		h.overBudget(w)
+		return
+	case errors.Is(err, inflight.ErrTooLarge):
+		http.Error(w, fmt.Sprintf("body larger than %d bytes", h.cfg.MaxRequestBytes), http.StatusRequestEntityTooLarge)
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		http.Error(w, "request body not received within the read timeout", http.StatusRequestTimeout)
+		return
+	case err != nil:
 		http.Error(w, fmt.Sprintf("read body: %v", err), http.StatusBadRequest)
 		return
 	}
-	if int64(len(body)) > h.cfg.MaxRequestBytes {
-		http.Error(w, fmt.Sprintf("body larger than %d bytes", h.cfg.MaxRequestBytes), http.StatusRequestEntityTooLarge)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	req, err := decodeWriteRequest(body, h.cfg.MaxRequestBytes, charge)
+	switch {
+	case errors.Is(err, inflight.ErrOverBudget):
+		charge.Release()
+		h.overBudget(w)
 		return
-	}
-	req, err := DecodeWriteRequest(body, h.cfg.MaxRequestBytes)
-	if err != nil {
+	case err != nil:
 		status := http.StatusBadRequest
 		if errors.Is(err, errTooLarge) {
 			status = http.StatusRequestEntityTooLarge
@@ -131,6 +183,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// overBudget answers a request refused because the in-flight budget is
+// spent.
+func (h *Handler) overBudget(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", overBudgetRetryAfter)
+	http.Error(w, "too many request bytes in flight, retry later", http.StatusServiceUnavailable)
+}
+
 // errTooLarge is wrapped by DecodeWriteRequest when the decompressed body
 // exceeds the limit.
 var errTooLarge = errors.New("decompressed body too large")
@@ -139,12 +198,22 @@ var errTooLarge = errors.New("decompressed body too large")
 // remote_write 1.0 body, refusing one that decompresses to more than
 // maxBytes.
 func DecodeWriteRequest(body []byte, maxBytes int64) (*prompb.WriteRequest, error) {
+	return decodeWriteRequest(body, maxBytes, nil)
+}
+
+// decodeWriteRequest is DecodeWriteRequest charging the decompressed size
+// to res first, when res is not nil: inflight.ErrOverBudget when it does
+// not fit.
+func decodeWriteRequest(body []byte, maxBytes int64, res *inflight.Reservation) (*prompb.WriteRequest, error) {
 	n, err := snappy.DecodedLen(body)
 	if err != nil {
 		return nil, fmt.Errorf("decode snappy: %w", err)
 	}
 	if int64(n) > maxBytes {
 		return nil, fmt.Errorf("decode snappy: %d bytes: %w", n, errTooLarge)
+	}
+	if res != nil && !res.Grow(int64(n)) {
+		return nil, inflight.ErrOverBudget
 	}
 	raw, err := snappy.Decode(nil, body)
 	if err != nil {

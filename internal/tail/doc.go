@@ -11,6 +11,12 @@
 // the client can show a "dropped N" marker. Memory is therefore bounded by
 // MaxSubscribers × Buffer items.
 //
+// So that one client cannot take every subscription, Subscribe also takes
+// quotas: keys such as the client's address or token, each with its own
+// limit, counted atomically with the hub-wide MaxSubscribers and released
+// when the subscription closes. What a key means is the caller's business
+// (web/api keys the live tail by client address and by token).
+//
 // It is fed after commit, in process: every item a subscriber sees is
 // durable, and no database round trip is needed. With several Vigil
 // replicas, a client sees what its own replica committed; a Postgres

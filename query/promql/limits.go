@@ -3,6 +3,7 @@ package promql
 import (
 	"fmt"
 	"regexp/syntax"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -72,12 +73,12 @@ func checkShape(qs string, cfg Config) error {
 // ranges add up along the path; an @ modifier pins a subquery to one
 // parent step.
 func checkCost(expr parser.Expr, span time.Duration, step time.Duration, cfg Config) error {
-	if step > 0 {
-		if points := int64(span/step) + 1; points > int64(cfg.MaxPointsPerSeries) {
-			return &LimitError{"max_points_per_series", fmt.Sprintf(
-				"exceeded maximum resolution of %d points per timeseries: %s over %s needs %d; try decreasing the query resolution (?step=XX)",
-				cfg.MaxPointsPerSeries, span, step, points)}
-		}
+	// As Prometheus's API: the steps between start and end, not counting
+	// the first.
+	if step > 0 && int64(span/step) > int64(cfg.MaxPointsPerSeries) {
+		return &LimitError{"max_points_per_series", fmt.Sprintf(
+			"exceeded maximum resolution of %s points per timeseries (%s over %s); try decreasing the query resolution (?step=XX)",
+			thousands(int64(cfg.MaxPointsPerSeries)), span, step)}
 	}
 	var total int64
 	var walk func(n parser.Node, span time.Duration) error
@@ -158,6 +159,16 @@ func checkRegexps(n parser.Node, maxCost int64) error {
 		}
 	}
 	return nil
+}
+
+// thousands formats n with commas between groups of three digits, as
+// Prometheus writes its 11,000-point limit.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // defaultSubqueryStep is the step of a subquery written without one

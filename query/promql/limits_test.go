@@ -50,8 +50,8 @@ func TestCheckCost(t *testing.T) {
 		description string
 	}{
 		{name: "instant", q: `rate(x[5m])`},
-		{name: "range at the resolution limit", q: `rate(x[5m])`, span: 10999 * time.Second, step: time.Second},
-		{name: "range over the resolution limit", q: `rate(x[5m])`, span: 11000 * time.Second, step: time.Second, setting: "max_points_per_series"},
+		{name: "range at the resolution limit", q: `rate(x[5m])`, span: 11000 * time.Second, step: time.Second},
+		{name: "range over the resolution limit", q: `rate(x[5m])`, span: 11001 * time.Second, step: time.Second, setting: "max_points_per_series"},
 		{name: "subquery in an instant query", q: `max_over_time(rate(x[5m])[1d:1m])`},
 		{name: "subquery in a day-long range query", q: `max_over_time(rate(x[5m])[1d:1m])`, span: day, step: time.Minute},
 		{name: "subquery without a step", q: `max_over_time(rate(x[5m])[30d:])`, span: 30 * day, step: time.Hour},

@@ -63,7 +63,9 @@ func NewJaeger(r TraceReader, logger *slog.Logger) *Jaeger {
 //	GET /api/traces?traceID=...&traceID=...
 //	GET /api/traces/{traceID}
 //
-// Like http.ServeMux.HandleFunc it panics if a route is already registered.
+// Every route first checks all its parameters with checkParams and its
+// path parameter with checkParamValue (400 naming the parameter). Like
+// http.ServeMux.HandleFunc it panics if a route is already registered.
 func (j *Jaeger) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/services", j.services)
 	mux.HandleFunc("GET /api/services/{service}/operations", j.serviceOperations)
@@ -73,6 +75,10 @@ func (j *Jaeger) Register(mux *http.ServeMux) {
 }
 
 func (j *Jaeger) services(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQueryString(r.URL.RawQuery); err != nil {
+		j.fail(w, r, "services", err)
+		return
+	}
 	services, err := j.reader.Services(r.Context())
 	if err != nil {
 		j.fail(w, r, "services", fmt.Errorf("list services: %w", err))
@@ -88,7 +94,15 @@ func (j *Jaeger) services(w http.ResponseWriter, r *http.Request) {
 // unique operation names of a service, of every span kind. Jaeger returns
 // them in map order; we sort them.
 func (j *Jaeger) serviceOperations(w http.ResponseWriter, r *http.Request) {
-	service := r.PathValue(paramService)
+	if _, err := parseQueryString(r.URL.RawQuery); err != nil {
+		j.fail(w, r, "service", err)
+		return
+	}
+	service, err := pathParam(r, paramService)
+	if err != nil {
+		j.fail(w, r, "service", err)
+		return
+	}
 	if service == "" {
 		j.fail(w, r, "service", paramError(paramService, "is required", nil))
 		return
@@ -182,7 +196,16 @@ func (j *Jaeger) findTraces(w http.ResponseWriter, r *http.Request) {
 }
 
 func (j *Jaeger) trace(w http.ResponseWriter, r *http.Request) {
-	id, err := parseTraceID(r.PathValue(paramTraceID))
+	if _, err := parseQueryString(r.URL.RawQuery); err != nil {
+		j.fail(w, r, "trace", err)
+		return
+	}
+	raw, err := pathParam(r, paramTraceID)
+	if err != nil {
+		j.fail(w, r, "trace", err)
+		return
+	}
+	id, err := parseTraceID(raw)
 	if err != nil {
 		j.fail(w, r, "trace", err)
 		return

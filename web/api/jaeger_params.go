@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -83,13 +84,28 @@ type traceSearch struct {
 }
 
 // parseQueryString parses a raw query string strictly: a malformed escape is
-// an error instead of a silently dropped parameter.
+// an error instead of a silently dropped parameter, and every name and
+// value, known to the route or not, must pass checkParams with
+// MaxParamBytes (no NUL byte, valid UTF-8).
 func parseQueryString(raw string) (url.Values, error) {
 	q, err := url.ParseQuery(raw)
 	if err != nil {
 		return nil, &requestError{msg: "malformed query string", err: err}
 	}
+	if b := checkParams(q, anyParam); b != nil {
+		return nil, b.requestError()
+	}
 	return q, nil
+}
+
+// pathParam returns the path wildcard name of r once it passes
+// checkParamValue with MaxParamBytes.
+func pathParam(r *http.Request, name string) (string, error) {
+	v := r.PathValue(name)
+	if err := checkParamValue(v, MaxParamBytes); err != nil {
+		return "", paramError(name, err.Error(), nil)
+	}
+	return v, nil
 }
 
 // parseTraceSearch parses the parameters of GET /api/traces as Jaeger's query
@@ -286,9 +302,17 @@ func parseTags(simple, jsonTags []string) (map[string]string, error) {
 			if k == "" {
 				return nil, paramError(paramTags, "has an empty key", nil)
 			}
+			// JSON escapes (\u0000) can spell what the raw parameter
+			// check let through.
+			if err := checkParamValue(k, MaxParamBytes); err != nil {
+				return nil, paramError(paramTags, "has a key that "+err.Error(), nil)
+			}
 			v, err := jsonScalarString(rv)
 			if err != nil {
 				return nil, paramError(paramTags, fmt.Sprintf("has a bad value for %q", truncate(k, 64)), err)
+			}
+			if err := checkParamValue(v, MaxParamBytes); err != nil {
+				return nil, paramError(paramTags, fmt.Sprintf("has a value for %q that %v", truncate(k, 64), err), nil)
 			}
 			tags[k] = v
 			if len(tags) > MaxSearchTags {

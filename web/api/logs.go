@@ -2,10 +2,15 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -31,8 +36,12 @@ type LogReader interface {
 // LogsOptions holds the log API's optional dependencies and settings.
 type LogsOptions struct {
 	// Tail is the hub the log pipeline publishes committed records on;
-	// nil turns GET /api/logs/tail off (404).
+	// nil turns GET /api/logs/tail off (404). Its MaxSubscribers bounds
+	// the live-tail connections of all clients together.
 	Tail *tail.Hub[storage.LogRecord]
+	// TailLimits bound the live-tail connections of one client and how
+	// long they may stay idle.
+	TailLimits TailConfig
 	// AllowedOrigins are the browser origins (e.g. "https://vigil.example")
 	// that may open the live tail besides the API's own origin. Requests
 	// without an Origin header (non-browser clients) are always allowed.
@@ -43,10 +52,67 @@ type LogsOptions struct {
 	Logger       *slog.Logger // nil = discard
 }
 
+// Defaults of TailConfig.
+const (
+	DefaultTailMaxPerAddress = 8
+	DefaultTailMaxPerToken   = 16
+	DefaultTailIdleTimeout   = 30 * time.Minute
+)
+
+// TailConfig limits the live tail per client (YAML section logs.tail).
+// Zero fields take the defaults; a negative field turns its limit off.
+type TailConfig struct {
+	// MaxPerAddress bounds the live-tail connections open from one client
+	// address: the host of the connection's remote address (an IPv6
+	// client is counted by its /64 network, which one host usually holds
+	// whole). X-Forwarded-For is not trusted, so behind a reverse proxy
+	// every client shares the proxy's address. Default 8.
+	MaxPerAddress int `yaml:"max_per_address"`
+	// MaxPerToken bounds the live-tail connections opened with one bearer
+	// token (Authorization header or vigil.bearer.* subprotocol), from any
+	// address. Default 16.
+	MaxPerToken int `yaml:"max_per_token"`
+	// IdleTimeout closes a live-tail connection that has been sent no
+	// record for that long, with close code TailCloseIdle, so that idle
+	// clients do not hold places for ever. Default 30m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// Validate reports a setting that cannot work, naming its key.
+func (c TailConfig) Validate() error {
+	if c.IdleTimeout > 0 && c.IdleTimeout < time.Second {
+		return fmt.Errorf("idle_timeout: %s is below 1s", c.IdleTimeout)
+	}
+	return nil
+}
+
+// withDefaults fills zero fields with the defaults and turns negative
+// ones into "no limit" (0 limits, a zero timeout).
+func (c TailConfig) withDefaults() TailConfig {
+	fill := func(v *int, def int) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			*v = 0
+		}
+	}
+	fill(&c.MaxPerAddress, DefaultTailMaxPerAddress)
+	fill(&c.MaxPerToken, DefaultTailMaxPerToken)
+	switch {
+	case c.IdleTimeout == 0:
+		c.IdleTimeout = DefaultTailIdleTimeout
+	case c.IdleTimeout < 0:
+		c.IdleTimeout = 0
+	}
+	return c
+}
+
 // Logs serves Vigil's native log API. Safe for concurrent use.
 type Logs struct {
 	reader   LogReader
 	opts     LogsOptions
+	limits   TailConfig // with defaults; 0 = no limit
 	logger   *slog.Logger
 	upgrader websocket.Upgrader
 }
@@ -59,7 +125,7 @@ func NewLogs(r LogReader, opts LogsOptions) *Logs {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 5 * time.Second
 	}
-	l := &Logs{reader: r, opts: opts, logger: opts.Logger.With("component", "logs_api")}
+	l := &Logs{reader: r, opts: opts, limits: opts.TailLimits.withDefaults(), logger: opts.Logger.With("component", "logs_api")}
 	l.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,
@@ -78,6 +144,10 @@ func NewLogs(r LogReader, opts LogsOptions) *Logs {
 //	GET /api/logs/tail?(the same filter)   WebSocket
 //	GET /api/logs/histogram?(the same filter)&buckets=   volume over time
 //	GET /api/traces/{traceID}/logs
+//
+// Every route checks all its parameters as the Jaeger routes do. The live
+// tail is bounded per client address and per token (TailConfig, 429),
+// in all (the hub's MaxSubscribers, 503), and in idle time.
 func (l *Logs) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/logs", l.find)
 	mux.HandleFunc("GET /api/logs/tail", l.tail)
@@ -234,7 +304,16 @@ func (l *Logs) histogram(w http.ResponseWriter, r *http.Request) {
 }
 
 func (l *Logs) traceLogs(w http.ResponseWriter, r *http.Request) {
-	id, err := parseTraceID(r.PathValue(paramTraceID))
+	if _, err := parseQueryString(r.URL.RawQuery); err != nil {
+		l.fail(w, r, err)
+		return
+	}
+	raw, err := pathParam(r, paramTraceID)
+	if err != nil {
+		l.fail(w, r, err)
+		return
+	}
+	id, err := parseTraceID(raw)
 	if err != nil {
 		l.fail(w, r, err)
 		return
@@ -302,9 +381,29 @@ type tailFrame struct {
 	Dropped int64    `json:"dropped,omitempty"`
 }
 
+// TailCloseIdle is the WebSocket close code of a live tail closed after
+// TailConfig.IdleTimeout without a record (4000-4999 are for
+// applications; 408 recalls HTTP's Request Timeout). A client that
+// reconnects on it holds a place again; one that is gone does not.
+const TailCloseIdle = 4408
+
+// tailPingPeriod is how often the live tail pings its client; a client
+// that answers no ping (nor sends anything) for two periods and the write
+// timeout is taken for gone.
+const tailPingPeriod = 30 * time.Second
+
+// Quota key prefixes of the live tail (tail.Quota).
+const (
+	tailKeyAddr  = "addr:"
+	tailKeyToken = "token:"
+)
+
 // tail streams committed records matching the filter over a WebSocket
-// until the client goes away, falls behind by more than WriteTimeout, or
-// the hub closes.
+// until the client goes away, falls behind by more than WriteTimeout,
+// stays without a record for TailLimits.IdleTimeout, or the hub closes.
+// Before the upgrade it refuses a bad filter (400), a foreign origin
+// (403), a client over its address or token quota (429) and a full hub
+// (503).
 func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
 	if l.opts.Tail == nil {
 		l.fail(w, r, storage.ErrNotFound)
@@ -328,10 +427,9 @@ func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
 		l.writeJSON(w, r, http.StatusForbidden, logsEnvelope{Errors: []apiError{{Code: http.StatusForbidden, Msg: "origin not allowed"}}})
 		return
 	}
-	sub, err := l.opts.Tail.Subscribe(lq.Matches)
+	sub, err := l.opts.Tail.Subscribe(lq.Matches, l.tailQuotas(r)...)
 	if err != nil {
-		status := http.StatusServiceUnavailable
-		l.writeJSON(w, r, status, logsEnvelope{Errors: []apiError{{Code: status, Msg: err.Error()}}})
+		l.refuseTail(w, r, err)
 		return
 	}
 	defer sub.Close()
@@ -342,7 +440,11 @@ func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
 	defer conn.Close()
 
 	// Read (and discard) what the client sends so that control frames are
-	// processed; a read error means the client is gone.
+	// processed; a read error means the client is gone. The read deadline
+	// replaces any the HTTP server set and moves with every pong.
+	readWait := 2*tailPingPeriod + l.opts.WriteTimeout
+	_ = conn.SetReadDeadline(time.Now().Add(readWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(readWait)) })
 	gone := make(chan struct{})
 	go func() {
 		defer close(gone)
@@ -355,8 +457,15 @@ func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
 	}()
 	defer func() { _ = conn.Close(); <-gone }()
 
-	ping := time.NewTicker(30 * time.Second)
+	ping := time.NewTicker(tailPingPeriod)
 	defer ping.Stop()
+	var idle <-chan time.Time
+	var idleTimer *time.Timer
+	if l.limits.IdleTimeout > 0 {
+		idleTimer = time.NewTimer(l.limits.IdleTimeout)
+		defer idleTimer.Stop()
+		idle = idleTimer.C
+	}
 	send := func(f tailFrame) error {
 		b, err := json.Marshal(f)
 		if err != nil {
@@ -365,13 +474,19 @@ func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
 		_ = conn.SetWriteDeadline(time.Now().Add(l.opts.WriteTimeout))
 		return conn.WriteMessage(websocket.TextMessage, b)
 	}
+	closeWith := func(code int, reason string) {
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason))
+	}
 	for {
 		select {
 		case ev, ok := <-sub.C():
 			if !ok {
-				_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-				_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
+				closeWith(websocket.CloseGoingAway, "server shutting down")
 				return
+			}
+			if idleTimer != nil {
+				idleTimer.Reset(l.limits.IdleTimeout)
 			}
 			if ev.Dropped > 0 {
 				if err := send(tailFrame{Type: "dropped", Dropped: ev.Dropped}); err != nil {
@@ -384,6 +499,10 @@ func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
 				l.logger.DebugContext(r.Context(), "live tail client dropped", "err", err)
 				return
 			}
+		case <-idle:
+			l.logger.DebugContext(r.Context(), "live tail client idle", "idle_timeout", l.limits.IdleTimeout)
+			closeWith(TailCloseIdle, fmt.Sprintf("idle: no matching record for %s", l.limits.IdleTimeout))
+			return
 		case <-ping.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(l.opts.WriteTimeout)); err != nil {
 				return
@@ -392,6 +511,71 @@ func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// tailQuotas returns the quotas a live-tail subscription of r holds: its
+// client address and, when it carries one, its bearer token (by digest,
+// so the hub never holds a token).
+func (l *Logs) tailQuotas(r *http.Request) []tail.Quota {
+	qs := []tail.Quota{{Key: tailKeyAddr + clientAddr(r.RemoteAddr), Limit: l.limits.MaxPerAddress}}
+	if tok, ok := requestToken(r); ok {
+		sum := sha256.Sum256([]byte(tok))
+		qs = append(qs, tail.Quota{Key: tailKeyToken + hex.EncodeToString(sum[:]), Limit: l.limits.MaxPerToken})
+	}
+	return qs
+}
+
+// refuseTail answers a live-tail subscription the hub refused: 429 for a
+// client over its own quota, 503 when the hub is full or closed.
+func (l *Logs) refuseTail(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := http.StatusServiceUnavailable, err.Error()
+	var qe *tail.QuotaError
+	if errors.As(err, &qe) {
+		status = http.StatusTooManyRequests
+		who := "from this address"
+		if strings.HasPrefix(qe.Quota.Key, tailKeyToken) {
+			who = "with this token"
+		}
+		msg = fmt.Sprintf("too many live-tail connections %s (at most %d); close one and retry", who, qe.Quota.Limit)
+		l.logger.DebugContext(r.Context(), "live tail refused", "remote", r.RemoteAddr, "status", status, "err", err)
+	} else {
+		l.logger.WarnContext(r.Context(), "live tail refused", "remote", r.RemoteAddr, "status", status, "err", err)
+	}
+	l.writeJSON(w, r, status, logsEnvelope{Errors: []apiError{{Code: status, Msg: msg}}})
+}
+
+// clientAddr returns the address a client is counted by: the host of
+// remoteAddr (http.Request.RemoteAddr), an IPv4-mapped IPv6 address as
+// IPv4, and an IPv6 address as its /64 network.
+func clientAddr(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.String()
+}
+
+// requestToken returns the bearer token r carries, in its Authorization
+// header or, for a browser's WebSocket, as a vigil.bearer.* subprotocol.
+// The token is not checked here: the read-token middleware did that, and
+// with tokens off it only names a quota.
+func requestToken(r *http.Request) (string, bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+		if tok = strings.TrimSpace(tok); ok && strings.EqualFold(scheme, "bearer") && tok != "" {
+			return tok, true
+		}
+		return "", false
+	}
+	return auth.WebSocketToken(r)
 }
 
 // fail answers err with the one error mapping of this package.

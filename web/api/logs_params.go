@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
@@ -34,10 +33,9 @@ const (
 	MaxLogLimit = 1000
 	// maxLogTerms bounds the words and phrases of 'q', and maxLogAttrs the
 	// attr.<key> filters, so one request cannot build a huge query.
+	// Every name and value is bounded by MaxParamBytes.
 	maxLogTerms = 32
 	maxLogAttrs = 32
-	// maxLogParamBytes bounds one parameter value.
-	maxLogParamBytes = 4096
 )
 
 // severityNames maps severity names to the lowest OTLP severity_number of
@@ -48,43 +46,30 @@ var severityNames = map[string]int32{
 }
 
 // parseLogQuery parses the filter of the log API strictly: unknown
-// parameters, repeated scalar parameters and malformed values are errors
-// naming the parameter. 'q' may be repeated; each value holds words and
-// "quoted phrases". 'start' and 'end' are RFC 3339 or Unix seconds (with
-// an optional fraction), as in the Prometheus API.
+// parameters, repeated scalar parameters, names and values that fail
+// checkParams (over MaxParamBytes, a NUL byte, invalid UTF-8) and
+// malformed values are errors naming the parameter. 'q' may be repeated;
+// each value holds words and "quoted phrases". 'start' and 'end' are RFC
+// 3339 or Unix seconds (with an optional fraction), as in the Prometheus
+// API.
 func parseLogQuery(q url.Values) (storage.LogQuery, error) {
 	var lq storage.LogQuery
-	for name := range q {
-		if !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 || len(name) > maxLogParamBytes {
-			return lq, &requestError{msg: "a parameter name is not valid UTF-8, holds a NUL byte or is too long"}
-		}
+	if b := checkParams(q, anyParam); b != nil {
+		return lq, b.requestError()
 	}
 	for name, vals := range q {
 		if name == logParamQ {
 			continue
 		}
 		if len(vals) > 1 {
-			return lq, paramError(strings.ToValidUTF8(truncate(name, 64), "\uFFFD"), "must be given once", nil)
+			return lq, paramError(displayParam(name), "must be given once", nil)
 		}
 		if !strings.HasPrefix(name, logParamAttr) {
 			switch name {
 			case logParamService, logParamSeverity, logParamTraceID, logParamSpanID, logParamStart,
 				logParamEnd, logParamLimit, logParamCursor, logParamPretty:
 			default:
-				return lq, paramError(strings.ToValidUTF8(truncate(name, 64), "\uFFFD"), "is unknown", nil)
-			}
-		}
-	}
-	for name, vals := range q {
-		for _, v := range vals {
-			if len(v) > maxLogParamBytes {
-				return lq, paramError(name, fmt.Sprintf("is %d bytes, over the limit of %d", len(v), maxLogParamBytes), nil)
-			}
-			if !utf8.ValidString(v) {
-				return lq, paramError(name, "is not valid UTF-8", nil)
-			}
-			if strings.IndexByte(v, 0) >= 0 {
-				return lq, paramError(name, "contains a NUL byte", nil)
+				return lq, paramError(displayParam(name), "is unknown", nil)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime"
 	"slices"
 	"strconv"
@@ -88,7 +89,11 @@ func NewPrometheus(engine PromQLEngine, q promstorage.Queryable, opts Prometheus
 //	GET      /api/v1/metadata
 //	GET      /api/v1/status/buildinfo
 //
-// Like http.ServeMux.HandleFunc it panics if a route is already registered.
+// Every route but buildinfo first checks all its parameters with
+// checkParams (PromQL expressions up to MaxExprBytes) and the label
+// matchers of 'query' and 'match[]' with checkPromMatchers: bad_data (400)
+// naming the parameter. Like http.ServeMux.HandleFunc it panics if a route
+// is already registered.
 func (p *Prometheus) Register(mux *http.ServeMux) {
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		mux.HandleFunc(m+" /api/v1/query", p.query)
@@ -132,7 +137,9 @@ type promQueryData struct {
 	Stats      stats.QueryStats `json:"stats,omitempty"`
 }
 
-// form parses the URL query and a form-encoded body.
+// form parses the URL query and a form-encoded body, and checks every
+// parameter with checkParams: PromQL expressions ('query', 'match[]') up to
+// MaxExprBytes, the others up to MaxParamBytes.
 func (p *Prometheus) form(w http.ResponseWriter, r *http.Request) (map[string][]string, bool) {
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxPromFormBytes)
@@ -141,7 +148,19 @@ func (p *Prometheus) form(w http.ResponseWriter, r *http.Request) (map[string][]
 		p.fail(w, r, &promParamError{"body", err})
 		return nil, false
 	}
+	if b := checkParams(r.Form, promParamLimit); b != nil {
+		p.fail(w, r, b.promError())
+		return nil, false
+	}
 	return r.Form, true
+}
+
+// promParamLimit is the byte limit of a Prometheus API parameter.
+func promParamLimit(name string) int {
+	if name == "query" || name == "match[]" {
+		return MaxExprBytes
+	}
+	return MaxParamBytes
 }
 
 // withTimeout applies the optional 'timeout' parameter to ctx.
@@ -188,6 +207,10 @@ func (p *Prometheus) query(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer q.Close()
+	if err := checkPromExpr(q.Statement()); err != nil {
+		p.fail(w, r, &promParamError{"query", err})
+		return
+	}
 	p.answer(ctx, w, r, qs, q, form)
 }
 
@@ -213,6 +236,10 @@ func (p *Prometheus) queryRange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer q.Close()
+	if err := checkPromExpr(q.Statement()); err != nil {
+		p.fail(w, r, &promParamError{"query", err})
+		return
+	}
 	p.answer(ctx, w, r, rp.query, q, form)
 }
 
@@ -291,7 +318,7 @@ func (p *Prometheus) series(w http.ResponseWriter, r *http.Request) {
 	}
 	q, err := p.queryable.Querier(start.UnixMilli(), end.UnixMilli())
 	if err != nil {
-		p.fail(w, r, err)
+		p.fail(w, r, &promStorageError{err})
 		return
 	}
 	defer q.Close()
@@ -309,7 +336,7 @@ func (p *Prometheus) series(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if err := set.Err(); err != nil {
-			p.fail(w, r, err)
+			p.fail(w, r, &promStorageError{err})
 			return
 		}
 		w, _ := set.Warnings().AsStrings("", 10, 0)
@@ -363,7 +390,7 @@ func (p *Prometheus) labels(w http.ResponseWriter, r *http.Request, name string)
 	}
 	q, err := p.queryable.Querier(start.UnixMilli(), end.UnixMilli())
 	if err != nil {
-		p.fail(w, r, err)
+		p.fail(w, r, &promStorageError{err})
 		return
 	}
 	defer q.Close()
@@ -379,7 +406,7 @@ func (p *Prometheus) labels(w http.ResponseWriter, r *http.Request, name string)
 			vals, _, err = q.LabelValues(r.Context(), name, nil, ms...)
 		}
 		if err != nil {
-			p.fail(w, r, err)
+			p.fail(w, r, &promStorageError{err})
 			return
 		}
 		all = append(all, vals...)
@@ -402,7 +429,11 @@ func (p *Prometheus) labels(w http.ResponseWriter, r *http.Request, name string)
 // entry per family (the last written), so limit_per_metric has nothing to
 // cut.
 func (p *Prometheus) metadata(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	form, ok := p.form(w, r)
+	if !ok {
+		return
+	}
+	q := url.Values(form)
 	limit, err := parsePromLimit(q)
 	if err != nil {
 		p.fail(w, r, err)
@@ -418,7 +449,7 @@ func (p *Prometheus) metadata(w http.ResponseWriter, r *http.Request) {
 	if p.opts.Metadata != nil {
 		md, err := p.opts.Metadata.Metadata(r.Context(), q.Get("metric"), limit)
 		if err != nil {
-			p.fail(w, r, fmt.Errorf("metadata: %w", err))
+			p.fail(w, r, &promStorageError{fmt.Errorf("metadata: %w", err)})
 			return
 		}
 		for fam, m := range md {
@@ -442,40 +473,79 @@ func (p *Prometheus) buildInfo(w http.ResponseWriter, r *http.Request) {
 	}})
 }
 
-// promErrorStatus maps an error to Prometheus's error type and status, as
-// Prometheus's API does.
-func promErrorStatus(err error) (string, int) {
+// promStorageError marks an error of a read the API makes itself (series,
+// label names and values, metadata): a storage failure, never the query's
+// text, unless it is one of the errors promErrorStatus shows.
+type promStorageError struct{ err error }
+
+func (e *promStorageError) Error() string { return e.err.Error() }
+func (e *promStorageError) Unwrap() error { return e.err }
+
+// Messages of the errors whose own text the client never sees.
+const (
+	promMsgTimeout     = "query timed out"
+	promMsgCanceled    = "query canceled"
+	promMsgUnavailable = "storage unavailable, retry later"
+	promMsgInternal    = "internal server error"
+)
+
+// promErrorStatus is the one mapping from an error to Prometheus's error
+// type, status and the message the client sees, with Prometheus's types
+// and statuses. Errors about the request or the query itself (bad
+// parameters and parse errors, the engine's timeouts and limits, its
+// evaluation errors) keep their text, as Prometheus shows them; storage
+// errors get a fixed message so that no PostgreSQL text leaks: an
+// unavailable store (503), a context that ended inside storage, and any
+// other storage failure (500 internal). A storage failure is one the
+// engine wrapped in promql.ErrStorage, one of the API's own reads
+// (promStorageError), or any error carrying a PostgreSQL SQLSTATE.
+func promErrorStatus(err error) (typ string, status int, msg string) {
 	var pe *promParamError
 	var parseErrs parser.ParseErrors
 	var parseErr *parser.ParseErr
+	var limitErr *vpromql.LimitError
 	var canceled promql.ErrQueryCanceled
 	var timeout promql.ErrQueryTimeout
 	var storageErr promql.ErrStorage
+	var own *promStorageError
+	var sqlErr interface{ SQLState() string }
 	switch {
-	case errors.As(err, &pe), errors.As(err, &parseErrs), errors.As(err, &parseErr):
-		return promErrBadData, http.StatusBadRequest
-	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
-		return promErrTimeout, http.StatusServiceUnavailable
-	case errors.As(err, &canceled), errors.Is(err, context.Canceled):
-		return promErrCanceled, promStatusClientClosed
+	case errors.As(err, &pe), errors.As(err, &parseErrs), errors.As(err, &parseErr), errors.As(err, &limitErr):
+		return promErrBadData, http.StatusBadRequest, err.Error()
+	case errors.As(err, &timeout):
+		return promErrTimeout, http.StatusServiceUnavailable, timeout.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return promErrTimeout, http.StatusServiceUnavailable, promMsgTimeout
+	case errors.As(err, &canceled):
+		return promErrCanceled, promStatusClientClosed, canceled.Error()
+	case errors.Is(err, context.Canceled):
+		return promErrCanceled, promStatusClientClosed, promMsgCanceled
 	case errors.Is(err, storage.ErrUnavailable):
-		return promErrUnavailable, http.StatusServiceUnavailable
-	case errors.As(err, &storageErr):
-		return promErrInternal, http.StatusInternalServerError
+		return promErrUnavailable, http.StatusServiceUnavailable, promMsgUnavailable
+	case errors.Is(err, storage.ErrLimitExceeded):
+		// The query asked for more than the store may read: its own
+		// fault, reported as Prometheus reports too many samples.
+		return promErrExec, http.StatusUnprocessableEntity, err.Error()
+	case errors.As(err, &storageErr), errors.As(err, &own), errors.As(err, &sqlErr):
+		return promErrInternal, http.StatusInternalServerError, promMsgInternal
 	}
-	return promErrExec, http.StatusUnprocessableEntity
+	return promErrExec, http.StatusUnprocessableEntity, err.Error()
 }
 
+// fail answers err in Prometheus's error envelope (see promErrorStatus) and
+// logs what the client is not told.
 func (p *Prometheus) fail(w http.ResponseWriter, r *http.Request, err error) {
-	typ, status := promErrorStatus(err)
+	typ, status, msg := promErrorStatus(err)
 	ctx := r.Context()
 	switch {
+	case status == http.StatusInternalServerError:
+		p.logger.ErrorContext(ctx, "prometheus api request failed", "path", r.URL.Path, "status", status, "err", err)
 	case status >= 500:
 		p.logger.WarnContext(ctx, "prometheus api request failed", "path", r.URL.Path, "status", status, "err", err)
 	default:
 		p.logger.DebugContext(ctx, "prometheus api request rejected", "path", r.URL.Path, "status", status, "err", err)
 	}
-	p.write(w, r, status, promResponse{Status: "error", ErrorType: typ, Error: err.Error()})
+	p.write(w, r, status, promResponse{Status: "error", ErrorType: typ, Error: msg})
 }
 
 // write encodes body before writing anything, so that an encoding failure
@@ -485,7 +555,7 @@ func (p *Prometheus) write(w http.ResponseWriter, r *http.Request, status int, b
 	if err != nil {
 		p.logger.ErrorContext(r.Context(), "prometheus api encode failed", "path", r.URL.Path, "err", err)
 		status = http.StatusInternalServerError
-		out, _ = json.Marshal(promResponse{Status: "error", ErrorType: promErrInternal, Error: fmt.Sprintf("encode response: %v", err)})
+		out, _ = json.Marshal(promResponse{Status: "error", ErrorType: promErrInternal, Error: promMsgInternal})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -21,9 +21,6 @@ var (
 	promMinTimeFormatted = promMinTime.Format(time.RFC3339Nano)
 	promMaxTimeFormatted = promMaxTime.Format(time.RFC3339Nano)
 )
-
-// promMaxPointsPerSeries is Prometheus's limit on the steps of a range query.
-const promMaxPointsPerSeries = 11000
 
 // promParamError is a bad parameter: answered 400 "bad_data".
 type promParamError struct {
@@ -137,19 +134,20 @@ func parsePromRange(form map[string][]string) (promRangeParams, error) {
 	if p.step <= 0 {
 		return p, &promParamError{"step", errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer")}
 	}
-	if p.end.Sub(p.start)/p.step > promMaxPointsPerSeries {
-		return p, &promParamError{"step", errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")}
-	}
 	return p, nil
 }
 
 // parsePromMatchSets parses match[] selectors; each must hold a matcher that
-// does not match the empty string, as in Prometheus.
+// does not match the empty string, as in Prometheus, and pass
+// checkPromMatchers.
 func parsePromMatchSets(p parser.Parser, values []string) ([][]*labels.Matcher, error) {
 	sets := make([][]*labels.Matcher, 0, len(values))
 	for _, v := range values {
 		ms, err := p.ParseMetricSelector(v)
 		if err != nil {
+			return nil, &promParamError{"match[]", err}
+		}
+		if err := checkPromMatchers(ms); err != nil {
 			return nil, &promParamError{"match[]", err}
 		}
 		ok := false
@@ -180,13 +178,63 @@ func parsePromLimit(form map[string][]string) (int, error) {
 }
 
 // parsePromLabelName checks a label name of /api/v1/label/{name}/values,
-// undoing the U__ escaping of UTF-8 names as Prometheus does.
+// undoing the U__ escaping of UTF-8 names as Prometheus does. A valid name
+// is not empty, valid UTF-8 (Prometheus's UTF-8 validation scheme), holds
+// no NUL byte (Vigil refuses it at ingest) and fits MaxParamBytes.
 func parsePromLabelName(name string) (string, error) {
+	if err := checkParamValue(name, MaxParamBytes); err != nil {
+		return "", &promParamError{"name", fmt.Errorf("invalid label name: %w", err)}
+	}
 	if len(name) > 3 && name[:3] == "U__" {
 		name = model.UnescapeName(name, model.ValueEncodingEscaping)
 	}
-	if name == "" || !utf8.ValidString(name) {
+	if !model.UTF8Validation.IsValidLabelName(name) || strings.IndexByte(name, 0) >= 0 {
 		return "", &promParamError{"name", fmt.Errorf("invalid label name: %q", name)}
 	}
 	return name, nil
+}
+
+// checkPromMatchers refuses label matchers that name or compare with
+// what no stored label can hold: a NUL byte or invalid UTF-8, which
+// PromQL string escapes ("\x00", "\xff") can spell although the raw
+// parameter holds neither. For a regular expression, the values it is
+// known to match exactly (Matcher.SetMatches, looked up by equality)
+// are checked too. Such a matcher is the client's mistake (400), not a
+// storage failure.
+func checkPromMatchers(ms []*labels.Matcher) error {
+	for _, m := range ms {
+		if m == nil {
+			continue
+		}
+		if err := checkParamValue(m.Name, MaxParamBytes); err != nil {
+			return fmt.Errorf("label matcher %s: label name %w", m, err)
+		}
+		if err := checkParamValue(m.Value, MaxExprBytes); err != nil {
+			return fmt.Errorf("label matcher %s: value %w", m, err)
+		}
+		if m.Type == labels.MatchRegexp || m.Type == labels.MatchNotRegexp {
+			for _, v := range m.SetMatches() {
+				if err := checkParamValue(v, MaxExprBytes); err != nil {
+					return fmt.Errorf("label matcher %s: regular expression matches a value that %w", m, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkPromExpr applies checkPromMatchers to every selector of a parsed
+// PromQL statement (a query the engine has parsed and not yet run).
+func checkPromExpr(stmt parser.Node) error {
+	var bad error
+	parser.Inspect(stmt, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			if err := checkPromMatchers(vs.LabelMatchers); err != nil {
+				bad = err
+				return err
+			}
+		}
+		return nil
+	})
+	return bad
 }

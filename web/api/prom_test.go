@@ -55,7 +55,11 @@ func setupProm(t *testing.T) promBundle {
 	t.Cleanup(func() { _ = engine.Close() })
 	now := time.Now().Truncate(time.Minute)
 	mux := http.NewServeMux()
-	promremote.NewHandler(store, promremote.Config{}, nil).Register(mux)
+	rw, err := promremote.New(store, promremote.Config{}, promremote.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw.Register(mux)
 	api.NewPrometheus(engine, store, api.PrometheusOptions{Now: func() time.Time { return now }, Metadata: store}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

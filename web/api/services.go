@@ -47,6 +47,10 @@ type serviceJSON struct {
 }
 
 func (s *Services) list(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQueryString(r.URL.RawQuery); err != nil {
+		s.j.fail(w, r, "services", err)
+		return
+	}
 	sums, err := s.catalog.ServiceSummaries(r.Context())
 	if err != nil {
 		s.j.fail(w, r, "services", fmt.Errorf("list services: %w", err))

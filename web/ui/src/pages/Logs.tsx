@@ -109,7 +109,12 @@ export function LogBody({ body }: { body: unknown }) {
   );
 }
 
-type TailState = 'off' | 'connecting' | 'live' | 'closed';
+type TailState = 'off' | 'connecting' | 'live' | 'closed' | 'idle';
+
+// The close code the server sends a tail that matched no record for its
+// idle timeout: reconnecting at once would only wait again, so the tail
+// stays closed until the user asks.
+const TAIL_CLOSE_IDLE = 4408;
 
 export function LogsPage({ search }: { search: string }) {
   const applied = useMemo(() => filtersFrom(search), [search]);
@@ -180,6 +185,7 @@ export function LogsPage({ search }: { search: string }) {
   // Live tail.
   const tailOn = applied.tail === '1';
   const [tailState, setTailState] = useState<TailState>('off');
+  const [tailGen, setTailGen] = useState(0);
   const [tailed, setTailed] = useState<LogRecord[]>([]);
   const [pending, setPending] = useState<LogRecord[]>([]);
   const [dropped, setDropped] = useState(0);
@@ -200,10 +206,14 @@ export function LogsPage({ search }: { search: string }) {
     let ws: WebSocket | null = null;
     let closed = false;
     let retry: ReturnType<typeof setTimeout> | undefined;
+    let failures = 0;
     const open = () => {
       setTailState('connecting');
       ws = new WebSocket(url, wsProtocols(getToken()));
-      ws.onopen = () => setTailState('live');
+      ws.onopen = () => {
+        failures = 0;
+        setTailState('live');
+      };
       ws.onmessage = (ev) => {
         let frame: { type: string; record?: LogRecord; dropped?: number };
         try {
@@ -218,10 +228,17 @@ export function LogsPage({ search }: { search: string }) {
           else setTailed((l) => [rec, ...l].slice(0, 5000));
         }
       };
-      ws.onclose = () => {
+      ws.onclose = (ev) => {
         if (closed) return;
+        if (ev.code === TAIL_CLOSE_IDLE) {
+          setTailState('idle');
+          return;
+        }
+        // Refused or dropped (a limit, a restart): back off, 3 s doubling
+        // up to a minute, so that refused clients do not hammer the server.
         setTailState('closed');
-        retry = setTimeout(open, 3000);
+        failures++;
+        retry = setTimeout(open, Math.min(60_000, 3000 * 2 ** (failures - 1)));
       };
     };
     open();
@@ -230,7 +247,7 @@ export function LogsPage({ search }: { search: string }) {
       clearTimeout(retry);
       ws?.close();
     };
-  }, [tailOn, searchKey]);
+  }, [tailOn, searchKey, tailGen]);
   // Scrolling away from the newest lines pauses the tail; coming back resumes it.
   useEffect(() => {
     if (!tailOn) return;
@@ -299,6 +316,11 @@ export function LogsPage({ search }: { search: string }) {
               <>
                 {t('logs.tailPaused', { n: pending.length })}{' '}
                 <button type="button" class="link" onClick={() => { window.scrollTo(0, 0); resume(); }}>{t('logs.tailResume')}</button>
+              </>
+            ) : tailState === 'idle' ? (
+              <>
+                {t('logs.tailIdle')}{' '}
+                <button type="button" class="link tail-reconnect" onClick={() => setTailGen((g) => g + 1)}>{t('logs.tailReconnect')}</button>
               </>
             ) : tailState === 'live' ? t('logs.tailLive') : tailState === 'connecting' ? t('logs.tailConnecting') : t('logs.tailClosed')}
           </span>
