@@ -7,9 +7,14 @@ ARGS     ?=
 # Packages whose tests need nothing but Go and PostgreSQL.
 PKGS     := ./...
 
-.PHONY: all build run demo test vet fmt-check bench bench-ingest bench-promql fuzz clean
+.PHONY: all help build run demo test vet fmt-check bench bench-ingest bench-promql fuzz clean
 
 all: build
+
+## help: list the targets and what each does
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); n = index($$0, ": "); printf "  %-13s %s\n", substr($$0, 1, n - 1), substr($$0, n + 2); doc = 1; next } \
+		/^## / && doc { sub(/^## /, ""); printf "  %-13s %s\n", "", $$0; next } { doc = 0 }' $(MAKEFILE_LIST)
 
 # The web UI: its build output (dist/app, git-ignored) is embedded by web/ui;
 # it is rebuilt only when a source is newer than the output.
@@ -19,6 +24,7 @@ UI_STAMP := $(UI_DIR)/dist/app/index.html
 UI_SRC   := $(shell find $(UI_DIR)/src $(UI_DIR)/public -type f 2>/dev/null) $(wildcard $(UI_DIR)/index.html \
 	$(UI_DIR)/package.json $(UI_DIR)/package-lock.json $(UI_DIR)/vite.config.ts $(UI_DIR)/tsconfig.json)
 
+## build: bin/vigil, with the web UI embedded
 build: $(UI_STAMP)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vigil
 
@@ -49,9 +55,11 @@ test: fmt-check vet $(UI_STAMP) ui-test
 	$(GO) test -count=1 -timeout 10m $(PKGS)
 	@if [ -f client/go.mod ]; then cd client && $(GO) vet ./... && $(GO) test -count=1 -timeout 5m ./...; fi
 
+## vet: go vet over the server's packages
 vet:
 	$(GO) vet $(PKGS)
 
+## fmt-check: fail when a Go file is not gofmt-formatted
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -89,5 +97,6 @@ FUZZTIME ?= 30s
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
+## clean: remove bin/
 clean:
 	rm -rf bin
