@@ -7,7 +7,7 @@ ARGS     ?=
 # Packages whose tests need nothing but Go and PostgreSQL.
 PKGS     := ./...
 
-.PHONY: all help build run demo test vet fmt-check bench bench-ingest bench-promql fuzz clean
+.PHONY: all help build run demo test vet lint fmt-check bench bench-ingest bench-promql fuzz clean
 
 all: build
 
@@ -50,14 +50,28 @@ $(UI_STAMP): $(UI_SRC)
 ui-test:
 	cd $(UI_DIR) && { [ -d node_modules ] || npm ci; } && npm test
 
-## test: formatting, vet, the UI's unit tests, and every Go test (browser tests included) against a real PostgreSQL
-test: fmt-check vet $(UI_STAMP) ui-test
+## test: formatting, vet, lint, the UI's unit tests, and every Go test (browser tests included) against a real PostgreSQL
+test: fmt-check vet lint $(UI_STAMP) ui-test
 	$(GO) test -count=1 -timeout 10m $(PKGS)
 	@if [ -f client/go.mod ]; then cd client && $(GO) vet ./... && $(GO) test -count=1 -timeout 5m ./...; fi
 
 ## vet: go vet over the server's packages
 vet:
 	$(GO) vet $(PKGS)
+
+# golangci-lint at a pinned version, built with go install into bin/ (the
+# module proxy serves it), so a fresh machine needs nothing else.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT         := bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+$(GOLANGCI_LINT):
+	@mkdir -p bin/tools
+	GOBIN=$(CURDIR)/bin/tools $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv bin/tools/golangci-lint $@
+
+## lint: golangci-lint (pinned, see .golangci.yml) over the server's packages
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run --timeout 10m $(PKGS)
 
 ## fmt-check: fail when a Go file is not gofmt-formatted
 fmt-check:

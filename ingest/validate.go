@@ -139,9 +139,10 @@ type ValidationReport struct {
 	Reasons map[string]int
 }
 
-// ValidateTraces removes from td, in place, every span that Vigil cannot or
-// should not store, and returns how many it removed and a message naming
-// the first problems precisely (see ValidationReport.Message).
+// ValidateTracesReport removes from td, in place, every span that Vigil
+// cannot or should not store, and reports how many it removed, why (by
+// Reason* constant, for metrics) and which, naming the first problems
+// precisely (see ValidationReport.Message).
 //
 // A span is invalid when its trace_id or span_id is all zeros; when a
 // string it carries (name, trace_state, status message, attribute keys and
@@ -157,13 +158,6 @@ type ValidationReport struct {
 //
 // Resource and scope entries left without spans are removed too. Zero
 // fields of lim take their defaults. td must not be used concurrently.
-func ValidateTraces(td ptrace.Traces, lim Limits) (rejected int, msg string) {
-	r := ValidateTracesReport(td, lim)
-	return r.Rejected, r.Message
-}
-
-// ValidateTracesReport is ValidateTraces returning the counts by reason as
-// well, for metrics.
 func ValidateTracesReport(td ptrace.Traces, lim Limits) ValidationReport {
 	v := newValidator(lim)
 	ri := -1

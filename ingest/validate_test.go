@@ -14,6 +14,13 @@ import (
 
 var testNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
+// ValidateTraces is ValidateTracesReport returning the count and the
+// message alone.
+func ValidateTraces(td ptrace.Traces, lim Limits) (rejected int, msg string) {
+	r := ValidateTracesReport(td, lim)
+	return r.Rejected, r.Message
+}
+
 func testLimits() Limits {
 	l := DefaultLimits()
 	l.Now = func() time.Time { return testNow }

@@ -28,11 +28,12 @@ type LogQuery struct {
 	// record attribute, of a top-level field of a map body or of a body
 	// that is a JSON object, or of a resource attribute.
 	Attributes map[string]string
-	// Start and End bound the record time, inclusive; zero means the
-	// reader's defaults.
+	// Start and End bound the record time, inclusive. A store needs
+	// them set: query/logs settles their defaults, the store applies
+	// none.
 	Start, End time.Time
-	// Limit is the maximum number of records; 0 means the reader's
-	// default.
+	// Limit is the maximum number of records; a store needs it set, as
+	// Start and End.
 	Limit int
 	// After continues a previous search: only records strictly older than
 	// this position (in the newest-first order) are returned.

@@ -44,7 +44,9 @@ type OperationQuery struct {
 }
 
 // TraceQuery selects traces: a trace matches when one of its spans matches
-// every set field. Zero values mean "any".
+// every set field. Zero values mean "any", except for the window
+// (StartMin, StartMax) and Limit, which a store needs set: query/traces
+// settles their defaults, the store applies none.
 type TraceQuery struct {
 	Service     string
 	Operation   string
@@ -53,7 +55,7 @@ type TraceQuery struct {
 	StartMax    time.Time
 	DurationMin time.Duration
 	DurationMax time.Duration
-	Limit       int // maximum number of traces; 0 means the reader's default
+	Limit       int // maximum number of traces
 }
 
 // ServiceSummary is what Vigil knows of one service: when it was first and

@@ -1,7 +1,10 @@
-// Package web serves Vigil's HTTP port: health and readiness probes, its
-// own Prometheus metrics, the query APIs of web/api behind the read token
-// check, and the web UI of web/ui. Handlers hold no business logic; they
-// call query/*.
+// Package web serves Vigil's HTTP port: health and readiness probes
+// (/healthz, /readyz), its own Prometheus metrics (/metrics), the query
+// APIs of web/api and Go's profiler (/debug/pprof/) behind the read-token
+// check, the ingest routes it is given (Prometheus remote_write) behind
+// the ingest-token check, and the web UI of web/ui. It holds no API
+// handler of its own: web/api's handlers answer from query/*, and this
+// package only mounts them (Mounter) with the checks every route needs.
 //
 // Every response carries X-Content-Type-Options: nosniff. With read tokens
 // off, a request whose Host header is not an allowed name is refused (421),

@@ -161,6 +161,10 @@ func (noLogs) FindLogs(context.Context, storage.LogQuery) (storage.LogPage, erro
 	return storage.LogPage{}, nil
 }
 
+func (noLogs) LogHistogram(context.Context, storage.LogQuery, int) ([]storage.LogBucket, time.Duration, bool, error) {
+	return nil, 0, false, nil
+}
+
 func (noLogs) TraceLogs(context.Context, pcommon.TraceID) ([]storage.LogRecord, error) {
 	return nil, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
 )
 
 // metricTables are the relations whose size is a metric sample's cost on
@@ -348,7 +349,7 @@ func metricsSize(ctx context.Context, o options, all []metricSeries, rep *metric
 	if err := parts.Maintain(ctx); err != nil {
 		return err
 	}
-	store := postgres.NewMetricStore(pool, parts, logger)
+	store := metricstore.New(pool, parts, metricstore.Options{Logger: logger})
 
 	rounds := int(o.hours * float64(time.Hour/scrapeInterval))
 	end := time.Now().Add(-2 * time.Hour).Truncate(scrapeInterval)

@@ -5,18 +5,18 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
 )
 
 // compactResult is what one compaction pass reported, and its wall time.
 type compactResult struct {
-	postgres.CompactStats
+	metricstore.CompactStats
 	wall time.Duration
 }
 
 // compactMetrics compacts every two-hour window of store that ends at or
 // before before into chunks, in one pass.
-func compactMetrics(ctx context.Context, store *postgres.MetricStore, before time.Time) (compactResult, error) {
+func compactMetrics(ctx context.Context, store *metricstore.Store, before time.Time) (compactResult, error) {
 	start := time.Now()
 	st, err := store.Compact(ctx, before)
 	res := compactResult{CompactStats: st, wall: time.Since(start)}

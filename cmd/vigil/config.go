@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
+	"github.com/vigil-obs/vigil/ingest/promremote"
 	"github.com/vigil-obs/vigil/internal/tail"
 	"github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/web"
@@ -54,13 +55,16 @@ type Config struct {
 	// decompression.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 
-	Ingest   IngestConfig    `yaml:"ingest"`
-	Logs     LogsConfig      `yaml:"logs"`
-	Metrics  MetricsConfig   `yaml:"metrics"`
-	Auth     AuthConfig      `yaml:"auth"`
-	Log      LogConfig       `yaml:"log"`
-	Limits   ingest.Limits   `yaml:"limits"`
-	Pipeline pipeline.Config `yaml:"pipeline"`
+	Ingest IngestConfig `yaml:"ingest"`
+	// RemoteWrite configures POST /api/v1/write; its max_request_bytes
+	// defaults to the top-level one.
+	RemoteWrite promremote.Config `yaml:"remote_write"`
+	Logs        LogsConfig        `yaml:"logs"`
+	Metrics     MetricsConfig     `yaml:"metrics"`
+	Auth        AuthConfig        `yaml:"auth"`
+	Log         LogConfig         `yaml:"log"`
+	Limits      ingest.Limits     `yaml:"limits"`
+	Pipeline    pipeline.Config   `yaml:"pipeline"`
 	// Query bounds PromQL evaluation (the Prometheus API and, later, rule
 	// evaluation).
 	Query promql.Config `yaml:"query"`
@@ -155,6 +159,10 @@ type MetricsConfig struct {
 	// CompactionDelay is how long after its end a two-hour window of raw
 	// samples is compacted into chunks.
 	CompactionDelay model.Duration `yaml:"compaction_delay"`
+	// Pipeline sizes the metric pipeline (remote_write and OTLP metrics).
+	Pipeline pipeline.MetricConfig `yaml:"pipeline"`
+	// OTLP configures the translation of OTLP metrics.
+	OTLP pipeline.OTLPMetricsConfig `yaml:"otlp"`
 }
 
 // AuthConfig holds the optional bearer tokens. Empty lists turn a check off.
@@ -187,8 +195,9 @@ func defaultConfig() Config {
 		Log:              LogConfig{Level: "info", Format: "text"},
 		Pipeline:         pipeline.DefaultConfig(),
 		Logs:             LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
-		Metrics:          MetricsConfig{CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour)},
-		Query:            promql.DefaultConfig(),
+		Metrics: MetricsConfig{CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour),
+			Pipeline: pipeline.DefaultMetricConfig()},
+		Query: promql.DefaultConfig(),
 	}
 }
 
@@ -206,7 +215,7 @@ func (c *Config) Validate() error {
 	if c.HTTP.Address == "" {
 		return errors.New("http.address: an address is required")
 	}
-	if err := c.HTTP.Config.Validate(); err != nil {
+	if err := c.HTTP.Validate(); err != nil {
 		return fmt.Errorf("http.%w", err)
 	}
 	if w, q := c.HTTP.WriteTimeout, c.Query.Timeout; w > 0 && q > 0 && w <= q {
@@ -235,6 +244,15 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Query.Validate(); err != nil {
+		return err
+	}
+	if err := c.Metrics.Pipeline.Validate(); err != nil {
+		return err
+	}
+	if err := c.Metrics.OTLP.Validate(); err != nil {
+		return err
+	}
+	if err := c.RemoteWrite.Validate(); err != nil {
 		return err
 	}
 	if r := time.Duration(c.Logs.Retention); r != 0 && r < 24*time.Hour {

@@ -18,7 +18,6 @@ import (
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/ingest/jaeger"
 	"github.com/vigil-obs/vigil/ingest/otlp"
-	"github.com/vigil-obs/vigil/ingest/otlpmetrics"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
 	"github.com/vigil-obs/vigil/ingest/promremote"
 	"github.com/vigil-obs/vigil/internal/auth"
@@ -27,10 +26,16 @@ import (
 	"github.com/vigil-obs/vigil/internal/tail"
 	"github.com/vigil-obs/vigil/internal/tlsconfig"
 	querylogs "github.com/vigil-obs/vigil/query/logs"
+	querymetrics "github.com/vigil-obs/vigil/query/metrics"
 	"github.com/vigil-obs/vigil/query/promql"
+	"github.com/vigil-obs/vigil/query/services"
 	"github.com/vigil-obs/vigil/query/traces"
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/logstore"
+	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
+	"github.com/vigil-obs/vigil/storage/postgres/servicestore"
+	"github.com/vigil-obs/vigil/storage/postgres/spanstore"
 	"github.com/vigil-obs/vigil/web"
 	"github.com/vigil-obs/vigil/web/api"
 	"github.com/vigil-obs/vigil/web/ui"
@@ -130,17 +135,18 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // server is a wired Vigil: every component constructed and every port
 // bound, not yet serving.
 type server struct {
-	logger  *slog.Logger
-	stopDB  func()
-	parts   *postgres.Partitions
-	pipe    *pipeline.Pipeline
-	logPipe *pipeline.LogPipeline
-	logHub  *tail.Hub[storage.LogRecord]
-	rcv     *otlp.Receiver
-	jaeger  *jaeger.Receiver // nil when every Jaeger/Zipkin address is empty
-	engine  *promql.Engine
-	http    *web.Server
-	compact func(context.Context) error // the metric compactor's loop
+	logger     *slog.Logger
+	stopDB     func()
+	parts      *postgres.Partitions
+	pipe       *pipeline.Pipeline
+	logPipe    *pipeline.LogPipeline
+	metricPipe *pipeline.MetricPipeline
+	logHub     *tail.Hub[storage.LogRecord]
+	rcv        *otlp.Receiver
+	jaeger     *jaeger.Receiver // nil when every Jaeger/Zipkin address is empty
+	engine     *promql.Engine
+	http       *web.Server
+	compact    func(context.Context) error // the metric compactor's loop
 }
 
 // newServer connects (or starts) the database, migrates it, and builds
@@ -177,17 +183,27 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err := parts.Maintain(ctx); err != nil {
 		return nil, fmt.Errorf("create partitions: %w", err)
 	}
-	store := postgres.NewSpanStore(pool, parts)
+	store := spanstore.New(pool, parts)
 
 	pipe, err := pipeline.New(cfg.Pipeline, pipeline.Options{Writer: store, Logger: logger, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
-	logStore := postgres.NewLogStore(pool, parts)
-	metricStore := postgres.NewMetricStore(pool, parts, logger)
+	logStore := logstore.New(pool, parts)
+	metricStore := metricstore.New(pool, parts, metricstore.Options{Logger: logger})
+	compactor, err := metricstore.NewCompactor(metricStore, metricstore.CompactorConfig{Interval: time.Duration(cfg.Metrics.CompactionInterval),
+		Delay: time.Duration(cfg.Metrics.CompactionDelay)}, metricstore.CompactorOptions{Registerer: reg, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
 	logHub := tail.New[storage.LogRecord](cfg.Logs.Tail.Config)
 	logPipe, err := pipeline.NewLogs(cfg.Logs.Pipeline, pipeline.LogOptions{
 		Writer: logStore, Committed: querylogs.Publisher(logHub), Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	metricPipe, err := pipeline.NewMetrics(cfg.Metrics.Pipeline, pipeline.MetricOptions{
+		Writer: metricStore, Logger: logger, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +228,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		GRPCAddr: cfg.OTLPGRPC, HTTPAddr: cfg.OTLPHTTP,
 		MaxRequestBytes: cfg.MaxRequestBytes, Limits: cfg.Limits,
 		ReadTimeout: cfg.Ingest.ReadTimeout, IdleTimeout: cfg.Ingest.IdleTimeout, MaxConcurrentStreams: cfg.Ingest.MaxConcurrentStreams,
-	}, otlp.Options{Budget: budget, Traces: pipe, Logs: logPipe, MetricPoints: otlpmetrics.NewConsumer(metricStore, otlpmetrics.Config{}, logger),
+	}, otlp.Options{Budget: budget, Traces: pipe, Logs: logPipe, MetricPoints: pipeline.NewOTLPMetrics(metricPipe, cfg.Metrics.OTLP, logger),
 		Logger: logger, Metrics: metrics, Auth: ingestTokens, TLS: serverTLS})
 	if err != nil {
 		return nil, err
@@ -256,7 +272,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err != nil {
 		return nil, errors.Join(err, closeReceivers())
 	}
-	remoteWrite, err := promremote.New(metricStore, promremote.Config{MaxRequestBytes: cfg.MaxRequestBytes},
+	remoteWrite, err := promremote.New(metricPipe, remoteWriteConfig(cfg),
 		promremote.Options{Logger: logger, Budget: budget})
 	if err != nil {
 		return nil, errors.Join(err, closeReceivers(), engine.Close())
@@ -267,8 +283,9 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		api.LogsOptions{Tail: logHub, TailLimits: cfg.Logs.Tail.TailConfig, Logger: logger, AllowedOrigins: cfg.Logs.AllowedOrigins})
 	srv, err := web.New(cfg.HTTP.Address, web.Options{
 		Config: cfg.HTTP.Config,
-		APIs: []web.Mounter{api.NewJaeger(querySvc, logger), logsAPI, api.NewServices(store, logger),
-			api.NewPrometheus(engine, metricStore, api.PrometheusOptions{Logger: logger, Revision: version, Metadata: metricStore})},
+		APIs: []web.Mounter{api.NewJaeger(querySvc, logger), logsAPI, api.NewServices(services.New(servicestore.New(pool), services.Config{}), logger),
+			api.NewPrometheus(engine, querymetrics.New(metricStore, metricStore, querymetrics.Config{Timeout: cfg.Query.Timeout}),
+				api.PrometheusOptions{Logger: logger, Revision: version})},
 		Ingest:     map[string]http.Handler{"POST /api/v1/write": remoteWrite},
 		IngestAuth: ingestTokens,
 		Ready:      ready,
@@ -281,12 +298,8 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err != nil {
 		return nil, errors.Join(err, closeReceivers(), engine.Close())
 	}
-	compact := func(ctx context.Context) error {
-		return metricStore.RunCompactor(ctx, postgres.CompactorConfig{Interval: time.Duration(cfg.Metrics.CompactionInterval),
-			Delay: time.Duration(cfg.Metrics.CompactionDelay), Registerer: reg})
-	}
-	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, logHub: logHub, rcv: rcv, jaeger: jrcv,
-		engine: engine, http: srv, compact: compact}, nil
+	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, metricPipe: metricPipe, logHub: logHub, rcv: rcv, jaeger: jrcv,
+		engine: engine, http: srv, compact: compactor.Run}, nil
 }
 
 // Run serves until ctx is cancelled, then stops the receivers, drains the
@@ -299,7 +312,7 @@ func (s *server) Run(ctx context.Context) error {
 	// are committed before Vigil exits.
 	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
 	var pipes sync.WaitGroup
-	for _, run := range []func(context.Context) error{s.pipe.Run, s.logPipe.Run} {
+	for _, run := range []func(context.Context) error{s.pipe.Run, s.logPipe.Run, s.metricPipe.Run} {
 		pipes.Add(1)
 		go func() {
 			defer pipes.Done()
@@ -321,7 +334,7 @@ func (s *server) Run(ctx context.Context) error {
 		s.logHub.Close()
 		return err
 	})
-	g.Go(func() error { return s.parts.Run(gctx, time.Hour) })
+	g.Go(func() error { return s.parts.Run(gctx) })
 	g.Go(func() error { return s.compact(gctx) })
 	err := g.Wait()
 	stopPipe()
@@ -329,4 +342,14 @@ func (s *server) Run(ctx context.Context) error {
 	err = errors.Join(err, s.engine.Close())
 	s.logger.Info("vigil stopped")
 	return err
+}
+
+// remoteWriteConfig is cfg.RemoteWrite with the top-level request size
+// limit when it sets none of its own.
+func remoteWriteConfig(cfg Config) promremote.Config {
+	rw := cfg.RemoteWrite
+	if rw.MaxRequestBytes == 0 {
+		rw.MaxRequestBytes = cfg.MaxRequestBytes
+	}
+	return rw
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/thrift/lib/go/thrift"
 	jaegerthrift "github.com/jaegertracing/jaeger-idl/thrift-gen/jaeger"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -26,23 +25,23 @@ const benchSpansPerBatch = 100
 func benchBatch(traceLow int64) *jaegerthrift.Batch {
 	b := simpleBatch("bench-svc", "GET /api/items", traceLow, benchSpansPerBatch)
 	b.Process.Tags = []*jaegerthrift.Tag{
-		{Key: "hostname", VType: jaegerthrift.TagType_STRING, VStr: thrift.StringPtr("bench-host")},
-		{Key: "ip", VType: jaegerthrift.TagType_STRING, VStr: thrift.StringPtr("10.1.2.3")},
+		{Key: "hostname", VType: jaegerthrift.TagType_STRING, VStr: new("bench-host")},
+		{Key: "ip", VType: jaegerthrift.TagType_STRING, VStr: new("10.1.2.3")},
 	}
 	for i, sp := range b.Spans {
 		sp.Tags = append(sp.Tags,
-			&jaegerthrift.Tag{Key: "span.kind", VType: jaegerthrift.TagType_STRING, VStr: thrift.StringPtr("server")},
-			&jaegerthrift.Tag{Key: "http.method", VType: jaegerthrift.TagType_STRING, VStr: thrift.StringPtr("GET")},
-			&jaegerthrift.Tag{Key: "http.url", VType: jaegerthrift.TagType_STRING, VStr: thrift.StringPtr("/api/items?page=2")},
-			&jaegerthrift.Tag{Key: "http.status_code", VType: jaegerthrift.TagType_LONG, VLong: thrift.Int64Ptr(200)},
-			&jaegerthrift.Tag{Key: "sampler.param", VType: jaegerthrift.TagType_BOOL, VBool: thrift.BoolPtr(true)},
+			&jaegerthrift.Tag{Key: "span.kind", VType: jaegerthrift.TagType_STRING, VStr: new("server")},
+			&jaegerthrift.Tag{Key: "http.method", VType: jaegerthrift.TagType_STRING, VStr: new("GET")},
+			&jaegerthrift.Tag{Key: "http.url", VType: jaegerthrift.TagType_STRING, VStr: new("/api/items?page=2")},
+			&jaegerthrift.Tag{Key: "http.status_code", VType: jaegerthrift.TagType_LONG, VLong: new(int64(200))},
+			&jaegerthrift.Tag{Key: "sampler.param", VType: jaegerthrift.TagType_BOOL, VBool: new(true)},
 		)
 		if i > 0 {
 			sp.ParentSpanId = 1
 		}
 		if i%10 == 0 {
 			sp.Logs = []*jaegerthrift.Log{{Timestamp: sp.StartTime + 10, Fields: []*jaegerthrift.Tag{
-				{Key: "event", VType: jaegerthrift.TagType_STRING, VStr: thrift.StringPtr("cache miss")},
+				{Key: "event", VType: jaegerthrift.TagType_STRING, VStr: new("cache miss")},
 			}}}
 		}
 	}
@@ -56,10 +55,8 @@ func benchBatch(traceLow int64) *jaegerthrift.Batch {
 func BenchmarkUDPCompactDecodeConsume(b *testing.B) {
 	msg := agentMessage(b, benchBatch(1), true)
 	h := &datagramHandler{
-		exp: &exporter{
-			consumer: ingest.TraceConsumerFunc(func(context.Context, ptrace.Traces) error { return nil }),
-			limits:   ingest.DefaultLimits(), logger: slog.New(slog.DiscardHandler),
-		},
+		exp: newExporter(ingest.TraceConsumerFunc(func(context.Context, ptrace.Traces) error { return nil }),
+			ingest.DefaultLimits(), DefaultRetryAfter, slog.New(slog.DiscardHandler)),
 		logger: slog.New(slog.DiscardHandler),
 	}
 	pc := newTestUDPMetrics(b).bind(listenerCompact)

@@ -3,13 +3,15 @@ package jaeger
 import (
 	"errors"
 	"fmt"
-	"math"
 	"time"
+
+	"github.com/vigil-obs/vigil/ingest/internal/receiver"
 )
 
 // Defaults of Config. The addresses are Jaeger's and Zipkin's standard
 // ports on the loopback interface: exposing a receiver is an explicit
-// choice, as with the OTLP receiver.
+// choice, as with the OTLP receiver. The limits and timeouts of HTTP and
+// gRPC are every receiver's.
 const (
 	DefaultUDPCompactAddr  = "localhost:6831"
 	DefaultUDPBinaryAddr   = "localhost:6832"
@@ -18,14 +20,14 @@ const (
 	DefaultZipkinAddr      = "localhost:9411"
 	DefaultUDPQueueSize    = 1000
 	DefaultUDPWorkers      = 16
-	DefaultMaxRequestBytes = 16 << 20
-	DefaultRetryAfter      = time.Second
-	DefaultShutdownTimeout = 5 * time.Second
-	DefaultReadTimeout     = time.Minute
-	DefaultIdleTimeout     = 2 * time.Minute
+	DefaultMaxRequestBytes = receiver.DefaultMaxRequestBytes
+	DefaultRetryAfter      = receiver.DefaultRetryAfter
+	DefaultShutdownTimeout = receiver.DefaultShutdownTimeout
+	DefaultReadTimeout     = receiver.DefaultReadTimeout
+	DefaultIdleTimeout     = receiver.DefaultIdleTimeout
 	// DefaultMaxConcurrentStreams is per gRPC connection, as for the
 	// OTLP receiver: more streams wait in the client.
-	DefaultMaxConcurrentStreams = 16
+	DefaultMaxConcurrentStreams = receiver.DefaultMaxConcurrentStreams
 	// DefaultUDPSocketBufferBytes is the receive buffer asked for each
 	// UDP socket: about 60 full-size datagrams, a burst of a few
 	// milliseconds at line rate.
@@ -143,18 +145,20 @@ func (c Config) Validate() error {
 		return fmt.Errorf("jaeger config: udp_workers %d is negative", c.UDPWorkers)
 	case c.UDPSocketBufferBytes < 0:
 		return fmt.Errorf("jaeger config: udp_socket_buffer_bytes %d is negative", c.UDPSocketBufferBytes)
-	case c.MaxRequestBytes < 0 || c.MaxRequestBytes > math.MaxInt32:
-		return fmt.Errorf("jaeger config: max_request_bytes %d is outside [0, %d]", c.MaxRequestBytes, math.MaxInt32)
-	case c.RetryAfter < 0:
-		return fmt.Errorf("jaeger config: retry_after %s is negative", c.RetryAfter)
-	case c.ShutdownTimeout < 0:
-		return fmt.Errorf("jaeger config: shutdown_timeout %s is negative", c.ShutdownTimeout)
-	case c.ReadTimeout < 0:
-		return fmt.Errorf("jaeger config: read_timeout %s is negative", c.ReadTimeout)
-	case c.IdleTimeout < 0:
-		return fmt.Errorf("jaeger config: idle_timeout %s is negative", c.IdleTimeout)
+	}
+	if err := c.transport().Validate(); err != nil {
+		return fmt.Errorf("jaeger config: %w", err)
 	}
 	return nil
+}
+
+// transport returns the settings HTTP and gRPC share with the other
+// receivers.
+func (c Config) transport() receiver.Config {
+	return receiver.Config{
+		MaxRequestBytes: c.MaxRequestBytes, RetryAfter: c.RetryAfter, ShutdownTimeout: c.ShutdownTimeout,
+		ReadTimeout: c.ReadTimeout, IdleTimeout: c.IdleTimeout, MaxConcurrentStreams: c.MaxConcurrentStreams,
+	}
 }
 
 func (c Config) withDefaults() Config {
@@ -164,26 +168,11 @@ func (c Config) withDefaults() Config {
 	if c.UDPWorkers == 0 {
 		c.UDPWorkers = DefaultUDPWorkers
 	}
-	if c.MaxRequestBytes == 0 {
-		c.MaxRequestBytes = DefaultMaxRequestBytes
-	}
-	if c.RetryAfter == 0 {
-		c.RetryAfter = DefaultRetryAfter
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = DefaultReadTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.MaxConcurrentStreams == 0 {
-		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
-	}
 	if c.UDPSocketBufferBytes == 0 {
 		c.UDPSocketBufferBytes = DefaultUDPSocketBufferBytes
 	}
+	t := c.transport().WithDefaults()
+	c.MaxRequestBytes, c.RetryAfter, c.ShutdownTimeout = t.MaxRequestBytes, t.RetryAfter, t.ShutdownTimeout
+	c.ReadTimeout, c.IdleTimeout, c.MaxConcurrentStreams = t.ReadTimeout, t.IdleTimeout, t.MaxConcurrentStreams
 	return c
 }

@@ -16,16 +16,18 @@
 //
 // It decodes with the Jaeger IDL thrift and protobuf types and translates
 // with the OpenTelemetry Collector contrib Jaeger and Zipkin translators
-// into pdata, then follows the OTLP receiver's path: ingest.ValidateTraces
-// and the same ingest.TraceConsumer (the group-commit pipeline), so that
-// these spans are indistinguishable from OTLP ones in storage and in the
-// Jaeger query API.
+// into pdata, then follows the OTLP receiver's path:
+// ingest.ValidateTracesReport and the same ingest.TraceConsumer (the
+// group-commit pipeline), so that these spans are indistinguishable from
+// OTLP ones in storage and in the Jaeger query API.
 //
 // HTTP and gRPC acknowledge (202 Accepted, as Jaeger and Zipkin do; gRPC
 // OK) only once the consumer has committed the valid spans; invalid input
 // gets 400 / INVALID_ARGUMENT with a message naming the problem, pipeline
 // push-back 429 / RESOURCE_EXHAUSTED or 503 / UNAVAILABLE with a retry
-// delay, like the OTLP receiver. Ingest bearer tokens (internal/auth)
+// delay, like the OTLP receiver: the answers, the reading of bodies and
+// the lifecycle of the HTTP and gRPC servers are those of every receiver
+// (ingest/internal/receiver). Ingest bearer tokens (internal/auth)
 // apply to HTTP and gRPC. HTTP and gRPC requests are read under the
 // in-flight byte budget shared with the other receivers
 // (internal/inflight) and Config.ReadTimeout, as in the OTLP receiver: a

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/jaegertracing/jaeger-idl/model/v1"
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	jaegerthrift "github.com/jaegertracing/jaeger-idl/thrift-gen/jaeger"
@@ -22,14 +21,16 @@ import (
 
 	"github.com/vigil-obs/vigil/ingest/pipeline"
 	"github.com/vigil-obs/vigil/internal/pgtest"
+	"github.com/vigil-obs/vigil/query/traces"
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/spanstore"
 	"github.com/vigil-obs/vigil/web/api"
 )
 
 // newStore returns a SpanStore on a fresh migrated database and a running
 // group-commit pipeline writing to it, stopped when the test ends.
-func newStore(t testing.TB) (*postgres.SpanStore, *pipeline.Pipeline) {
+func newStore(t testing.TB) (*spanstore.Store, *pipeline.Pipeline) {
 	t.Helper()
 	pool, _ := pgtest.NewPool(t)
 	ctx := context.Background()
@@ -40,7 +41,7 @@ func newStore(t testing.TB) (*postgres.SpanStore, *pipeline.Pipeline) {
 	if err := parts.Maintain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	store := postgres.NewSpanStore(pool, parts)
+	store := spanstore.New(pool, parts)
 	p, err := pipeline.New(pipeline.DefaultConfig(), pipeline.Options{Writer: store})
 	if err != nil {
 		t.Fatal(err)
@@ -74,23 +75,23 @@ func newSample(traceLow int64) sample {
 
 func (s sample) thrift() *jaegerthrift.Batch {
 	str := func(k, v string) *jaegerthrift.Tag {
-		return &jaegerthrift.Tag{Key: k, VType: jaegerthrift.TagType_STRING, VStr: thrift.StringPtr(v)}
+		return &jaegerthrift.Tag{Key: k, VType: jaegerthrift.TagType_STRING, VStr: new(v)}
 	}
 	us := s.start.UnixMicro()
 	rootID := int64(-0x5e5d5c5b5a595858) // rootSpanID as a signed 64-bit value
 	return &jaegerthrift.Batch{
 		Process: &jaegerthrift.Process{ServiceName: "checkout", Tags: []*jaegerthrift.Tag{
 			str("hostname", "host-1"), str("region", "eu-west"),
-			{Key: "pid", VType: jaegerthrift.TagType_LONG, VLong: thrift.Int64Ptr(42)},
+			{Key: "pid", VType: jaegerthrift.TagType_LONG, VLong: new(int64(42))},
 		}},
 		Spans: []*jaegerthrift.Span{{
 			TraceIdLow: s.traceLow, SpanId: rootID, OperationName: "GET /cart", Flags: 1,
 			StartTime: us, Duration: 1500,
 			Tags: []*jaegerthrift.Tag{
 				str("span.kind", "server"), str("http.method", "GET"),
-				{Key: "http.status_code", VType: jaegerthrift.TagType_LONG, VLong: thrift.Int64Ptr(500)},
-				{Key: "error", VType: jaegerthrift.TagType_BOOL, VBool: thrift.BoolPtr(true)},
-				{Key: "ratio", VType: jaegerthrift.TagType_DOUBLE, VDouble: thrift.Float64Ptr(0.25)},
+				{Key: "http.status_code", VType: jaegerthrift.TagType_LONG, VLong: new(int64(500))},
+				{Key: "error", VType: jaegerthrift.TagType_BOOL, VBool: new(true)},
+				{Key: "ratio", VType: jaegerthrift.TagType_DOUBLE, VDouble: new(0.25)},
 				{Key: "blob", VType: jaegerthrift.TagType_BINARY, VBinary: []byte{1, 2, 3}},
 			},
 			Logs: []*jaegerthrift.Log{{Timestamp: us + 100, Fields: []*jaegerthrift.Tag{str("event", "exception"), str("message", "boom")}}},
@@ -149,7 +150,7 @@ func spanID(v uint64) pcommon.SpanID {
 }
 
 // readTrace polls the store until the trace holds want spans.
-func readTrace(t *testing.T, store *postgres.SpanStore, id pcommon.TraceID, want int) ptrace.Traces {
+func readTrace(t *testing.T, store *spanstore.Store, id pcommon.TraceID, want int) ptrace.Traces {
 	t.Helper()
 	var td ptrace.Traces
 	waitFor(t, fmt.Sprintf("%d spans of trace %x", want, id), func() bool {
@@ -314,7 +315,7 @@ func checkJaegerAPI(t *testing.T, apiURL string, s sample) {
 func TestTransportsStoreEveryField(t *testing.T) {
 	store, pipe := newStore(t)
 	b := setup(t, func(_ *Config, o *Options) { o.Traces = pipe })
-	jaegerAPI := api.NewJaeger(store, nil)
+	jaegerAPI := api.NewJaeger(traces.New(store, traces.Config{}), nil)
 	mux := http.NewServeMux()
 	jaegerAPI.Register(mux)
 	apiSrv := httptest.NewServer(mux)

@@ -38,7 +38,7 @@ func fuzzExporter(t *testing.T) *exporter {
 	lim := ingest.DefaultLimits()
 	lim.Now = func() time.Time { return fuzzNow }
 	lim.MaxAge = -1
-	return &exporter{consumer: discard{t}, limits: lim, logger: slog.New(slog.DiscardHandler)}
+	return newExporter(discard{t}, lim, DefaultRetryAfter, slog.New(slog.DiscardHandler))
 }
 
 func fuzzThriftBatch() *jaegerthrift.Batch {
@@ -132,9 +132,9 @@ func FuzzHTTPBodies(f *testing.F) {
 		if err != nil {
 			return
 		}
-		res := fuzzExporter(t).export(context.Background(), td, nil, "fuzz")
-		if res.st != nil && res.st.Message() == "" {
-			t.Fatalf("failure without a message: %v", res.st)
+		res := fuzzExporter(t).Export(context.Background(), td, nil, "fuzz")
+		if res.Status != nil && res.Status.Message() == "" {
+			t.Fatalf("failure without a message: %v", res.Status)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receiver"
 )
 
 // collectorGRPC serves jaeger.api_v2.CollectorService, the API Jaeger
@@ -30,11 +31,11 @@ func (s *collectorGRPC) PostSpans(ctx context.Context, req *api_v2.PostSpansRequ
 	}
 	td, err := jaegertranslator.ProtoToTraces([]*model.Batch{&req.Batch})
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, cleanMessage("translate batch: "+err.Error()))
+		return nil, status.Error(codes.InvalidArgument, receiver.CleanMessage("translate batch: "+err.Error()))
 	}
-	res := s.exp.export(ctx, td, s.counters, ingest.ProtocolJaegerGRPC)
-	if res.st != nil {
-		return nil, res.st.Err()
+	res := s.exp.Export(ctx, td, s.counters, ingest.ProtocolJaegerGRPC)
+	if res.Status != nil {
+		return nil, res.Status.Err()
 	}
 	return &api_v2.PostSpansResponse{}, nil
 }

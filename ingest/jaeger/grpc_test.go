@@ -37,7 +37,7 @@ func TestGRPC(t *testing.T) {
 	if _, err := client.PostSpans(ctx, &api_v2.PostSpansRequest{Batch: big}); err != nil {
 		t.Fatalf("PostSpans(5000 spans): %v", err)
 	}
-	if got := len(b.rec.spanNames()); got != 5000 {
+	if got := len(b.rec.SpanNames()); got != 5000 {
 		t.Fatalf("stored %d spans, want 5000", got)
 	}
 
@@ -57,7 +57,7 @@ func TestGRPC(t *testing.T) {
 		{ingest.ErrShuttingDown, codes.Unavailable},
 		{errBoom, codes.Internal},
 	} {
-		b.rec.setErr(tc.err)
+		b.rec.SetErr(tc.err)
 		_, err := client.PostSpans(ctx, &api_v2.PostSpansRequest{Batch: simpleModelBatch("svc", "x", 2, 1)})
 		st := status.Convert(err)
 		if st.Code() != tc.code {

@@ -74,7 +74,7 @@ func TestJaegerHTTP(t *testing.T) {
 			}
 		})
 	}
-	if names := b.rec.spanNames(); !slices.Contains(names, "kept-a") || len(names) != 5 {
+	if names := b.rec.SpanNames(); !slices.Contains(names, "kept-a") || len(names) != 5 {
 		t.Errorf("stored spans %v, want 4 × op and kept", names)
 	}
 
@@ -103,7 +103,7 @@ func TestHTTPConsumerErrors(t *testing.T) {
 		{errBoom, http.StatusInternalServerError, ""},
 	}
 	for _, tc := range cases {
-		b.rec.setErr(tc.err)
+		b.rec.SetErr(tc.err)
 		for _, target := range []struct{ url, ct string }{
 			{"http://" + b.r.HTTPAddr() + "/api/traces", "application/x-thrift"},
 			{"http://" + b.r.ZipkinAddr() + "/api/v2/spans", "application/json"},
@@ -162,7 +162,7 @@ func TestZipkinHTTP(t *testing.T) {
 			}
 		})
 	}
-	if got := len(b.rec.spanNames()); got != 3 {
+	if got := len(b.rec.SpanNames()); got != 3 {
 		t.Errorf("stored %d spans, want 3", got)
 	}
 }
@@ -192,5 +192,5 @@ func TestHTTPAuth(t *testing.T) {
 	}
 	// UDP is never authenticated.
 	sendUDP(t, b.r.UDPCompactAddr(), agentMessage(t, simpleBatch("svc", "udp", 9, 1), true))
-	waitFor(t, "udp span", func() bool { return len(b.rec.spanNames()) == 3 })
+	waitFor(t, "udp span", func() bool { return len(b.rec.SpanNames()) == 3 })
 }

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receivertest"
 )
 
 func TestMain(m *testing.M) {
@@ -31,57 +30,8 @@ func TestMain(m *testing.M) {
 }
 
 // recorder is a TraceConsumer that keeps copies of what it got, or fails
-// with err. When gate is set, calls wait for it to close first.
-type recorder struct {
-	mu    sync.Mutex
-	calls int
-	got   []ptrace.Traces
-	err   error
-	gate  chan struct{}
-	held  atomic.Int32 // calls waiting at the gate
-}
-
-func (c *recorder) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	c.mu.Lock()
-	gate := c.gate
-	c.mu.Unlock()
-	if gate != nil {
-		c.held.Add(1)
-		defer c.held.Add(-1)
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.calls++
-	if c.err != nil {
-		return c.err
-	}
-	cp := ptrace.NewTraces()
-	td.CopyTo(cp)
-	c.got = append(c.got, cp)
-	return nil
-}
-
-func (c *recorder) setErr(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.err = err
-}
-
-// spanNames returns the names of the spans received so far.
-func (c *recorder) spanNames() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var names []string
-	for _, td := range c.got {
-		eachSpan(td, func(_ ptrace.ResourceSpans, sp ptrace.Span) { names = append(names, sp.Name()) })
-	}
-	return names
-}
+// with the error set by SetErr; after Hold, calls wait for Release.
+type recorder = receivertest.Traces
 
 func eachSpan(td ptrace.Traces, f func(ptrace.ResourceSpans, ptrace.Span)) {
 	for i := 0; i < td.ResourceSpans().Len(); i++ {
@@ -139,20 +89,7 @@ func setup(t testing.TB, mutate func(*Config, *Options)) *bundle {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("Run did not return 15s after cancel")
-		}
-	})
+	receivertest.Run(t, r, 15*time.Second)
 	return &bundle{r: r, rec: rec, reg: reg}
 }
 
@@ -160,32 +97,7 @@ func setup(t testing.TB, mutate func(*Config, *Options)) *bundle {
 // these labels, 0 when absent.
 func (b *bundle) counter(t testing.TB, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := b.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			if len(got) != len(labels) {
-				continue
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return receivertest.Counter(t, b.reg, name, labels)
 }
 
 // waitFor polls cond until it holds or 10 s pass.
@@ -292,7 +204,7 @@ func simpleBatch(svc, name string, traceLow int64, n int) *jaegerthrift.Batch {
 		b.Spans = append(b.Spans, &jaegerthrift.Span{
 			TraceIdLow: traceLow, SpanId: int64(i + 1), OperationName: op,
 			Flags: 1, StartTime: start, Duration: 1000,
-			Tags: []*jaegerthrift.Tag{{Key: "i", VType: jaegerthrift.TagType_LONG, VLong: thrift.Int64Ptr(int64(i))}},
+			Tags: []*jaegerthrift.Tag{{Key: "i", VType: jaegerthrift.TagType_LONG, VLong: new(int64(i))}},
 		})
 	}
 	return b

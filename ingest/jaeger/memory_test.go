@@ -134,9 +134,7 @@ func TestHTTPAndGRPCUnderMemoryPressure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b, budget := pressureSetup(t, nil)
-			b.rec.mu.Lock()
-			b.rec.gate = make(chan struct{})
-			b.rec.mu.Unlock()
+			b.rec.Hold()
 			send := tt.sender(t, b)
 			stored := make([]bool, pressureRequests)
 			var refused atomic.Int32
@@ -156,14 +154,14 @@ func TestHTTPAndGRPCUnderMemoryPressure(t *testing.T) {
 				})
 			}
 			deadline := time.Now().Add(30 * time.Second)
-			for int(b.rec.held.Load()+refused.Load()) != pressureRequests {
+			for b.rec.Held()+int(refused.Load()) != pressureRequests {
 				if time.Now().After(deadline) {
-					t.Fatalf("%d held, %d refused of %d", b.rec.held.Load(), refused.Load(), pressureRequests)
+					t.Fatalf("%d held, %d refused of %d", b.rec.Held(), refused.Load(), pressureRequests)
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
-			held := int(b.rec.held.Load())
-			close(b.rec.gate)
+			held := b.rec.Held()
+			b.rec.Release()
 			wg.Wait()
 
 			acked := map[string]bool{}
@@ -177,15 +175,13 @@ func TestHTTPAndGRPCUnderMemoryPressure(t *testing.T) {
 				t.Errorf("%d acknowledged, %d held by the pipeline, %d refused: want some of each, acknowledged = held", len(acked), held, refused.Load())
 			}
 			services := map[string]int{}
-			b.rec.mu.Lock()
-			for _, td := range b.rec.got {
+			for _, td := range b.rec.Got() {
 				for i := 0; i < td.ResourceSpans().Len(); i++ {
 					rs := td.ResourceSpans().At(i)
 					svc, _ := rs.Resource().Attributes().Get("service.name")
 					services[svc.Str()] += rs.ScopeSpans().At(0).Spans().Len()
 				}
 			}
-			b.rec.mu.Unlock()
 			if len(services) != len(acked) {
 				t.Errorf("stored the spans of %d requests, acknowledged %d", len(services), len(acked))
 			}

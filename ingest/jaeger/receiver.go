@@ -7,18 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip compressor gRPC senders may use
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receiver"
 	"github.com/vigil-obs/vigil/internal/auth"
 	"github.com/vigil-obs/vigil/internal/inflight"
 )
@@ -63,19 +58,13 @@ type Options struct {
 // consumer returned nil for their valid spans. The address getters are
 // safe for concurrent use; Run is called once.
 type Receiver struct {
-	cfg    Config
 	logger *slog.Logger
+	group  *receiver.Group
 
-	udp []*udpServer // compact first, then binary; the enabled ones
-
-	httpLn    net.Listener
-	httpSrv   *http.Server
-	zipkinLn  net.Listener
-	zipkinSrv *http.Server
-	grpcLn    net.Listener
-	grpcSrv   *grpc.Server
-
-	running atomic.Bool
+	udp    []*udpServer // compact first, then binary; the enabled ones
+	http   *receiver.HTTPServer
+	zipkin *receiver.HTTPServer
+	grpc   *receiver.GRPCServer
 }
 
 // New validates cfg, builds the servers and binds the listeners of the
@@ -99,18 +88,13 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "jaeger")
-	if opts.Budget == nil {
-		budget, err := inflight.New(max(inflight.DefaultMaxBytes(), cfg.MaxRequestBytes+1), nil)
-		if err != nil {
-			return nil, fmt.Errorf("new jaeger receiver: %w", err)
-		}
-		opts.Budget = budget
+	budget, err := receiver.Budget(opts.Budget, cfg.MaxRequestBytes, 1)
+	if err != nil {
+		return nil, fmt.Errorf("new jaeger receiver: %w", err)
 	}
-	if opts.Budget.Limit() <= cfg.MaxRequestBytes {
-		return nil, fmt.Errorf("new jaeger receiver: in-flight budget of %d bytes cannot hold one request of max_request_bytes %d", opts.Budget.Limit(), cfg.MaxRequestBytes)
-	}
-	r := &Receiver{cfg: cfg, logger: logger}
-	exp := &exporter{consumer: opts.Traces, limits: opts.Limits.WithDefaults(), retryAfter: cfg.RetryAfter, logger: logger}
+	opts.Budget = budget
+	r := &Receiver{logger: logger, group: receiver.NewGroup("jaeger", cfg.ShutdownTimeout)}
+	exp := newExporter(opts.Traces, opts.Limits.WithDefaults(), cfg.RetryAfter, logger)
 
 	if cfg.UDPCompactAddr != "" || cfg.UDPBinaryAddr != "" {
 		m, err := newUDPMetrics(opts.Registerer)
@@ -139,62 +123,37 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 				return nil, errors.Join(fmt.Errorf("new jaeger receiver: %w", err), r.Close())
 			}
 			r.udp = append(r.udp, s)
+			r.group.Add("jaeger udp "+l.name, newUDPPort(s))
 		}
 	}
 
 	if cfg.GRPCAddr != "" {
-		ln, err := net.Listen("tcp", cfg.GRPCAddr)
+		srv, err := receiver.ListenGRPC(cfg.GRPCAddr, cfg.transport(), receiver.GRPCOptions{Auth: opts.Auth, Budget: opts.Budget, TLS: opts.TLS})
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("new jaeger receiver: listen grpc: %w", err), r.Close())
 		}
-		r.grpcLn = ln
-		srvOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)), grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams)}
-		if opts.Auth.Enabled() {
-			srvOpts = append(srvOpts,
-				grpc.ChainUnaryInterceptor(opts.Auth.UnaryServerInterceptor()),
-				grpc.ChainStreamInterceptor(opts.Auth.StreamServerInterceptor()))
-		}
-		srvOpts = append(srvOpts, opts.Budget.GRPCServerOptions(inflight.GRPCOptions{
-			MaxMessageBytes: cfg.MaxRequestBytes, ReadTimeout: cfg.ReadTimeout, Refusal: overBudget(cfg.RetryAfter)})...)
-		if opts.TLS != nil {
-			srvOpts = append(srvOpts, grpc.Creds(credentials.NewTLS(opts.TLS)))
-		}
-		r.grpcSrv = grpc.NewServer(srvOpts...)
-		api_v2.RegisterCollectorServiceServer(r.grpcSrv, &collectorGRPC{exp: exp, counters: opts.Metrics.Spans(ingest.ProtocolJaegerGRPC)})
+		api_v2.RegisterCollectorServiceServer(srv.Server, &collectorGRPC{exp: exp, counters: opts.Metrics.Spans(ingest.ProtocolJaegerGRPC)})
+		r.grpc = srv
+		r.group.Add("jaeger grpc", srv)
 	}
-
-	var err error
+	httpOpts := receiver.HTTPOptions{TLS: opts.TLS, Logger: logger}
 	if cfg.HTTPAddr != "" {
-		if r.httpLn, r.httpSrv, err = listenHTTP("http", cfg.HTTPAddr, newJaegerHTTPHandler(exp, opts, cfg, logger), opts.TLS, cfg, logger); err != nil {
-			return nil, errors.Join(fmt.Errorf("new jaeger receiver: %w", err), r.Close())
+		srv, err := receiver.ListenHTTP(cfg.HTTPAddr, newJaegerHTTPHandler(exp, opts, cfg, logger), cfg.transport(), httpOpts)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("new jaeger receiver: listen http: %w", err), r.Close())
 		}
+		r.http = srv
+		r.group.Add("jaeger http", srv)
 	}
 	if cfg.ZipkinAddr != "" {
-		if r.zipkinLn, r.zipkinSrv, err = listenHTTP("zipkin", cfg.ZipkinAddr, newZipkinHTTPHandler(exp, opts, cfg, logger), opts.TLS, cfg, logger); err != nil {
-			return nil, errors.Join(fmt.Errorf("new jaeger receiver: %w", err), r.Close())
+		srv, err := receiver.ListenHTTP(cfg.ZipkinAddr, newZipkinHTTPHandler(exp, opts, cfg, logger), cfg.transport(), httpOpts)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("new jaeger receiver: listen zipkin: %w", err), r.Close())
 		}
+		r.zipkin = srv
+		r.group.Add("zipkin http", srv)
 	}
 	return r, nil
-}
-
-// listenHTTP binds addr, behind TLS when tlsCfg is set, and builds the
-// server to run on it.
-func listenHTTP(name, addr string, h http.Handler, tlsCfg *tls.Config, cfg Config, logger *slog.Logger) (net.Listener, *http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen %s: %w", name, err)
-	}
-	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
-	return ln, &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
-		ReadTimeout:       cfg.ReadTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}, nil
 }
 
 func (r *Receiver) udpAddr(name string) string {
@@ -216,21 +175,29 @@ func (r *Receiver) UDPBinaryAddr() string { return r.udpAddr(listenerBinary) }
 
 // HTTPAddr returns the address of the Jaeger collector HTTP listener, or
 // "" when it is off.
-func (r *Receiver) HTTPAddr() string { return lnAddr(r.httpLn) }
+func (r *Receiver) HTTPAddr() string {
+	if r.http == nil {
+		return ""
+	}
+	return r.http.Addr()
+}
 
 // GRPCAddr returns the address of the Jaeger collector gRPC listener, or
 // "" when it is off.
-func (r *Receiver) GRPCAddr() string { return lnAddr(r.grpcLn) }
+func (r *Receiver) GRPCAddr() string {
+	if r.grpc == nil {
+		return ""
+	}
+	return r.grpc.Addr()
+}
 
 // ZipkinAddr returns the address of the Zipkin HTTP listener, or "" when
 // it is off.
-func (r *Receiver) ZipkinAddr() string { return lnAddr(r.zipkinLn) }
-
-func lnAddr(ln net.Listener) string {
-	if ln == nil {
+func (r *Receiver) ZipkinAddr() string {
+	if r.zipkin == nil {
 		return ""
 	}
-	return ln.Addr().String()
+	return r.zipkin.Addr()
 }
 
 // Run serves every enabled transport until ctx is cancelled or a server
@@ -242,156 +209,65 @@ func lnAddr(ln net.Listener) string {
 // ended. It returns nil after a clean shutdown, else the serve or
 // shutdown errors. Run may be called only once.
 func (r *Receiver) Run(ctx context.Context) error {
-	if !r.running.CompareAndSwap(false, true) {
-		return errors.New("run jaeger receiver: already run")
-	}
-	// Datagrams are consumed with a context of their own, cancelled only
-	// once the shutdown timeout has passed, so that queued datagrams are
-	// still stored when ctx ends.
-	consumeCtx, cancelConsume := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelConsume()
-
-	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	udpDone := make(chan struct{})
-	var udpWG sync.WaitGroup
-	for _, s := range r.udp {
-		udpWG.Go(func() { s.run(consumeCtx) })
-	}
-	go func() { udpWG.Wait(); close(udpDone) }()
-	if r.grpcSrv != nil {
-		wg.Go(func() {
-			if err := r.grpcSrv.Serve(r.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				errc <- fmt.Errorf("serve jaeger grpc: %w", err)
-			}
-		})
-	}
-	for _, hs := range []struct {
-		name string
-		ln   net.Listener
-		srv  *http.Server
-	}{{"jaeger http", r.httpLn, r.httpSrv}, {"zipkin http", r.zipkinLn, r.zipkinSrv}} {
-		if hs.srv == nil {
-			continue
-		}
-		wg.Go(func() {
-			if err := hs.srv.Serve(hs.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("serve %s: %w", hs.name, err)
-			}
-		})
-	}
 	r.logger.InfoContext(ctx, "jaeger receiver serving",
 		"udp_compact_addr", r.UDPCompactAddr(), "udp_binary_addr", r.UDPBinaryAddr(),
 		"http_addr", r.HTTPAddr(), "grpc_addr", r.GRPCAddr(), "zipkin_addr", r.ZipkinAddr())
-
-	var errs []error
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		errs = append(errs, err)
-	}
-	errs = append(errs, r.shutdown(udpDone, cancelConsume))
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// shutdown stops every transport in parallel within cfg.ShutdownTimeout.
-func (r *Receiver) shutdown(udpDone <-chan struct{}, cancelConsume context.CancelFunc) error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
-	defer cancel()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}
-	wg.Go(func() {
-		for _, s := range r.udp {
-			if err := s.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-				fail(fmt.Errorf("close jaeger udp %s: %w", s.name, err))
-			}
-		}
-		select {
-		case <-udpDone:
-		case <-ctx.Done():
-			cancelConsume()
-			<-udpDone
-			fail(fmt.Errorf("stop jaeger udp: datagrams still queued after %s, dropped", r.cfg.ShutdownTimeout))
-		}
-	})
-	if r.grpcSrv != nil {
-		wg.Go(func() {
-			done := make(chan struct{})
-			go func() {
-				r.grpcSrv.GracefulStop()
-				close(done)
-			}()
-			select {
-			case <-done:
-			case <-ctx.Done():
-				r.grpcSrv.Stop()
-				<-done
-				fail(fmt.Errorf("stop jaeger grpc: requests still running after %s, connections closed", r.cfg.ShutdownTimeout))
-			}
-		})
-	}
-	for _, hs := range []struct {
-		name string
-		srv  *http.Server
-	}{{"jaeger http", r.httpSrv}, {"zipkin http", r.zipkinSrv}} {
-		if hs.srv == nil {
-			continue
-		}
-		wg.Go(func() {
-			if err := hs.srv.Shutdown(ctx); err != nil {
-				fail(errors.Join(fmt.Errorf("shut down %s: %w", hs.name, err), hs.srv.Close()))
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return r.group.Run(ctx)
 }
 
 // Close releases the sockets, listeners and servers of a Receiver that
 // will not be run (e.g. when a later step of start-up fails). After Run
 // has returned it does nothing; do not call it while Run is running
 // (cancel Run's context instead). It is idempotent.
-func (r *Receiver) Close() error {
-	if r.grpcSrv != nil {
-		r.grpcSrv.Stop()
+func (r *Receiver) Close() error { return r.group.Close() }
+
+// udpPort runs one UDP port as a receiver.Server. Its datagrams are
+// consumed with a context of their own, cancelled only when the shutdown
+// timeout has passed, so that datagrams queued when Run's context ends
+// are still stored.
+type udpPort struct {
+	s             *udpServer
+	consumeCtx    context.Context
+	cancelConsume context.CancelFunc
+	done          chan struct{} // closed when Serve returns
+}
+
+func newUDPPort(s *udpServer) *udpPort {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &udpPort{s: s, consumeCtx: ctx, cancelConsume: cancel, done: make(chan struct{})}
+}
+
+// Serve reads and consumes until the socket is closed and the queue
+// drained.
+func (p *udpPort) Serve() error {
+	defer close(p.done)
+	p.s.run(p.consumeCtx)
+	return nil
+}
+
+// Shutdown closes the socket and waits for the queued datagrams to be
+// consumed until ctx ends, then drops the rest.
+func (p *udpPort) Shutdown(ctx context.Context) error {
+	err := p.close()
+	select {
+	case <-p.done:
+		return err
+	case <-ctx.Done():
+		p.cancelConsume()
+		<-p.done
+		return errors.Join(&receiver.Unfinished{What: "datagrams still queued"}, err)
 	}
-	var errs []error
-	for _, srv := range []*http.Server{r.httpSrv, r.zipkinSrv} {
-		if srv == nil {
-			continue
-		}
-		if err := srv.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, s := range r.udp {
-		if err := s.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
-	for _, ln := range []net.Listener{r.grpcLn, r.httpLn, r.zipkinLn} {
-		if ln == nil {
-			continue
-		}
-		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("close jaeger receiver: %w", err)
+}
+
+// Close closes the socket of a port that will not serve.
+func (p *udpPort) Close() error {
+	p.cancelConsume()
+	return p.close()
+}
+
+func (p *udpPort) close() error {
+	if err := p.s.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
 	}
 	return nil
 }

@@ -92,11 +92,11 @@ func TestTLS(t *testing.T) {
 
 	t.Run("udp stays plain", func(t *testing.T) {
 		sendUDP(t, b.r.UDPCompactAddr(), agentMessage(t, simpleBatch("svc", "udp", 6, 1), true))
-		waitFor(t, "udp span", func() bool { return len(b.rec.spanNames()) == 8 })
+		waitFor(t, "udp span", func() bool { return len(b.rec.SpanNames()) == 8 })
 	})
 
 	counts := map[string]int{}
-	for _, n := range b.rec.spanNames() {
+	for _, n := range b.rec.SpanNames() {
 		counts[n]++
 	}
 	want := map[string]int{"http-tls-a": 1, "http-tls-b": 1, "grpc-tls": 3, "zipkin-tls": 2, "udp": 1}

@@ -216,13 +216,13 @@ func (h *datagramHandler) handle(ctx context.Context, d *datagramDecoder, data [
 	if enc == protocolIDCompact {
 		protocol, counters = ingest.ProtocolJaegerUDPCompact, h.compact
 	}
-	res := h.exp.export(ctx, td, counters, protocol)
+	res := h.exp.Export(ctx, td, counters, protocol)
 	switch {
-	case res.st == nil:
-	case res.st.Code() == codes.InvalidArgument:
+	case res.Status == nil:
+	case res.Status.Code() == codes.InvalidArgument:
 		pc.dropped.WithLabelValues(droppedInvalid).Inc()
 	default:
-		pc.dropped.WithLabelValues(res.reason).Inc()
+		pc.dropped.WithLabelValues(res.Reason).Inc()
 	}
 }
 

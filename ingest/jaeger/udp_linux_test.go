@@ -56,9 +56,9 @@ func TestUDPKernelDropsAreCounted(t *testing.T) {
 	})
 	// The kernel reports its count with the next datagram it delivers:
 	// once "last" is stored, everything before it has been read.
-	waitFor(t, "the datagrams queued before Run", func() bool { return len(rec.spanNames()) > 0 })
+	waitFor(t, "the datagrams queued before Run", func() bool { return len(rec.SpanNames()) > 0 })
 	sendUDP(t, r.UDPCompactAddr(), agentMessage(t, simpleBatch("svc", "last", 2, 1), true))
-	waitFor(t, "the last datagram", func() bool { return slices.Contains(rec.spanNames(), "last") })
+	waitFor(t, "the last datagram", func() bool { return slices.Contains(rec.SpanNames(), "last") })
 
 	received := b.counter(t, "vigil_ingest_jaeger_udp_packets_received_total", map[string]string{"listener": listenerCompact})
 	dropped := b.counter(t, "vigil_ingest_jaeger_udp_packets_dropped_total", map[string]string{"listener": listenerCompact, "reason": droppedKernelBuffer})

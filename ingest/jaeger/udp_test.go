@@ -86,7 +86,7 @@ func TestUDPBadDatagramsAreCountedAndIsolated(t *testing.T) {
 			sent++
 		}
 	}
-	waitFor(t, "good datagrams", func() bool { return len(b.rec.spanNames()) == sent })
+	waitFor(t, "good datagrams", func() bool { return len(b.rec.SpanNames()) == sent })
 	for listener, reasons := range want {
 		for reason, n := range reasons {
 			if got := b.counter(t, "vigil_ingest_jaeger_udp_packets_malformed_total", map[string]string{"listener": listener, "reason": reason}); got != n {
@@ -121,7 +121,7 @@ func TestUDPInvalidSpansAreDropped(t *testing.T) {
 	mixed := simpleBatch("svc", "mixed", 5, 2)
 	mixed.Spans[1].TraceIdLow = 0
 	sendUDP(t, b.r.UDPBinaryAddr(), agentMessage(t, allBad, true), agentMessage(t, mixed, true))
-	waitFor(t, "valid span", func() bool { return len(b.rec.spanNames()) == 1 })
+	waitFor(t, "valid span", func() bool { return len(b.rec.SpanNames()) == 1 })
 	if got := b.counter(t, "vigil_ingest_spans_rejected_total", map[string]string{"protocol": ingest.ProtocolJaegerUDPCompact, "reason": ingest.ReasonInvalidID}); got != 3 {
 		t.Errorf("spans rejected{invalid_id} = %v, want 3", got)
 	}
@@ -134,7 +134,7 @@ func TestUDPInvalidSpansAreDropped(t *testing.T) {
 // drops the datagram with counters, and later datagrams are stored.
 func TestUDPPipelineFullDrops(t *testing.T) {
 	b := setup(t, nil)
-	b.rec.setErr(ingest.ErrQueueFull)
+	b.rec.SetErr(ingest.ErrQueueFull)
 	sendUDP(t, b.r.UDPCompactAddr(), agentMessage(t, simpleBatch("svc", "refused", 1, 3), true))
 	waitFor(t, "drop counted", func() bool {
 		return b.counter(t, "vigil_ingest_jaeger_udp_packets_dropped_total", map[string]string{"listener": listenerCompact, "reason": ingest.ReasonQueueFull}) == 1
@@ -142,23 +142,22 @@ func TestUDPPipelineFullDrops(t *testing.T) {
 	if got := b.counter(t, "vigil_ingest_spans_rejected_total", map[string]string{"protocol": ingest.ProtocolJaegerUDPCompact, "reason": ingest.ReasonQueueFull}); got != 3 {
 		t.Errorf("spans rejected{queue_full} = %v, want 3", got)
 	}
-	b.rec.setErr(nil)
+	b.rec.SetErr(nil)
 	sendUDP(t, b.r.UDPCompactAddr(), agentMessage(t, simpleBatch("svc", "later", 2, 1), true))
-	waitFor(t, "later datagram", func() bool { return slices.Equal(b.rec.spanNames(), []string{"later"}) })
+	waitFor(t, "later datagram", func() bool { return slices.Equal(b.rec.SpanNames(), []string{"later"}) })
 }
 
 // TestUDPReaderNeverBlocks holds the only worker in the consumer: the
 // reader keeps reading, queues one datagram and drops the rest, counted.
 func TestUDPReaderNeverBlocks(t *testing.T) {
-	gate := make(chan struct{})
 	b := setup(t, func(c *Config, o *Options) {
 		c.UDPWorkers, c.UDPQueueSize = 1, 1
-		o.Traces.(*recorder).gate = gate
+		o.Traces.(*recorder).Hold()
 	})
 	const n = 6
 	for i := range n {
 		if i == 1 {
-			waitFor(t, "worker held", func() bool { return b.rec.held.Load() == 1 })
+			waitFor(t, "worker held", func() bool { return b.rec.Held() == 1 })
 		}
 		sendUDP(t, b.r.UDPCompactAddr(), agentMessage(t, simpleBatch("svc", fmt.Sprint("s", i), int64(i+1), 1), true))
 	}
@@ -171,8 +170,8 @@ func TestUDPReaderNeverBlocks(t *testing.T) {
 	if dropped != n-2 {
 		t.Errorf("dropped{worker_queue_full} = %v, want %d", dropped, n-2)
 	}
-	close(gate)
-	waitFor(t, "held datagrams stored", func() bool { return len(b.rec.spanNames()) == 2 })
+	b.rec.Release()
+	waitFor(t, "held datagrams stored", func() bool { return len(b.rec.SpanNames()) == 2 })
 }
 
 // TestUDPZipkinThrift checks Agent.emitZipkinBatch, which old Zipkin
@@ -182,12 +181,12 @@ func TestUDPZipkinThrift(t *testing.T) {
 	buf := thrift.NewTMemoryBufferLen(256)
 	now := nowMicros()
 	span := &zipkincore.Span{
-		TraceID: 77, ID: 78, Name: "zipkin-op", Timestamp: &now, Duration: thrift.Int64Ptr(10),
+		TraceID: 77, ID: 78, Name: "zipkin-op", Timestamp: &now, Duration: new(int64(10)),
 		Annotations: []*zipkincore.Annotation{{Timestamp: now, Value: "sr", Host: &zipkincore.Endpoint{ServiceName: "legacy"}}},
 	}
 	if err := agent.NewAgentClientFactory(buf, thrift.NewTCompactProtocolFactoryConf(nil)).EmitZipkinBatch(context.Background(), []*zipkincore.Span{span}); err != nil {
 		t.Fatal(err)
 	}
 	sendUDP(t, b.r.UDPCompactAddr(), bytes.Clone(buf.Bytes()))
-	waitFor(t, "zipkin span", func() bool { return slices.Equal(b.rec.spanNames(), []string{"zipkin-op"}) })
+	waitFor(t, "zipkin span", func() bool { return slices.Equal(b.rec.SpanNames(), []string{"zipkin-op"}) })
 }

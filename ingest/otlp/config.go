@@ -3,26 +3,27 @@ package otlp
 import (
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receiver"
 )
 
 // Defaults of Config. The addresses are loopback-only, as the OpenTelemetry
-// Collector's are: exposing the receiver is an explicit choice.
+// Collector's are: exposing the receiver is an explicit choice. The other
+// defaults are every receiver's.
 const (
 	DefaultGRPCAddr        = "localhost:4317"
 	DefaultHTTPAddr        = "localhost:4318"
-	DefaultMaxRequestBytes = 16 << 20
-	DefaultRetryAfter      = time.Second
-	DefaultShutdownTimeout = 5 * time.Second
-	DefaultReadTimeout     = time.Minute
-	DefaultIdleTimeout     = 2 * time.Minute
+	DefaultMaxRequestBytes = receiver.DefaultMaxRequestBytes
+	DefaultRetryAfter      = receiver.DefaultRetryAfter
+	DefaultShutdownTimeout = receiver.DefaultShutdownTimeout
+	DefaultReadTimeout     = receiver.DefaultReadTimeout
+	DefaultIdleTimeout     = receiver.DefaultIdleTimeout
 	// DefaultMaxConcurrentStreams is per gRPC connection: OTel SDK
 	// exporters keep one export in flight, the Collector's exporters a
 	// few (sending_queue.num_consumers); more streams wait in the client.
-	DefaultMaxConcurrentStreams = 16
+	DefaultMaxConcurrentStreams = receiver.DefaultMaxConcurrentStreams
 )
 
 // Config configures a Receiver.
@@ -89,42 +90,27 @@ func DefaultConfig() Config {
 // negative or too large size, or a negative duration. That the in-flight
 // budget can hold one request of MaxRequestBytes is checked by New.
 func (c Config) Validate() error {
-	switch {
-	case c.GRPCAddr == "" && c.HTTPAddr == "":
+	if c.GRPCAddr == "" && c.HTTPAddr == "" {
 		return errors.New("otlp config: grpc_addr and http_addr are both empty, nothing to serve")
-	case c.MaxRequestBytes < 0 || c.MaxRequestBytes > math.MaxInt32:
-		return fmt.Errorf("otlp config: max_request_bytes %d is outside [0, %d]", c.MaxRequestBytes, math.MaxInt32)
-	case c.RetryAfter < 0:
-		return fmt.Errorf("otlp config: retry_after %s is negative", c.RetryAfter)
-	case c.ShutdownTimeout < 0:
-		return fmt.Errorf("otlp config: shutdown_timeout %s is negative", c.ShutdownTimeout)
-	case c.ReadTimeout < 0:
-		return fmt.Errorf("otlp config: read_timeout %s is negative", c.ReadTimeout)
-	case c.IdleTimeout < 0:
-		return fmt.Errorf("otlp config: idle_timeout %s is negative", c.IdleTimeout)
+	}
+	if err := c.transport().Validate(); err != nil {
+		return fmt.Errorf("otlp config: %w", err)
 	}
 	return nil
 }
 
+// transport returns the settings the receiver shares with the others.
+func (c Config) transport() receiver.Config {
+	return receiver.Config{
+		MaxRequestBytes: c.MaxRequestBytes, RetryAfter: c.RetryAfter, ShutdownTimeout: c.ShutdownTimeout,
+		ReadTimeout: c.ReadTimeout, IdleTimeout: c.IdleTimeout, MaxConcurrentStreams: c.MaxConcurrentStreams,
+	}
+}
+
 func (c Config) withDefaults() Config {
-	if c.MaxRequestBytes == 0 {
-		c.MaxRequestBytes = DefaultMaxRequestBytes
-	}
-	if c.RetryAfter == 0 {
-		c.RetryAfter = DefaultRetryAfter
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = DefaultReadTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.MaxConcurrentStreams == 0 {
-		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
-	}
+	t := c.transport().WithDefaults()
+	c.MaxRequestBytes, c.RetryAfter, c.ShutdownTimeout = t.MaxRequestBytes, t.RetryAfter, t.ShutdownTimeout
+	c.ReadTimeout, c.IdleTimeout, c.MaxConcurrentStreams = t.ReadTimeout, t.IdleTimeout, t.MaxConcurrentStreams
 	c.Limits = c.Limits.WithDefaults()
 	return c
 }

@@ -171,8 +171,8 @@ func FuzzHTTPTraces(f *testing.F) {
 		consumed := 0
 		for _, td := range consumer.got {
 			consumed += td.SpanCount()
-			if n, msg := ingest.ValidateTraces(td, limits); n != 0 {
-				t.Fatalf("consumer got %d invalid spans: %s", n, msg)
+			if r := ingest.ValidateTracesReport(td, limits); r.Rejected != 0 {
+				t.Fatalf("consumer got %d invalid spans: %s", r.Rejected, r.Message)
 			}
 		}
 		switch rec.Code {

@@ -7,29 +7,19 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receivertest"
 	"github.com/vigil-obs/vigil/internal/auth"
 	"github.com/vigil-obs/vigil/storage"
 )
-
-func retryDelay(details []any) (time.Duration, bool) {
-	for _, d := range details {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			return ri.GetRetryDelay().AsDuration(), true
-		}
-	}
-	return 0, false
-}
 
 func TestGRPCErrors(t *testing.T) {
 	const limit = 1 << 20
@@ -71,7 +61,7 @@ func TestGRPCErrors(t *testing.T) {
 			if st.Code() != tt.wantCode || !strings.HasPrefix(st.Message(), tt.wantMsg) {
 				t.Fatalf("got %v %q\nwant %v %q", st.Code(), st.Message(), tt.wantCode, tt.wantMsg)
 			}
-			if n := b.rec.callCount(); n != 0 {
+			if n := b.rec.Calls(); n != 0 {
 				t.Fatalf("consumer called %d times", n)
 			}
 		})
@@ -106,7 +96,7 @@ func TestGRPCAuth(t *testing.T) {
 			if tt.wantCode == codes.OK {
 				wantCalls = 1
 			}
-			if n := b.rec.callCount(); n != wantCalls {
+			if n := b.rec.Calls(); n != wantCalls {
 				t.Fatalf("consumer called %d times, want %d", n, wantCalls)
 			}
 		})
@@ -159,7 +149,7 @@ func TestConsumerErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := setup(t, nil)
-			b.rec.setErr(tt.err)
+			b.rec.SetErr(tt.err)
 
 			// gRPC
 			_, err := b.grpcClient(t).Export(t.Context(), newRequest("a", "b"))
@@ -167,7 +157,7 @@ func TestConsumerErrors(t *testing.T) {
 			if st.Code() != tt.wantCode || st.Message() != tt.wantMsg {
 				t.Errorf("grpc: got %v %q, want %v %q", st.Code(), st.Message(), tt.wantCode, tt.wantMsg)
 			}
-			delay, hasRetry := retryDelay(st.Details())
+			delay, hasRetry := receivertest.RetryDelay(st.Details())
 			if hasRetry != tt.wantRetry || (hasRetry && delay != DefaultRetryAfter) {
 				t.Errorf("grpc: retry info %v %v, want %v %v", hasRetry, delay, tt.wantRetry, DefaultRetryAfter)
 			}

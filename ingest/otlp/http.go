@@ -5,18 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
-	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zlib"
-	"github.com/klauspost/compress/zstd"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -24,6 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receiver"
 	"github.com/vigil-obs/vigil/internal/auth"
 	"github.com/vigil-obs/vigil/internal/inflight"
 )
@@ -166,38 +159,37 @@ type httpSignal interface {
 
 // httpHandler serves one signal's OTLP/HTTP path.
 type httpHandler struct {
-	signal     httpSignal
-	auth       *auth.Tokens
-	budget     *inflight.Budget
-	maxBytes   int64
-	retryAfter time.Duration
-	logger     *slog.Logger
+	signal httpSignal
+	auth   *auth.Tokens
+	budget *inflight.Budget
+	body   receiver.BodyReader
+	logger *slog.Logger
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	enc, encOK := requestEncoding(r)
-	if err := h.auth.CheckRequest(r); err != nil {
-		w.Header().Set("WWW-Authenticate", auth.Challenge(err))
-		h.writeError(w, enc, http.StatusUnauthorized, status.New(codes.Unauthenticated, err.Error()))
+	if fail := receiver.Authenticate(w, r, h.auth); fail != nil {
+		writeError(w, enc, fail)
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.writeError(w, enc, http.StatusMethodNotAllowed, status.New(codes.Unimplemented, "method "+r.Method+" not allowed, OTLP/HTTP uses POST"))
+		writeError(w, enc, &receiver.Failure{HTTP: http.StatusMethodNotAllowed,
+			Status: status.New(codes.Unimplemented, "method "+r.Method+" not allowed, OTLP/HTTP uses POST")})
 		return
 	}
 	if !encOK {
-		h.writeError(w, 0, http.StatusUnsupportedMediaType, status.New(codes.InvalidArgument,
-			cleanMessage(fmt.Sprintf("unsupported content type %q, use %s or %s", r.Header.Get("Content-Type"), contentTypeProto, contentTypeJSON))))
+		writeError(w, 0, &receiver.Failure{HTTP: http.StatusUnsupportedMediaType, Status: receiver.InvalidArgument(
+			fmt.Sprintf("unsupported content type %q, use %s or %s", r.Header.Get("Content-Type"), contentTypeProto, contentTypeJSON))})
 		return
 	}
 	res := h.budget.Reserve()
 	defer res.Release()
-	body, fail := h.readBody(w, r, res)
+	body, fail := h.body.Read(w, r, res)
 	if fail != nil {
 		res.Release()
-		h.logger.DebugContext(r.Context(), "invalid otlp request", "path", r.URL.Path, "status", fail.code, "err", fail.st.Message())
-		h.writeError(w, enc, fail.code, fail.st)
+		h.logger.DebugContext(r.Context(), "invalid otlp request", "path", r.URL.Path, "status", fail.HTTP, "err", fail.Status.Message())
+		writeError(w, enc, fail)
 		return
 	}
 	resp, st := h.signal.export(r.Context(), body, enc)
@@ -205,7 +197,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if st.Code() == codes.InvalidArgument {
 			h.logger.DebugContext(r.Context(), "invalid otlp request", "path", r.URL.Path, "err", st.Message())
 		}
-		h.writeError(w, enc, httpStatus(st.Code()), st)
+		writeError(w, enc, receiver.Fail(st))
 		return
 	}
 	w.Header().Set("Content-Type", enc.contentType())
@@ -213,132 +205,27 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(resp)
 }
 
-// httpFailure is an answer to a request that could not be read.
-type httpFailure struct {
-	code int
-	st   *status.Status
-}
-
-// readBody reads the request body, decompressing it, into a buffer
-// charged to res as it grows. It refuses bodies larger than maxBytes
-// before or after decompression (413), bodies the budget cannot cover
-// (429: retry later) and bodies not received within the read timeout
-// (408). Once the body is in, the connection's read deadline
-// (ReadTimeout) is lifted: it bounds the client's sending, not the wait
-// for the pipeline, which would otherwise be cancelled by it.
-func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request, res *inflight.Reservation) ([]byte, *httpFailure) {
-	if r.ContentLength > h.maxBytes {
-		return nil, &httpFailure{http.StatusRequestEntityTooLarge, status.New(codes.ResourceExhausted,
-			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, h.maxBytes))}
-	}
-	raw := http.MaxBytesReader(w, r.Body, h.maxBytes)
-	defer raw.Close()
-
-	var (
-		src        io.Reader = raw
-		ce                   = strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
-		compressed           = true
-	)
-	switch ce {
-	case "", "identity":
-		compressed = false
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(raw)
-		if err != nil {
-			return nil, readFailure(ce, err, h.maxBytes)
-		}
-		defer zr.Close()
-		src = zr
-	case "deflate":
-		zr, err := zlib.NewReader(raw)
-		if err != nil {
-			return nil, readFailure(ce, err, h.maxBytes)
-		}
-		defer zr.Close()
-		src = zr
-	case "zstd":
-		zr, err := zstd.NewReader(raw, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(h.maxBytes)))
-		if err != nil {
-			return nil, readFailure(ce, err, h.maxBytes)
-		}
-		defer zr.Close()
-		src = zr
-	default:
-		return nil, &httpFailure{http.StatusUnsupportedMediaType, status.New(codes.InvalidArgument,
-			cleanMessage(fmt.Sprintf("unsupported content encoding %q, use gzip, deflate, zstd or none", ce)))}
-	}
-
-	var hint int64
-	if !compressed {
-		hint = r.ContentLength
-	}
-	body, err := inflight.ReadAll(src, res, h.maxBytes, hint)
-	switch {
-	case errors.Is(err, inflight.ErrOverBudget):
-		return nil, &httpFailure{http.StatusTooManyRequests, overBudget(h.retryAfter)}
-	case errors.Is(err, inflight.ErrTooLarge):
-		what := "request body"
-		if compressed {
-			what = "decompressed request body"
-		}
-		return nil, &httpFailure{http.StatusRequestEntityTooLarge, status.New(codes.ResourceExhausted,
-			fmt.Sprintf("%s exceeds the limit of %d bytes", what, h.maxBytes))}
-	case err != nil:
-		return nil, readFailure(ce, err, h.maxBytes)
-	}
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-	return body, nil
-}
-
-// readFailure classifies an error reading (and decompressing) a body.
-func readFailure(contentEncoding string, err error, maxBytes int64) *httpFailure {
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &httpFailure{http.StatusRequestEntityTooLarge, status.New(codes.ResourceExhausted,
-			fmt.Sprintf("request body exceeds the limit of %d bytes", maxBytes))}
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return &httpFailure{http.StatusRequestTimeout, status.New(codes.DeadlineExceeded,
-			"request body not received within the read timeout")}
-	}
-	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
-		// The zstd frame declares more memory than the limit allows.
-		return &httpFailure{http.StatusRequestEntityTooLarge, status.New(codes.ResourceExhausted,
-			fmt.Sprintf("decompressed request body exceeds the limit of %d bytes (%v)", maxBytes, err))}
-	}
-	if contentEncoding == "" || contentEncoding == "identity" {
-		return &httpFailure{http.StatusBadRequest, invalidArgument("read request body: " + err.Error())}
-	}
-	return &httpFailure{http.StatusBadRequest, invalidArgument(fmt.Sprintf("decompress %s request body: %v", contentEncoding, err))}
-}
-
-// writeError answers with st encoded as a google.rpc.Status in enc, as the
-// OTLP/HTTP specification asks, or as plain text when the request's
-// encoding is unknown. Retryable answers get a Retry-After header.
-func (h *httpHandler) writeError(w http.ResponseWriter, enc encoding, code int, st *status.Status) {
-	hdr := w.Header()
-	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-		secs := int64((h.retryAfter + time.Second - 1) / time.Second)
-		hdr.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
-	}
-	hdr.Set("X-Content-Type-Options", "nosniff")
+// writeError answers with f's status encoded as a google.rpc.Status in
+// enc, as the OTLP/HTTP specification asks, or as plain text when the
+// request's encoding is unknown. Retryable answers get a Retry-After
+// header.
+func writeError(w http.ResponseWriter, enc encoding, f *receiver.Failure) {
 	var (
 		body []byte
 		err  error
 	)
 	switch enc {
 	case encProto:
-		body, err = proto.Marshal(st.Proto())
+		body, err = proto.Marshal(f.Status.Proto())
 	case encJSON:
-		body, err = protojson.Marshal(st.Proto())
+		body, err = protojson.Marshal(f.Status.Proto())
 	}
 	if enc == 0 || err != nil {
-		hdr.Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(code)
-		_, _ = io.WriteString(w, st.Message()+"\n")
+		receiver.WriteText(w, f)
 		return
 	}
-	hdr.Set("Content-Type", enc.contentType())
-	w.WriteHeader(code)
+	receiver.WriteHeaders(w.Header(), f)
+	w.Header().Set("Content-Type", enc.contentType())
+	w.WriteHeader(f.HTTP)
 	_, _ = w.Write(body)
 }

@@ -276,7 +276,7 @@ func TestHTTPRequests(t *testing.T) {
 			if ct != tt.wantType {
 				t.Fatalf("content type %q, want %q", ct, tt.wantType)
 			}
-			if got := len(b.rec.spans()); got != tt.wantSpans {
+			if got := len(recordedSpans(b.rec)); got != tt.wantSpans {
 				t.Fatalf("consumer got %d spans, want %d", got, tt.wantSpans)
 			}
 			if tt.wantStatus == http.StatusMethodNotAllowed && resp.Header.Get("Allow") != http.MethodPost {
@@ -373,7 +373,7 @@ func TestPartialSuccess(t *testing.T) {
 			if ps.RejectedSpans() != 2 || ps.ErrorMessage() != wantMsg {
 				t.Fatalf("partial success %d %q\nwant 2 %q", ps.RejectedSpans(), ps.ErrorMessage(), wantMsg)
 			}
-			if got := strings.Join(b.rec.spanNames(), ","); got != "a,c" {
+			if got := strings.Join(b.rec.SpanNames(), ","); got != "a,c" {
 				t.Fatalf("consumer got spans %s, want a,c", got)
 			}
 			for _, c := range []struct {
@@ -420,12 +420,12 @@ func TestHTTPAuth(t *testing.T) {
 				t.Fatalf("status %d, want %d: %q", resp.StatusCode, tt.wantStatus, respBody)
 			}
 			if tt.wantStatus == 200 {
-				if n := len(b.rec.spans()); n != 1 {
+				if n := len(recordedSpans(b.rec)); n != 1 {
 					t.Fatalf("consumer got %d spans, want 1", n)
 				}
 				return
 			}
-			if n := b.rec.callCount(); n != 0 {
+			if n := b.rec.Calls(); n != 0 {
 				t.Fatalf("consumer called %d times", n)
 			}
 			if got := resp.Header.Get("WWW-Authenticate"); got != tt.wantChall {
@@ -478,7 +478,7 @@ func TestRetryAfterRounding(t *testing.T) {
 		c.GRPCAddr = ""
 		c.RetryAfter = 1500 * time.Millisecond
 	})
-	b.rec.setErr(ingest.ErrQueueFull)
+	b.rec.SetErr(ingest.ErrQueueFull)
 	resp, _ := b.post(t, mustProto(t, newRequest("a")), protoHeader)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "2" {
 		t.Fatalf("status %d Retry-After %q, want 429 and 2", resp.StatusCode, resp.Header.Get("Retry-After"))

@@ -10,6 +10,7 @@ import (
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receiver"
 )
 
 // logs is the log signal.
@@ -18,10 +19,10 @@ type logs = signal[plog.Logs, plogotlp.ExportRequest, plogotlp.ExportResponse]
 // newLogs returns the log signal over consumer.
 func newLogs(consumer ingest.LogConsumer, limits ingest.Limits, retryAfter time.Duration, logger *slog.Logger) *logs {
 	return &logs{
-		noun:        "log records",
-		count:       plog.Logs.LogRecordCount,
-		validate:    ingest.ValidateLogsReport,
-		consume:     consumer.ConsumeLogs,
+		exporter: receiver.Exporter[plog.Logs]{
+			Noun: "log records", Count: plog.Logs.LogRecordCount, Validate: ingest.ValidateLogsReport,
+			Consume: consumer.ConsumeLogs, Limits: limits, RetryAfter: retryAfter, Logger: logger,
+		},
 		newRequest:  plogotlp.NewExportRequest,
 		data:        plogotlp.ExportRequest.Logs,
 		descriptor:  logsRequestDescriptor,
@@ -30,7 +31,6 @@ func newLogs(consumer ingest.LogConsumer, limits ingest.Limits, retryAfter time.
 			r.PartialSuccess().SetRejectedLogRecords(rejected)
 			r.PartialSuccess().SetErrorMessage(msg)
 		},
-		limits: limits, retryAfter: retryAfter, logger: logger,
 	}
 }
 

@@ -2,11 +2,9 @@ package otlp
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receivertest"
 )
 
 func TestMain(m *testing.M) {
@@ -26,38 +25,8 @@ func TestMain(m *testing.M) {
 }
 
 // recorder is a TraceConsumer that keeps copies of what it got, or fails
-// with err.
-type recorder struct {
-	mu    sync.Mutex
-	calls int
-	got   []ptrace.Traces
-	err   error
-}
-
-func (c *recorder) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.calls++
-	if c.err != nil {
-		return c.err
-	}
-	cp := ptrace.NewTraces()
-	td.CopyTo(cp)
-	c.got = append(c.got, cp)
-	return nil
-}
-
-func (c *recorder) setErr(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.err = err
-}
-
-func (c *recorder) callCount() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.calls
-}
+// with the error set by SetErr.
+type recorder = receivertest.Traces
 
 // recordedSpan is a span with the resource and scope it came with.
 type recordedSpan struct {
@@ -66,11 +35,11 @@ type recordedSpan struct {
 	resource pcommon.Resource
 }
 
-func (c *recorder) spans() []recordedSpan {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// recordedSpans returns the spans c stored, with their resource and
+// scope.
+func recordedSpans(c *recorder) []recordedSpan {
 	var out []recordedSpan
-	for _, td := range c.got {
+	for _, td := range c.Got() {
 		for i := 0; i < td.ResourceSpans().Len(); i++ {
 			rs := td.ResourceSpans().At(i)
 			for j := 0; j < rs.ScopeSpans().Len(); j++ {
@@ -82,14 +51,6 @@ func (c *recorder) spans() []recordedSpan {
 		}
 	}
 	return out
-}
-
-func (c *recorder) spanNames() []string {
-	var names []string
-	for _, s := range c.spans() {
-		names = append(names, s.span.Name())
-	}
-	return names
 }
 
 // bundle is a running Receiver on loopback with its consumer and metrics.
@@ -123,30 +84,12 @@ func setup(t *testing.T, mutate func(*Config, *Options)) *bundle {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Run did not return 10s after cancel")
-		}
-	})
+	receivertest.Run(t, r, 10*time.Second)
 	return &bundle{r: r, rec: rec, reg: reg}
 }
 
 // httpClient returns a client whose idle connections close with the test.
-func httpClient(t *testing.T) *http.Client {
-	t.Helper()
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
-}
+func httpClient(t *testing.T) *http.Client { return receivertest.HTTPClient(t) }
 
 // post sends body to /v1/traces with the given headers and returns the
 // response with its body read.
@@ -191,32 +134,7 @@ func (b *bundle) grpcClient(t *testing.T, opts ...grpc.DialOption) ptraceotlp.GR
 // counter returns the value of a counter of b's registry, 0 when absent.
 func (b *bundle) counter(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := b.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue metrics
-				}
-			}
-			if len(got) != len(labels) {
-				continue
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return receivertest.Counter(t, b.reg, name, labels)
 }
 
 // newSpan fills sp with a valid span named name.

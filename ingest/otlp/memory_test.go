@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receivertest"
 	"github.com/vigil-obs/vigil/internal/inflight"
 	"github.com/vigil-obs/vigil/internal/inflight/inflighttest"
 )
@@ -166,7 +167,7 @@ func TestIngestUnderMemoryPressure(t *testing.T) {
 						return outcome{ok: true}
 					}
 					st := status.Convert(err)
-					if d, ok := retryDelay(st.Details()); st.Code() == codes.ResourceExhausted && ok && d == time.Second {
+					if d, ok := receivertest.RetryDelay(st.Details()); st.Code() == codes.ResourceExhausted && ok && d == time.Second {
 						return outcome{refused: true}
 					}
 					return outcome{problem: err.Error()}
@@ -262,7 +263,7 @@ func checkPressureOutcome(t *testing.T, b *bundle, budget *inflight.Budget, outc
 	if acked != held || acked == 0 || refused == 0 {
 		t.Errorf("%d acknowledged, %d held by the pipeline, %d refused: want some of each, acknowledged = held", acked, held, refused)
 	}
-	got := b.rec.spanNames()
+	got := b.rec.SpanNames()
 	if len(got) != len(want) {
 		t.Errorf("stored %d spans, acknowledged %d", len(got), len(want))
 	}
@@ -359,7 +360,7 @@ func TestSDKExportersUnderMemoryPressure(t *testing.T) {
 			}
 			wg.Wait()
 			stored := map[string]bool{}
-			for _, name := range b.rec.spanNames() {
+			for _, name := range b.rec.SpanNames() {
 				stored[name] = true
 			}
 			for i := range pressureRequests {

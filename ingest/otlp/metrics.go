@@ -11,6 +11,7 @@ import (
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receiver"
 )
 
 // metrics is the metric signal.
@@ -19,15 +20,15 @@ type metrics = signal[pmetric.Metrics, pmetricotlp.ExportRequest, pmetricotlp.Ex
 // newMetrics returns the metric signal over consumer.
 func newMetrics(consumer ingest.MetricConsumer, limits ingest.Limits, retryAfter time.Duration, logger *slog.Logger) *metrics {
 	return &metrics{
-		noun:     "metric data points",
-		count:    pmetric.Metrics.DataPointCount,
-		validate: ingest.ValidateMetricsReport,
-		consume:  consumer.ConsumeMetrics,
-		accepted: func(err error) (string, bool) {
-			if errors.Is(err, ingest.ErrPartlyStored) {
-				return err.Error(), true
-			}
-			return "", false
+		exporter: receiver.Exporter[pmetric.Metrics]{
+			Noun: "metric data points", Count: pmetric.Metrics.DataPointCount, Validate: ingest.ValidateMetricsReport,
+			Consume: consumer.ConsumeMetrics, Limits: limits, RetryAfter: retryAfter, Logger: logger,
+			Partial: func(err error) (string, bool) {
+				if errors.Is(err, ingest.ErrPartlyStored) {
+					return err.Error(), true
+				}
+				return "", false
+			},
 		},
 		newRequest:  pmetricotlp.NewExportRequest,
 		data:        pmetricotlp.ExportRequest.Metrics,
@@ -37,7 +38,6 @@ func newMetrics(consumer ingest.MetricConsumer, limits ingest.Limits, retryAfter
 			r.PartialSuccess().SetRejectedDataPoints(rejected)
 			r.PartialSuccess().SetErrorMessage(msg)
 		},
-		limits: limits, retryAfter: retryAfter, logger: logger,
 	}
 }
 

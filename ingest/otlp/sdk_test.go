@@ -161,7 +161,7 @@ func TestSDKExporters(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ExportSpans: %v", err)
 			}
-			checkSDKSpans(t, b.rec.spans(), now)
+			checkSDKSpans(t, recordedSpans(b.rec), now)
 			if got := b.counter(t, "vigil_ingest_spans_stored_total", map[string]string{"protocol": tt.protocol}); got != 2 {
 				t.Errorf("stored counter = %v, want 2", got)
 			}
@@ -277,7 +277,7 @@ func TestSDKExportersRefusedWithoutToken(t *testing.T) {
 			t.Errorf("%s: shutdown: %v", name, err)
 		}
 	}
-	if n := b.rec.callCount(); n != 0 {
+	if n := b.rec.Calls(); n != 0 {
 		t.Fatalf("consumer called %d times", n)
 	}
 }

@@ -78,14 +78,14 @@ func TestTLSSDKExporters(t *testing.T) {
 			if err := export(t, b, transport, files.ClientTLS(), now); err != nil {
 				t.Fatalf("ExportSpans over TLS: %v", err)
 			}
-			checkSDKSpans(t, b.rec.spans(), now)
+			checkSDKSpans(t, recordedSpans(b.rec), now)
 
 			// An exporter that does not trust the server's CA is refused.
 			other := tlstest.NewCA(t, "other CA")
 			if err := export(t, b, transport, &tls.Config{RootCAs: other.Pool()}, now); err == nil {
 				t.Error("ExportSpans succeeded with a client trusting another CA")
 			}
-			if n := len(b.rec.spans()); n != 2 {
+			if n := len(recordedSpans(b.rec)); n != 2 {
 				t.Errorf("consumer holds %d spans, want the first 2 only", n)
 			}
 		})
@@ -104,7 +104,7 @@ func TestTLSPlainTextRefused(t *testing.T) {
 	if resp.StatusCode != 400 {
 		t.Errorf("plain-text HTTP to the TLS port: %d %s, want 400", resp.StatusCode, body)
 	}
-	if n := b.rec.callCount(); n != 0 {
+	if n := b.rec.Calls(); n != 0 {
 		t.Errorf("consumer called %d times", n)
 	}
 }
@@ -125,14 +125,14 @@ func TestTLSClientCertRequired(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					before := b.rec.callCount()
+					before := b.rec.Calls()
 					err := export(t, b, transport, files.ClientTLS(tt.certs...), time.Now())
 					switch {
 					case tt.accept && err != nil:
 						t.Fatalf("ExportSpans: %v", err)
 					case !tt.accept && err == nil:
 						t.Fatal("ExportSpans succeeded, want the handshake refused")
-					case !tt.accept && b.rec.callCount() != before:
+					case !tt.accept && b.rec.Calls() != before:
 						t.Fatal("the consumer was called for a refused client")
 					}
 				})

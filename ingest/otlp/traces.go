@@ -10,6 +10,7 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receiver"
 )
 
 // traces is the trace signal.
@@ -18,10 +19,10 @@ type traces = signal[ptrace.Traces, ptraceotlp.ExportRequest, ptraceotlp.ExportR
 // newTraces returns the trace signal over consumer.
 func newTraces(consumer ingest.TraceConsumer, limits ingest.Limits, retryAfter time.Duration, logger *slog.Logger) *traces {
 	return &traces{
-		noun:        "spans",
-		count:       ptrace.Traces.SpanCount,
-		validate:    ingest.ValidateTracesReport,
-		consume:     consumer.ConsumeTraces,
+		exporter: receiver.Exporter[ptrace.Traces]{
+			Noun: "spans", Count: ptrace.Traces.SpanCount, Validate: ingest.ValidateTracesReport,
+			Consume: consumer.ConsumeTraces, Limits: limits, RetryAfter: retryAfter, Logger: logger,
+		},
 		newRequest:  ptraceotlp.NewExportRequest,
 		data:        ptraceotlp.ExportRequest.Traces,
 		descriptor:  traceRequestDescriptor,
@@ -30,7 +31,6 @@ func newTraces(consumer ingest.TraceConsumer, limits ingest.Limits, retryAfter t
 			r.PartialSuccess().SetRejectedSpans(rejected)
 			r.PartialSuccess().SetErrorMessage(msg)
 		},
-		limits: limits, retryAfter: retryAfter, logger: logger,
 	}
 }
 

@@ -47,7 +47,7 @@ func walkMessage(b []byte, md protoreflect.MessageDescriptor, path string, base,
 			return at(path, base+off, "invalid field tag: "+protowire.ParseError(n).Error())
 		}
 		fd := md.Fields().ByNumber(num)
-		fieldPath := path
+		var fieldPath string
 		if fd != nil {
 			fieldPath = join(path, string(fd.Name()))
 			if fd.IsList() {

@@ -35,13 +35,13 @@ func DefaultLogConfig() LogConfig {
 func (c LogConfig) Validate() error {
 	switch {
 	case c.MaxQueueRecords <= 0:
-		return errors.New("pipeline.logs.max_queue_records must be positive")
+		return errors.New("logs.pipeline.max_queue_records must be positive")
 	case c.MaxBatchRecords <= 0:
-		return errors.New("pipeline.logs.max_batch_records must be positive")
+		return errors.New("logs.pipeline.max_batch_records must be positive")
 	case c.Writers <= 0:
-		return errors.New("pipeline.logs.writers must be positive")
+		return errors.New("logs.pipeline.writers must be positive")
 	case c.WriteTimeout <= 0:
-		return errors.New("pipeline.logs.write_timeout must be positive")
+		return errors.New("logs.pipeline.write_timeout must be positive")
 	}
 	return nil
 }

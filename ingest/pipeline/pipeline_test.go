@@ -14,11 +14,12 @@ import (
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/internal/pgtest"
 	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/spanstore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func newStore(t *testing.T) (*postgres.SpanStore, func() int) {
+func newStore(t *testing.T) (*spanstore.Store, func() int) {
 	t.Helper()
 	pool, _ := pgtest.NewPool(t)
 	ctx := context.Background()
@@ -36,7 +37,7 @@ func newStore(t *testing.T) (*postgres.SpanStore, func() int) {
 		}
 		return n
 	}
-	return postgres.NewSpanStore(pool, parts), count
+	return spanstore.New(pool, parts), count
 }
 
 func traces(seq, spans int) ptrace.Traces {

@@ -1,13 +1,14 @@
 package promremote
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -18,13 +19,17 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/prompb"
-	"github.com/prometheus/prometheus/storage"
+	promstorage "github.com/prometheus/prometheus/storage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/internal/receiver"
 	"github.com/vigil-obs/vigil/internal/inflight"
-	vstorage "github.com/vigil-obs/vigil/storage"
 )
 
-// Config holds the limits of remote_write ingest.
+// Config holds the limits of remote_write ingest. Zero fields take their
+// defaults.
 type Config struct {
 	// MaxRequestBytes bounds a request body, compressed and decompressed
 	// (default 16 MiB).
@@ -34,26 +39,61 @@ type Config struct {
 	MaxLabels int `yaml:"max_labels"`
 	// MaxFutureSkew refuses samples later than now plus this (default 1h).
 	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
+	// RetryAfter is the delay suggested to senders (Retry-After, rounded
+	// up to whole seconds) when Vigil pushes back: the metric pipeline's
+	// queue is full, the in-flight budget is spent, the database is
+	// unavailable (default 1 s).
+	RetryAfter time.Duration `yaml:"retry_after"`
 }
 
 // Defaults of Config.
 const (
-	DefaultMaxRequestBytes = 16 << 20
+	DefaultMaxRequestBytes = receiver.DefaultMaxRequestBytes
 	DefaultMaxLabels       = 64
 	DefaultMaxFutureSkew   = time.Hour
+	DefaultRetryAfter      = receiver.DefaultRetryAfter
 )
+
+// Validate reports the first invalid setting: a negative or too large
+// size, a negative count or duration.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxRequestBytes < 0 || c.MaxRequestBytes > math.MaxInt32:
+		return fmt.Errorf("remote_write config: max_request_bytes %d is outside [0, %d]", c.MaxRequestBytes, math.MaxInt32)
+	case c.MaxLabels < 0:
+		return fmt.Errorf("remote_write config: max_labels %d is negative", c.MaxLabels)
+	case c.MaxFutureSkew < 0:
+		return fmt.Errorf("remote_write config: max_future_skew %s is negative", c.MaxFutureSkew)
+	case c.RetryAfter < 0:
+		return fmt.Errorf("remote_write config: retry_after %s is negative", c.RetryAfter)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxLabels == 0 {
+		c.MaxLabels = DefaultMaxLabels
+	}
+	if c.MaxFutureSkew == 0 {
+		c.MaxFutureSkew = DefaultMaxFutureSkew
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	return c
+}
 
 // maxReportedSeries is how many offending series a 400 names.
 const maxReportedSeries = 5
 
-// overBudgetRetryAfter is the Retry-After, in seconds, of requests refused
-// because the in-flight budget is spent.
-const overBudgetRetryAfter = "1"
-
 // Handler serves POST /api/v1/write. Safe for concurrent use.
 type Handler struct {
-	app    storage.AppendableV2
+	app    promstorage.AppendableV2
 	cfg    Config
+	body   receiver.BodyReader
 	budget *inflight.Budget
 	logger *slog.Logger
 	now    func() time.Time
@@ -73,34 +113,29 @@ type Options struct {
 	Budget *inflight.Budget
 }
 
-// New returns a remote_write handler writing into app. Zero config fields
-// take their defaults. It returns an error when the budget cannot hold one
-// request of MaxRequestBytes, compressed and decompressed.
-func New(app storage.AppendableV2, cfg Config, opts Options) (*Handler, error) {
-	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+// New returns a remote_write handler writing into app, in Vigil the
+// metric pipeline (pipeline.MetricPipeline), whose Commit follows the
+// contract of package ingest; when app also records metadata (it has
+// UpdateMetadata, see MetadataUpdater), the metadata of requests goes
+// there. It returns an error when cfg is invalid or the budget cannot
+// hold one request of MaxRequestBytes, compressed and decompressed.
+func New(app promstorage.AppendableV2, cfg Config, opts Options) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new remote write handler: %w", err)
 	}
-	if cfg.MaxLabels <= 0 {
-		cfg.MaxLabels = DefaultMaxLabels
-	}
-	if cfg.MaxFutureSkew <= 0 {
-		cfg.MaxFutureSkew = DefaultMaxFutureSkew
-	}
+	cfg = cfg.withDefaults()
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	budget := opts.Budget
-	if budget == nil {
-		var err error
-		if budget, err = inflight.New(max(inflight.DefaultMaxBytes(), 2*cfg.MaxRequestBytes+1), nil); err != nil {
-			return nil, fmt.Errorf("new remote write handler: %w", err)
-		}
+	budget, err := receiver.Budget(opts.Budget, cfg.MaxRequestBytes, 2)
+	if err != nil {
+		return nil, fmt.Errorf("new remote write handler: %w", err)
 	}
-	if budget.Limit() <= 2*cfg.MaxRequestBytes {
-		return nil, fmt.Errorf("new remote write handler: in-flight budget of %d bytes cannot hold one request of max_request_bytes %d, compressed and decompressed", budget.Limit(), cfg.MaxRequestBytes)
-	}
-	return &Handler{app: app, cfg: cfg, budget: budget, logger: logger.With("component", "remote_write"), now: time.Now}, nil
+	return &Handler{
+		app: app, cfg: cfg, budget: budget, logger: logger.With("component", "remote_write"), now: time.Now,
+		body: receiver.BodyReader{MaxBytes: cfg.MaxRequestBytes, RetryAfter: cfg.RetryAfter},
+	}, nil
 }
 
 // Register adds POST /api/v1/write to mux.
@@ -109,85 +144,77 @@ func (h *Handler) Register(mux *http.ServeMux) {
 }
 
 // ServeHTTP answers 204 once every sample of the request is committed; 400
-// naming the offending series when some were invalid (the others are
-// committed); 413/415 for oversized or non-1.0 bodies; 408 for a body not
-// received within the server's read timeout; 503 with Retry-After when
-// the database is unavailable or the in-flight budget is spent (nothing
-// was stored). The body is read into a buffer that grows with the bytes
-// received, never from the declared length; once it is in, the
-// connection's read deadline is lifted so that the server's ReadTimeout
-// does not cancel the commit.
+// naming the offending series when some were invalid or refused by the
+// store (the others are committed); 413/415 for oversized or non-1.0
+// bodies; 408 for a body not received within the server's read timeout;
+// 503 with Retry-After when Vigil pushes back (the metric pipeline's queue
+// is full, it is shutting down, the database is unavailable, or the
+// in-flight budget is spent: nothing was stored), which Prometheus
+// retries. Failures are answered as every receiver does (see
+// ingest/internal/receiver), but for Prometheus's retry rules:
+// RESOURCE_EXHAUSTED is 503, not 429. The body is read into a buffer that
+// grows with the bytes received, never from the declared length; once it
+// is in, the connection's read deadline is lifted so that the server's
+// ReadTimeout does not cancel the commit.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/x-protobuf" {
-			http.Error(w, fmt.Sprintf("unsupported content type %q: remote_write 1.0 needs application/x-protobuf", ct), http.StatusUnsupportedMediaType)
+			h.fail(w, &receiver.Failure{HTTP: http.StatusUnsupportedMediaType, Status: receiver.InvalidArgument(
+				fmt.Sprintf("unsupported content type %q: remote_write 1.0 needs application/x-protobuf", ct))})
 			return
 		}
 		if p := params["proto"]; p != "" && p != "prometheus.WriteRequest" {
-			http.Error(w, fmt.Sprintf("unsupported proto %q: only remote_write 1.0 (prometheus.WriteRequest) is accepted", p), http.StatusUnsupportedMediaType)
+			h.fail(w, &receiver.Failure{HTTP: http.StatusUnsupportedMediaType, Status: receiver.InvalidArgument(
+				fmt.Sprintf("unsupported proto %q: only remote_write 1.0 (prometheus.WriteRequest) is accepted", p))})
 			return
 		}
 	}
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "snappy") {
-		http.Error(w, fmt.Sprintf("unsupported content encoding %q: remote_write needs snappy", ce), http.StatusUnsupportedMediaType)
+		h.fail(w, &receiver.Failure{HTTP: http.StatusUnsupportedMediaType, Status: receiver.InvalidArgument(
+			fmt.Sprintf("unsupported content encoding %q: remote_write needs snappy", ce))})
 		return
 	}
 	charge := h.budget.Reserve()
 	defer charge.Release()
-	body, err := inflight.ReadAll(r.Body, charge, h.cfg.MaxRequestBytes, r.ContentLength)
-	switch {
-	case errors.Is(err, inflight.ErrOverBudget):
+	body, fail := h.body.Read(w, r, charge)
+	if fail != nil {
 		charge.Release()
-		h.overBudget(w)
-		return
-	case errors.Is(err, inflight.ErrTooLarge):
-		http.Error(w, fmt.Sprintf("body larger than %d bytes", h.cfg.MaxRequestBytes), http.StatusRequestEntityTooLarge)
-		return
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		http.Error(w, "request body not received within the read timeout", http.StatusRequestTimeout)
-		return
-	case err != nil:
-		http.Error(w, fmt.Sprintf("read body: %v", err), http.StatusBadRequest)
+		h.fail(w, fail)
 		return
 	}
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	req, err := decodeWriteRequest(body, h.cfg.MaxRequestBytes, charge)
 	switch {
 	case errors.Is(err, inflight.ErrOverBudget):
 		charge.Release()
-		h.overBudget(w)
+		h.fail(w, receiver.Fail(receiver.OverBudget(h.cfg.RetryAfter)))
+		return
+	case errors.Is(err, errTooLarge):
+		h.fail(w, &receiver.Failure{HTTP: http.StatusRequestEntityTooLarge, Status: status.New(codes.ResourceExhausted, err.Error())})
 		return
 	case err != nil:
-		status := http.StatusBadRequest
-		if errors.Is(err, errTooLarge) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		http.Error(w, err.Error(), status)
+		h.fail(w, receiver.Fail(receiver.InvalidArgument(err.Error())))
 		return
 	}
 	refused, err := h.write(r.Context(), req)
 	switch {
-	case errors.Is(err, vstorage.ErrUnavailable):
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-	case err != nil && r.Context().Err() != nil:
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	case err != nil:
-		h.logger.ErrorContext(r.Context(), "remote write failed", "err", err)
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		st, _ := receiver.ConsumerStatus(r.Context(), h.logger, err, h.cfg.RetryAfter, "samples")
+		h.fail(w, receiver.Fail(st))
 	case len(refused) > 0:
-		http.Error(w, refusedMessage(refused), http.StatusBadRequest)
+		h.fail(w, receiver.Fail(receiver.InvalidArgument(refusedMessage(refused))))
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
 
-// overBudget answers a request refused because the in-flight budget is
-// spent.
-func (h *Handler) overBudget(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", overBudgetRetryAfter)
-	http.Error(w, "too many request bytes in flight, retry later", http.StatusServiceUnavailable)
+// fail answers f in plain text, as Prometheus's receiver does, with the
+// status remote_write senders retry when Vigil pushes back.
+func (h *Handler) fail(w http.ResponseWriter, f *receiver.Failure) {
+	if f.HTTP == http.StatusTooManyRequests {
+		f = &receiver.Failure{HTTP: receiver.RemoteWriteStatus(f.Status.Code()), Status: f.Status}
+	}
+	receiver.WriteText(w, f)
 }
 
 // errTooLarge is wrapped by DecodeWriteRequest when the decompressed body
@@ -249,13 +276,25 @@ func refusedMessage(refused []refusal) string {
 	return b.String()
 }
 
+// appendedSeries is a series of the request whose samples were appended:
+// its index and the count of Append calls up to its last sample.
+type appendedSeries struct {
+	index int
+	end   int
+}
+
 // write validates and appends every series of req and commits them. It
-// returns the refused series; an error means nothing was stored.
+// returns the refused series, by the validation or by the store; an error
+// means nothing was stored.
 func (h *Handler) write(ctx context.Context, req *prompb.WriteRequest) ([]refusal, error) {
 	app := h.app.AppenderV2(ctx)
-	var refused []refusal
+	var (
+		refused  []refusal
+		appended []appendedSeries
+		calls    int
+		b        labels.ScratchBuilder
+	)
 	maxT := h.now().Add(h.cfg.MaxFutureSkew).UnixMilli()
-	var b labels.ScratchBuilder
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
 		ls, reason := h.seriesLabels(&b, ts.Labels)
@@ -268,7 +307,8 @@ func (h *Handler) write(ctx context.Context, req *prompb.WriteRequest) ([]refusa
 		}
 		var appendErr error
 		for _, s := range ts.Samples {
-			if _, err := app.Append(0, ls, 0, s.Timestamp, s.Value, nil, nil, storage.AOptions{}); err != nil {
+			calls++
+			if _, err := app.Append(0, ls, 0, s.Timestamp, s.Value, nil, nil, promstorage.AOptions{}); err != nil {
 				appendErr = err
 				break
 			}
@@ -281,16 +321,19 @@ func (h *Handler) write(ctx context.Context, req *prompb.WriteRequest) ([]refusa
 			if hp.IsFloatHistogram() {
 				fh := hp.ToFloatHistogram()
 				if err = fh.Validate(); err == nil {
-					_, err = app.Append(0, ls, 0, hp.Timestamp, 0, nil, fh, storage.AOptions{})
+					calls++
+					_, err = app.Append(0, ls, 0, hp.Timestamp, 0, nil, fh, promstorage.AOptions{})
 				}
 			} else {
 				ih := hp.ToIntHistogram()
 				if err = ih.Validate(); err == nil {
-					_, err = app.Append(0, ls, 0, hp.Timestamp, 0, ih, nil, storage.AOptions{})
+					calls++
+					_, err = app.Append(0, ls, 0, hp.Timestamp, 0, ih, nil, promstorage.AOptions{})
 				}
 			}
 			appendErr = err
 		}
+		appended = append(appended, appendedSeries{index: i, end: calls})
 		if appendErr != nil {
 			// Samples of this series appended before the error stay: they
 			// were valid.
@@ -298,7 +341,12 @@ func (h *Handler) write(ctx context.Context, req *prompb.WriteRequest) ([]refusa
 		}
 	}
 	if err := app.Commit(); err != nil {
-		return nil, fmt.Errorf("commit remote write: %w", err)
+		var rs *ingest.RefusedSamples
+		if !errors.As(err, &rs) {
+			return nil, fmt.Errorf("commit remote write: %w", err)
+		}
+		refused = append(refused, storeRefusals(rs, appended, req)...)
+		slices.SortStableFunc(refused, func(a, b refusal) int { return cmp.Compare(a.index, b.index) })
 	}
 	if mu, ok := h.app.(MetadataUpdater); ok && len(req.Metadata) > 0 {
 		md := make(map[string]metadata.Metadata, len(req.Metadata))
@@ -312,6 +360,26 @@ func (h *Handler) write(ctx context.Context, req *prompb.WriteRequest) ([]refusa
 		}
 	}
 	return refused, nil
+}
+
+// storeRefusals turns the samples the store refused into one refusal per
+// series, with the first reason; appended maps Append calls to series.
+func storeRefusals(rs *ingest.RefusedSamples, appended []appendedSeries, req *prompb.WriteRequest) []refusal {
+	var out []refusal
+	last := -1
+	for _, s := range rs.Samples {
+		k, _ := slices.BinarySearchFunc(appended, s.Index, func(a appendedSeries, call int) int {
+			// appended[k] holds calls [appended[k-1].end, appended[k].end).
+			return cmp.Compare(a.end, call+1)
+		})
+		if k >= len(appended) || k == last {
+			continue
+		}
+		last = k
+		i := appended[k].index
+		out = append(out, refusal{index: i, series: seriesName(req.Timeseries[i].Labels), reason: s.Err.Error()})
+	}
+	return out
 }
 
 // metricType maps a remote_write 1.0 metadata type to Prometheus's name
@@ -336,8 +404,9 @@ func metricType(t prompb.MetricMetadata_MetricType) model.MetricType {
 	return model.MetricTypeUnknown
 }
 
-// MetadataUpdater is implemented by stores that keep metric metadata;
-// remote_write 1.0 sends it apart from the series.
+// MetadataUpdater is implemented by appendables that keep metric
+// metadata (the metric pipeline, which hands it to the store, and the
+// store itself); remote_write 1.0 sends it apart from the series.
 type MetadataUpdater interface {
 	UpdateMetadata(ctx context.Context, md map[string]metadata.Metadata) error
 }
@@ -358,7 +427,7 @@ func (h *Handler) seriesLabels(b *labels.ScratchBuilder, in []prompb.Label) (lab
 			return labels.EmptyLabels(), fmt.Sprintf("invalid label name %q", l.Name)
 		case !utf8.ValidString(l.Value) || strings.IndexByte(l.Value, 0) >= 0:
 			return labels.EmptyLabels(), fmt.Sprintf("label %q: invalid value %q", l.Name, l.Value)
-		case l.Name == labels.MetricName:
+		case l.Name == model.MetricNameLabel:
 			hasName = l.Value != ""
 		}
 		if l.Value != "" { // an empty value means no label, as in Prometheus

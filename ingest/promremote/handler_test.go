@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,8 +19,9 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
-	"github.com/prometheus/prometheus/storage"
+	promstorage "github.com/prometheus/prometheus/storage"
 
+	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/internal/inflight"
 	"github.com/vigil-obs/vigil/internal/inflight/inflighttest"
 )
@@ -34,14 +36,14 @@ type memStore struct {
 	jobs map[string]int // samples committed by job
 }
 
-func (s *memStore) AppenderV2(context.Context) storage.AppenderV2 { return &memAppender{s: s} }
+func (s *memStore) AppenderV2(context.Context) promstorage.AppenderV2 { return &memAppender{s: s} }
 
 type memAppender struct {
 	s       *memStore
 	pending []string
 }
 
-func (a *memAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, _ int64, _ float64, _ *histogram.Histogram, _ *histogram.FloatHistogram, _ storage.AOptions) (storage.SeriesRef, error) {
+func (a *memAppender) Append(_ promstorage.SeriesRef, ls labels.Labels, _, _ int64, _ float64, _ *histogram.Histogram, _ *histogram.FloatHistogram, _ promstorage.AOptions) (promstorage.SeriesRef, error) {
 	a.pending = append(a.pending, ls.Get("job"))
 	return 0, nil
 }
@@ -151,7 +153,7 @@ func TestWriteUnderMemoryPressure(t *testing.T) {
 			resp.Body.Close()
 			codes[i] = resp.StatusCode
 			if resp.StatusCode == http.StatusServiceUnavailable {
-				if resp.Header.Get("Retry-After") != overBudgetRetryAfter {
+				if resp.Header.Get("Retry-After") != "1" {
 					t.Errorf("request %d: 503 without Retry-After", i)
 				}
 				refused.Add(1)
@@ -218,4 +220,80 @@ func TestSlowBodiesAreCut(t *testing.T) {
 		Addr: addr, Fill: 0,
 		Head: inflighttest.Head("/api/v1/write", DefaultMaxRequestBytes, "Content-Type: application/x-protobuf", "Content-Encoding: snappy"),
 	})
+}
+
+// refusingStore refuses the samples at the given Append positions when
+// committing, as the metric pipeline reports what its store refused.
+type refusingStore struct{ refuse map[int]error }
+
+func (s refusingStore) AppenderV2(context.Context) promstorage.AppenderV2 {
+	return &refusingAppender{s: s}
+}
+
+type refusingAppender struct {
+	s     refusingStore
+	calls int
+}
+
+func (a *refusingAppender) Append(promstorage.SeriesRef, labels.Labels, int64, int64, float64, *histogram.Histogram, *histogram.FloatHistogram, promstorage.AOptions) (promstorage.SeriesRef, error) {
+	a.calls++
+	return 0, nil
+}
+
+func (a *refusingAppender) Commit() error {
+	var rs ingest.RefusedSamples
+	for i := range a.calls {
+		if err := a.s.refuse[i]; err != nil {
+			rs.Samples = append(rs.Samples, ingest.RefusedSample{Index: i, Err: err})
+		}
+	}
+	if len(rs.Samples) > 0 {
+		return &rs
+	}
+	return nil
+}
+
+func (a *refusingAppender) Rollback() error { return nil }
+
+// TestStoreRefusalsNameSeries checks that samples the store refused at
+// commit are reported by the series they belong to, with the series
+// validation refused, in request order.
+func TestStoreRefusalsNameSeries(t *testing.T) {
+	store := refusingStore{refuse: map[int]error{
+		2: errors.New("out of bounds"), // series 2's first sample
+		3: errors.New("out of bounds"), // and its second: named once
+		5: errors.New("invalid series"),
+	}}
+	h, err := New(store, Config{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	series := func(name string, samples int) prompb.TimeSeries {
+		ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: name}}}
+		for i := range samples {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: now - int64(i), Value: 1})
+		}
+		return ts
+	}
+	req := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("a", 2), // Append calls 0, 1
+		{Labels: nil},  // refused by validation, no call
+		series("b", 2), // 2, 3
+		series("c", 1), // 4
+		series("d", 0), // none
+		series("e", 1), // 5
+	}}
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
+	h.ServeHTTP(rec, r)
+	want := `3 series refused, the others were stored: timeseries[1] {}: missing __name__; ` +
+		`timeseries[2] {__name__="b"}: out of bounds; timeseries[5] {__name__="e"}: invalid series`
+	if rec.Code != http.StatusBadRequest || strings.TrimSpace(rec.Body.String()) != want {
+		t.Fatalf("%d %q, want 400 %q", rec.Code, rec.Body.String(), want)
+	}
 }

@@ -30,6 +30,10 @@ var rules = []rule{
 	{from: "ingest", to: []string{"query", "alerting"}, why: "receivers know nothing of queries"},
 	{from: "storage", to: []string{"query", "alerting", "ingest", "internal"}, why: "storage is below everything but migrations"},
 	{from: "internal", to: []string{"query", "alerting", "ingest", "storage"}, except: []string{"internal/pgtest"}, why: "internal helpers serve the subsystems, not the other way round"},
+	{from: "storage/postgres/spanstore", to: []string{"storage/postgres/logstore", "storage/postgres/metricstore", "storage/postgres/servicestore"}, why: "each store stands alone over the shared core"},
+	{from: "storage/postgres/logstore", to: []string{"storage/postgres/spanstore", "storage/postgres/metricstore", "storage/postgres/servicestore"}, why: "each store stands alone over the shared core"},
+	{from: "storage/postgres/metricstore", to: []string{"storage/postgres/spanstore", "storage/postgres/logstore", "storage/postgres/servicestore"}, why: "each store stands alone over the shared core"},
+	{from: "storage/postgres/servicestore", to: []string{"storage/postgres/spanstore", "storage/postgres/logstore", "storage/postgres/metricstore"}, why: "each store stands alone over the shared core"},
 }
 
 // leafImports lists what the leaf package storage may not import: it holds

@@ -11,12 +11,13 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	prom "github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/storage"
+	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/teststorage"
 
 	"github.com/vigil-obs/vigil/internal/pgtest"
 	"github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
 )
 
 // The range query of docs/benchmarks.md, "Metrics": the seed's request
@@ -74,19 +75,19 @@ func benchCounters() []benchCounter {
 // loadCounters appends every counter from start to end (one sample per
 // benchInterval, Poisson increments) into app, committing every ten
 // scrape rounds. Two calls write the same samples.
-func loadCounters(tb testing.TB, app storage.AppendableV2, counters []benchCounter, start, end time.Time) int {
+func loadCounters(tb testing.TB, app promstorage.AppendableV2, counters []benchCounter, start, end time.Time) int {
 	tb.Helper()
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
 	vals := make([]float64, len(counters))
-	refs := make([]storage.SeriesRef, len(counters))
+	refs := make([]promstorage.SeriesRef, len(counters))
 	n := 0
 	a := app.AppenderV2(ctx)
 	round := 0
 	for t := start; t.Before(end); t = t.Add(benchInterval) {
 		for i, c := range counters {
 			vals[i] += poisson(c.mean, rng)
-			ref, err := a.Append(refs[i], c.lset, 0, t.UnixMilli()+c.offset, vals[i], nil, nil, storage.AOptions{})
+			ref, err := a.Append(refs[i], c.lset, 0, t.UnixMilli()+c.offset, vals[i], nil, nil, promstorage.AOptions{})
 			if err != nil {
 				tb.Fatalf("append: %v", err)
 			}
@@ -150,14 +151,14 @@ func BenchmarkRangeQuery(b *testing.B) {
 	if err := parts.Maintain(ctx); err != nil {
 		b.Fatalf("partitions: %v", err)
 	}
-	store := postgres.NewMetricStore(pool, parts, nil)
+	store := metricstore.New(pool, parts, metricstore.Options{})
 	loaded := time.Now()
 	loadCounters(b, store, counters, start, end)
 	b.Logf("%d series, %d samples each store; PostgreSQL load %.1fs", len(counters), n, time.Since(loaded).Seconds())
 
 	want := rangeQuery(b, tsdb, start, end)
 	p50 := map[string]time.Duration{}
-	run := func(name string, q storage.Queryable) {
+	run := func(name string, q promstorage.Queryable) {
 		b.Run(name, func(b *testing.B) {
 			if got := rangeQuery(b, q, start, end); !sameMatrix(got, want) {
 				b.Fatalf("%s: result differs from Prometheus's TSDB:\ngot  %.200s\nwant %.200s", name, got, want)
@@ -208,7 +209,7 @@ func BenchmarkRangeQuery(b *testing.B) {
 
 // rangeQuery evaluates benchQuery from start to end with Vigil's engine
 // over q and returns a copy of its matrix.
-func rangeQuery(tb testing.TB, q storage.Queryable, start, end time.Time) prom.Matrix {
+func rangeQuery(tb testing.TB, q promstorage.Queryable, start, end time.Time) prom.Matrix {
 	tb.Helper()
 	eng, err := promql.New(q, promql.Config{}, nil, nil)
 	if err != nil {

@@ -152,8 +152,8 @@ func (c Config) Validate() error {
 }
 
 // ReadLimiter is implemented by a Queryable that can bound what one
-// query reads (storage/postgres.MetricStore). The engine uses it when the
-// Queryable has it; otherwise only the engine's own limits apply.
+// query reads (storage/postgres/metricstore.Store). The engine uses it
+// when the Queryable has it; otherwise only the engine's own limits apply.
 type ReadLimiter interface {
 	LimitedQuerier(mint, maxt int64, limits storage.ReadLimits) (promstorage.Querier, error)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
 )
 
 // hostileQueries are the expressions a hostile client sends to take the
@@ -51,7 +52,7 @@ func hostileSetup(t testing.TB) (*promql.Engine, time.Time) {
 	if err := parts.Maintain(ctx); err != nil {
 		t.Fatalf("partitions: %v", err)
 	}
-	store := postgres.NewMetricStore(pool, parts, nil)
+	store := metricstore.New(pool, parts, metricstore.Options{})
 	end := time.Now().Add(-time.Minute)
 	loadCounters(t, store, benchCounters()[:100], end.Add(-2*time.Hour), end)
 	eng, err := promql.New(store, promql.Config{Timeout: 20 * time.Second, MaxSamplesRead: 20_000}, nil, nil)

@@ -2,14 +2,11 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/vigil-obs/vigil/storage"
+	"github.com/vigil-obs/vigil/storage/postgres/internal/pgcore"
 )
 
 // Open connects a pool to the database at url and checks that it answers.
@@ -36,45 +33,11 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open pool: %w", classify(err))
+		return nil, fmt.Errorf("open pool: %w", pgcore.Classify(err))
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("ping database: %w", classify(err))
+		return nil, fmt.Errorf("ping database: %w", pgcore.Classify(err))
 	}
 	return pool, nil
-}
-
-// classify wraps errors that mean "the database cannot be reached right
-// now" in storage.ErrUnavailable so callers can answer with a retryable
-// status, and leaves other errors as they are.
-func classify(err error) error {
-	if err == nil || errors.Is(err, storage.ErrUnavailable) {
-		return err
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errCorruptPayload) {
-		return err
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case len(pgErr.Code) >= 2 && pgErr.Code[:2] == "08", // connection exception
-			pgErr.Code == "57P01", // admin_shutdown
-			pgErr.Code == "57P02", // crash_shutdown
-			pgErr.Code == "57P03", // cannot_connect_now
-			pgErr.Code == "53300", // too_many_connections
-			pgErr.Code == "40001", // serialization_failure
-			pgErr.Code == "40P01": // deadlock_detected
-			return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
-		}
-		return err
-	}
-	var connErr *pgconn.ConnectError
-	var netErr net.Error
-	if errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
-		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
-	}
-	// Errors on a connection that broke mid-statement ("conn closed",
-	// "unexpected EOF") carry no PgError: treat them as unavailability too.
-	return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 }

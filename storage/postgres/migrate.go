@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vigil-obs/vigil/migrations"
+	"github.com/vigil-obs/vigil/storage/postgres/internal/pgcore"
 )
 
 // migrationLockID is the advisory lock key that serialises migrations
@@ -65,32 +66,29 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) ([]in
 	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: acquire connection: %w", classify(err))
+		return nil, fmt.Errorf("migrate: acquire connection: %w", pgcore.Classify(err))
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockID); err != nil {
-		return nil, fmt.Errorf("migrate: take lock: %w", classify(err))
+	if _, err := conn.Exec(ctx, lockMigrationsSQL, migrationLockID); err != nil {
+		return nil, fmt.Errorf("migrate: take lock: %w", pgcore.Classify(err))
 	}
 	defer func() {
 		// Unlock on a fresh context: ctx may be cancelled, and the lock must
 		// not outlive this call on a pooled connection.
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLockID)
+		_, _ = conn.Exec(context.WithoutCancel(ctx), unlockMigrationsSQL, migrationLockID)
 	}()
 
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    integer PRIMARY KEY,
-		name       text NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return nil, fmt.Errorf("migrate: create schema_migrations: %w", classify(err))
+	if _, err := conn.Exec(ctx, createMigrationsTableSQL); err != nil {
+		return nil, fmt.Errorf("migrate: create schema_migrations: %w", pgcore.Classify(err))
 	}
 	applied := map[int]bool{}
-	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
+	rows, err := conn.Query(ctx, appliedVersionsSQL)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: read applied versions: %w", classify(err))
+		return nil, fmt.Errorf("migrate: read applied versions: %w", pgcore.Classify(err))
 	}
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
 	if err != nil {
-		return nil, fmt.Errorf("migrate: read applied versions: %w", classify(err))
+		return nil, fmt.Errorf("migrate: read applied versions: %w", pgcore.Classify(err))
 	}
 	for _, v := range versions {
 		applied[int(v)] = true
@@ -105,11 +103,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) ([]in
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			_, err := tx.Exec(ctx, recordMigrationSQL, m.version, m.name)
 			return err
 		})
 		if err != nil {
-			return done, fmt.Errorf("migrate: apply %04d_%s: %w", m.version, m.name, classify(err))
+			return done, fmt.Errorf("migrate: apply %04d_%s: %w", m.version, m.name, pgcore.Classify(err))
 		}
 		logger.InfoContext(ctx, "applied migration", "version", m.version, "name", m.name)
 		done = append(done, m.version)
@@ -129,9 +127,9 @@ func SchemaVersion(ctx context.Context, pool *pgxpool.Pool) (applied, known int,
 		known = all[len(all)-1].version
 	}
 	var v *int32
-	err = pool.QueryRow(ctx, "SELECT max(version) FROM schema_migrations").Scan(&v)
+	err = pool.QueryRow(ctx, schemaVersionSQL).Scan(&v)
 	if err != nil {
-		return 0, known, fmt.Errorf("read schema version: %w", classify(err))
+		return 0, known, fmt.Errorf("read schema version: %w", pgcore.Classify(err))
 	}
 	if v != nil {
 		applied = int(*v)

@@ -18,14 +18,20 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/vigil-obs/vigil/ingest/otlpmetrics"
+	"github.com/vigil-obs/vigil/ingest/pipeline"
 	"github.com/vigil-obs/vigil/internal/pgtest"
 	"github.com/vigil-obs/vigil/internal/tail"
 	querylogs "github.com/vigil-obs/vigil/query/logs"
+	querymetrics "github.com/vigil-obs/vigil/query/metrics"
 	"github.com/vigil-obs/vigil/query/promql"
+	"github.com/vigil-obs/vigil/query/services"
 	"github.com/vigil-obs/vigil/query/traces"
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/logstore"
+	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
+	"github.com/vigil-obs/vigil/storage/postgres/servicestore"
+	"github.com/vigil-obs/vigil/storage/postgres/spanstore"
 	"github.com/vigil-obs/vigil/web/api"
 )
 
@@ -79,7 +85,7 @@ func setupAPIs(tb testing.TB) apiStack {
 	copy(tid[:], mustHex(tb, fixtureTraceID))
 	copy(sid[:], mustHex(tb, fixtureSpanID))
 
-	spans := postgres.NewSpanStore(pool, parts)
+	spans := spanstore.New(pool, parts)
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", "checkout")
@@ -95,7 +101,7 @@ func setupAPIs(tb testing.TB) apiStack {
 		tb.Fatalf("write traces: %v", err)
 	}
 
-	logStore := postgres.NewLogStore(pool, parts)
+	logStore := logstore.New(pool, parts)
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.Resource().Attributes().PutStr("service.name", "checkout")
@@ -111,7 +117,7 @@ func setupAPIs(tb testing.TB) apiStack {
 		tb.Fatalf("write logs: %v", err)
 	}
 
-	metrics := postgres.NewMetricStore(pool, parts, nil)
+	metrics := metricstore.New(pool, parts, metricstore.Options{})
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	rm.Resource().Attributes().PutStr("service.name", "checkout")
@@ -125,7 +131,7 @@ func setupAPIs(tb testing.TB) apiStack {
 		dp.SetDoubleValue(float64(i))
 		dp.Attributes().PutStr("queue", "emails")
 	}
-	if err := otlpmetrics.NewConsumer(metrics, otlpmetrics.Config{}, nil).ConsumeMetrics(ctx, md); err != nil {
+	if err := pipeline.NewOTLPMetrics(metrics, pipeline.OTLPMetricsConfig{}, nil).ConsumeMetrics(ctx, md); err != nil {
 		tb.Fatalf("write metrics: %v", err)
 	}
 	engine, err := promql.New(metrics, promql.Config{Timeout: 10 * time.Second}, nil, nil)
@@ -141,8 +147,8 @@ func setupAPIs(tb testing.TB) apiStack {
 	mux := http.NewServeMux()
 	api.NewJaeger(traces.New(spans, traces.Config{}), logger).Register(mux)
 	api.NewLogs(querylogs.New(logStore, querylogs.Config{}), api.LogsOptions{Tail: hub, Logger: logger}).Register(mux)
-	api.NewServices(spans, logger).Register(mux)
-	api.NewPrometheus(engine, metrics, api.PrometheusOptions{Metadata: metrics, Logger: logger}).Register(mux)
+	api.NewServices(services.New(servicestore.New(pool), services.Config{}), logger).Register(mux)
+	api.NewPrometheus(engine, querymetrics.New(metrics, metrics, querymetrics.Config{}), api.PrometheusOptions{Logger: logger}).Register(mux)
 	return apiStack{mux: mux, logs: logs}
 }
 

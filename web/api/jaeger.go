@@ -8,15 +8,17 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/vigil-obs/vigil/internal/tail"
+	"github.com/vigil-obs/vigil/query/traces"
 	"github.com/vigil-obs/vigil/storage"
 )
 
-// TraceReader is what the Jaeger API needs from the trace query layer.
+// TraceReader is what the Jaeger API needs from the trace query layer
+// (query/traces.Service).
 //
 // Implementations must be safe for concurrent use. Returned values are owned
 // by the caller; the Jaeger API only reads them. Errors should wrap the
@@ -32,9 +34,10 @@ type TraceReader interface {
 	// Trace returns every span of one trace, or storage.ErrNotFound when
 	// there is none.
 	Trace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces, error)
-	// FindTraces returns the traces matching q, one ptrace.Traces per trace,
-	// at most q.Limit of them.
-	FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptrace.Traces, error)
+	// FindTraces returns the traces matching q, one ptrace.Traces per
+	// trace; the window and limit q leaves open take the query layer's
+	// defaults.
+	FindTraces(ctx context.Context, q traces.Query) ([]ptrace.Traces, error)
 }
 
 // Jaeger serves the Jaeger query HTTP API over a TraceReader. It is safe for
@@ -42,7 +45,6 @@ type TraceReader interface {
 type Jaeger struct {
 	reader TraceReader
 	logger *slog.Logger
-	now    func() time.Time // the clock for a search without 'end'
 }
 
 // NewJaeger returns the Jaeger API over r, which must not be nil. A nil
@@ -51,7 +53,7 @@ func NewJaeger(r TraceReader, logger *slog.Logger) *Jaeger {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Jaeger{reader: r, logger: logger.With("component", "jaeger_api"), now: time.Now}
+	return &Jaeger{reader: r, logger: logger.With("component", "jaeger_api")}
 }
 
 // Register adds the Jaeger API routes to mux:
@@ -81,7 +83,7 @@ func (j *Jaeger) services(w http.ResponseWriter, r *http.Request) {
 	}
 	services, err := j.reader.Services(r.Context())
 	if err != nil {
-		j.fail(w, r, "services", fmt.Errorf("list services: %w", err))
+		j.fail(w, r, "services", err)
 		return
 	}
 	if services == nil {
@@ -109,7 +111,7 @@ func (j *Jaeger) serviceOperations(w http.ResponseWriter, r *http.Request) {
 	}
 	ops, err := j.reader.Operations(r.Context(), storage.OperationQuery{Service: service})
 	if err != nil {
-		j.fail(w, r, "service", fmt.Errorf("list operations of %q: %w", service, err))
+		j.fail(w, r, "service", err)
 		return
 	}
 	names := make([]string, 0, len(ops))
@@ -134,7 +136,7 @@ func (j *Jaeger) operations(w http.ResponseWriter, r *http.Request) {
 	}
 	ops, err := j.reader.Operations(r.Context(), oq)
 	if err != nil {
-		j.fail(w, r, "service", fmt.Errorf("list operations of %q: %w", oq.Service, err))
+		j.fail(w, r, "service", err)
 		return
 	}
 	data := make([]uiOperation, len(ops))
@@ -153,7 +155,7 @@ func (j *Jaeger) findTraces(w http.ResponseWriter, r *http.Request) {
 		j.fail(w, r, "traces", err)
 		return
 	}
-	ts, err := parseTraceSearch(q, j.now())
+	ts, err := parseTraceSearch(q)
 	if err != nil {
 		j.fail(w, r, "traces", err)
 		return
@@ -168,7 +170,7 @@ func (j *Jaeger) findTraces(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			if err != nil {
-				j.fail(w, r, "trace", fmt.Errorf("get trace %s: %w", id, err))
+				j.fail(w, r, "trace", err)
 				return
 			}
 			if t, ok := convertTrace(td); ok {
@@ -178,15 +180,12 @@ func (j *Jaeger) findTraces(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	} else {
-		found, err := j.reader.FindTraces(r.Context(), ts.TraceQuery)
+		found, err := j.reader.FindTraces(r.Context(), ts.Query)
 		if err != nil {
-			j.fail(w, r, "service", fmt.Errorf("find traces: %w", err))
+			j.fail(w, r, "service", err)
 			return
 		}
 		for _, td := range found {
-			if len(data) == ts.Limit {
-				break
-			}
 			if t, ok := convertTrace(td); ok {
 				data = append(data, t)
 			}
@@ -212,7 +211,7 @@ func (j *Jaeger) trace(w http.ResponseWriter, r *http.Request) {
 	}
 	td, err := j.reader.Trace(r.Context(), id)
 	if err != nil {
-		j.fail(w, r, "trace", fmt.Errorf("get trace %s: %w", id, err))
+		j.fail(w, r, "trace", err)
 		return
 	}
 	t, ok := convertTrace(td)
@@ -228,14 +227,26 @@ func (j *Jaeger) trace(w http.ResponseWriter, r *http.Request) {
 const statusClientClosedRequest = 499
 
 // errorStatus is the one mapping from an error to the HTTP status and the
-// message the client sees. what names the object a 404 is about ("trace",
-// "service"). Only request errors show their own text; the others get a
+// message the client sees, for every API answering in the Jaeger envelope
+// (the Jaeger API, the log API with its live tail, the service catalogue).
+// what names the object a 404 is about ("trace", "service"). Only request
+// errors and live-tail refusals show their own text; the others get a
 // fixed message so that no storage detail leaks.
 func errorStatus(err error, what string) (int, string) {
 	var re *requestError
+	var he *handshakeError
+	var qe *tail.QuotaError
 	switch {
 	case errors.As(err, &re):
 		return http.StatusBadRequest, re.Error()
+	case errors.As(err, &he):
+		return he.status, he.Error()
+	case errors.As(err, &qe):
+		return http.StatusTooManyRequests, tailQuotaMessage(qe)
+	case errors.Is(err, tail.ErrTooManySubscribers):
+		return http.StatusServiceUnavailable, tail.ErrTooManySubscribers.Error()
+	case errors.Is(err, tail.ErrClosed):
+		return http.StatusServiceUnavailable, tail.ErrClosed.Error()
 	case errors.Is(err, storage.ErrNotFound):
 		return http.StatusNotFound, what + " not found"
 	case errors.Is(err, context.DeadlineExceeded):

@@ -14,27 +14,21 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/vigil-obs/vigil/query/traces"
 	"github.com/vigil-obs/vigil/storage"
 )
 
-// Limits of a trace search. They are part of the API contract: a request
-// beyond them is answered 400 naming the parameter, never silently trimmed.
+// Limits of a trace search request. They are part of the API contract: a
+// request beyond them is answered 400 naming the parameter, never silently
+// trimmed. The default and largest 'limit' and the default window are the
+// query layer's (query/traces DefaultLimit, MaxLimit, DefaultLookback).
 const (
-	// DefaultSearchLimit is the number of traces a search returns when the
-	// request has no (or a zero) 'limit'. It is the Jaeger UI's default.
-	DefaultSearchLimit = 20
-	// MaxSearchLimit is the largest 'limit' a search accepts. It is the
-	// largest value the Jaeger UI's search form offers.
-	MaxSearchLimit = 1500
 	// MaxSearchTraceIDs is the largest number of 'traceID' parameters one
 	// search may carry.
 	MaxSearchTraceIDs = 100
 	// MaxSearchTags is the largest number of distinct tag filters ('tag' and
 	// 'tags' together) one search may carry.
 	MaxSearchTags = 64
-	// DefaultSearchLookback is how far before 'end' a search looks when the
-	// request gives neither 'start' nor a 'lookback'; Jaeger's default too.
-	DefaultSearchLookback = 48 * time.Hour
 )
 
 // Query parameter names, spelled as Jaeger spells them.
@@ -77,9 +71,9 @@ func paramError(param, what string, err error) error {
 }
 
 // traceSearch is a parsed GET /api/traces request: either a search
-// (storage.TraceQuery) or, when TraceIDs is not empty, a lookup by IDs.
+// (traces.Query) or, when TraceIDs is not empty, a lookup by IDs.
 type traceSearch struct {
-	storage.TraceQuery
+	traces.Query
 	TraceIDs []pcommon.TraceID
 }
 
@@ -111,43 +105,34 @@ func pathParam(r *http.Request, name string) (string, error) {
 // parseTraceSearch parses the parameters of GET /api/traces as Jaeger's query
 // service does (cmd/query/app/query_parser.go), with these additions: a
 // 'lookback' ("1h", "2d", "custom") sets the start when 'start' is absent
-// (Jaeger ignores it, but it is validated whenever given);
-// 'limit' defaults to DefaultSearchLimit and is capped by MaxSearchLimit;
-// negative durations, start after end and empty tag keys are rejected.
-// now is the reference for a missing 'end'. Repeated scalar parameters use
-// their first value, as Jaeger's FormValue does.
-func parseTraceSearch(q url.Values, now time.Time) (traceSearch, error) {
+// (Jaeger ignores it, but it is validated whenever given); 'limit' is
+// refused above traces.MaxLimit; negative durations, start after end and
+// empty tag keys are rejected. What the request leaves open (start, end,
+// limit) stays zero for the query layer to settle. Repeated scalar
+// parameters use their first value, as Jaeger's FormValue does.
+func parseTraceSearch(q url.Values) (traceSearch, error) {
 	var ts traceSearch
 	ts.Service = q.Get(paramService)
 	ts.Operation = q.Get(paramOperation)
 
-	end := now.UTC()
+	var err error
 	if s := q.Get(paramEnd); s != "" {
-		t, err := parseMicros(paramEnd, s)
-		if err != nil {
+		if ts.StartMax, err = parseMicros(paramEnd, s); err != nil {
 			return traceSearch{}, err
 		}
-		end = t
 	}
-	lookback, err := parseLookback(q.Get(paramLookback))
-	if err != nil {
+	if ts.Lookback, err = parseLookback(q.Get(paramLookback)); err != nil {
 		return traceSearch{}, err
 	}
-	var start time.Time
 	if s := q.Get(paramStart); s != "" {
-		if start, err = parseMicros(paramStart, s); err != nil {
+		if ts.StartMin, err = parseMicros(paramStart, s); err != nil {
 			return traceSearch{}, err
 		}
-	} else {
-		if lookback == 0 {
-			lookback = DefaultSearchLookback
-		}
-		start = end.Add(-lookback)
+		ts.Lookback = 0
 	}
-	if start.After(end) {
+	if !ts.StartMin.IsZero() && !ts.StartMax.IsZero() && ts.StartMin.After(ts.StartMax) {
 		return traceSearch{}, paramError(paramStart, "must not be after 'end'", nil)
 	}
-	ts.StartMin, ts.StartMax = start, end
 
 	if ts.Tags, err = parseTags(q[paramTag], q[paramTags]); err != nil {
 		return traceSearch{}, err
@@ -250,10 +235,10 @@ func parseLookback(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// parseLimit parses 'limit'; empty or 0 means DefaultSearchLimit.
+// parseLimit parses 'limit'; empty or 0 means the query layer's default.
 func parseLimit(s string) (int, error) {
 	if s == "" {
-		return DefaultSearchLimit, nil
+		return 0, nil
 	}
 	v, err := strconv.ParseInt(s, 10, 32)
 	if err != nil {
@@ -262,10 +247,8 @@ func parseLimit(s string) (int, error) {
 	switch {
 	case v < 0:
 		return 0, paramError(paramLimit, "must not be negative", nil)
-	case v == 0:
-		return DefaultSearchLimit, nil
-	case v > MaxSearchLimit:
-		return 0, paramError(paramLimit, fmt.Sprintf("must be at most %d", MaxSearchLimit), nil)
+	case v > traces.MaxLimit:
+		return 0, paramError(paramLimit, fmt.Sprintf("must be at most %d", traces.MaxLimit), nil)
 	}
 	return int(v), nil
 }

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
-)
 
-var parseNow = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	"github.com/vigil-obs/vigil/query/traces"
+)
 
 func TestParseTraceSearch(t *testing.T) {
 	tests := []struct {
@@ -20,13 +20,9 @@ func TestParseTraceSearch(t *testing.T) {
 		wantErr string // the error must start with it ("parameter 'x' ...")
 	}{
 		{
-			name:  "defaults",
+			name:  "open window and limit are left to the query layer",
 			query: "service=svc",
-			want: ts(traceSearch{}, func(s *traceSearch) {
-				s.Service = "svc"
-				s.StartMin, s.StartMax = parseNow.Add(-DefaultSearchLookback), parseNow
-				s.Limit = DefaultSearchLimit
-			}),
+			want:  defaults("svc"),
 		},
 		{
 			name:  "everything",
@@ -55,7 +51,7 @@ func TestParseTraceSearch(t *testing.T) {
 			name:  "lookback hours",
 			query: "service=svc&lookback=1h",
 			want: ts(defaults("svc"), func(s *traceSearch) {
-				s.StartMin = parseNow.Add(-time.Hour)
+				s.Lookback = time.Hour
 			}),
 		},
 		{
@@ -63,19 +59,26 @@ func TestParseTraceSearch(t *testing.T) {
 			query: "service=svc&lookback=2d&end=1700000000000000",
 			want: ts(defaults("svc"), func(s *traceSearch) {
 				s.StartMax = time.UnixMicro(1700000000000000).UTC()
-				s.StartMin = s.StartMax.Add(-48 * time.Hour)
+				s.Lookback = 48 * time.Hour
 			}),
 		},
 		{
 			name:  "lookback weeks",
 			query: "service=svc&lookback=1w",
 			want: ts(defaults("svc"), func(s *traceSearch) {
-				s.StartMin = parseNow.Add(-7 * 24 * time.Hour)
+				s.Lookback = 7 * 24 * time.Hour
 			}),
 		},
 		{
 			name:  "start wins over lookback",
 			query: "service=svc&lookback=1h&start=1700000000000000",
+			want: ts(defaults("svc"), func(s *traceSearch) {
+				s.StartMin = time.UnixMicro(1700000000000000).UTC()
+			}),
+		},
+		{
+			name:  "start without end",
+			query: "service=svc&start=1700000000000000",
 			want: ts(defaults("svc"), func(s *traceSearch) {
 				s.StartMin = time.UnixMicro(1700000000000000).UTC()
 			}),
@@ -101,7 +104,7 @@ func TestParseTraceSearch(t *testing.T) {
 			name:  "max limit",
 			query: "service=svc&limit=1500",
 			want: ts(defaults("svc"), func(s *traceSearch) {
-				s.Limit = MaxSearchLimit
+				s.Limit = traces.MaxLimit
 			}),
 		},
 		{
@@ -115,8 +118,6 @@ func TestParseTraceSearch(t *testing.T) {
 			name:  "trace ids without service",
 			query: "traceID=1&traceID=00000000000000000000000000000001&traceID=" + idCheckout,
 			want: ts(traceSearch{}, func(s *traceSearch) {
-				s.StartMin, s.StartMax = parseNow.Add(-DefaultSearchLookback), parseNow
-				s.Limit = DefaultSearchLimit
 				s.TraceIDs = []pcommon.TraceID{traceID("1"), traceID(idCheckout)}
 			}),
 		},
@@ -157,7 +158,7 @@ func TestParseTraceSearch(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseQueryString: %v", err)
 			}
-			got, err := parseTraceSearch(q, parseNow)
+			got, err := parseTraceSearch(q)
 			if tt.wantErr != "" {
 				var re *requestError
 				if err == nil || !errors.As(err, &re) || !strings.HasPrefix(err.Error(), tt.wantErr) {
@@ -168,7 +169,7 @@ func TestParseTraceSearch(t *testing.T) {
 			if err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
-			if !equalQuery(got.TraceQuery, tt.want.TraceQuery) || len(got.TraceIDs) != len(tt.want.TraceIDs) {
+			if !equalQuery(got.TraceQuery, tt.want.TraceQuery) || got.Lookback != tt.want.Lookback || len(got.TraceIDs) != len(tt.want.TraceIDs) {
 				t.Fatalf("got %+v\nwant %+v", got, tt.want)
 			}
 			for i := range got.TraceIDs {
@@ -180,11 +181,10 @@ func TestParseTraceSearch(t *testing.T) {
 	}
 }
 
+// defaults is the search of service alone: window and limit left open.
 func defaults(service string) traceSearch {
 	return ts(traceSearch{}, func(s *traceSearch) {
 		s.Service = service
-		s.StartMin, s.StartMax = parseNow.Add(-DefaultSearchLookback), parseNow
-		s.Limit = DefaultSearchLimit
 	})
 }
 
@@ -294,18 +294,18 @@ func FuzzParseTraceQuery(f *testing.F) {
 			assertRequestError(t, err)
 			return
 		}
-		got, err := parseTraceSearch(q, parseNow)
+		got, err := parseTraceSearch(q)
 		if err != nil {
 			assertRequestError(t, err)
 			return
 		}
-		if got.Limit < 1 || got.Limit > MaxSearchLimit {
-			t.Errorf("limit %d out of range", got.Limit)
+		if got.Limit < 0 || got.Limit > traces.MaxLimit || got.Lookback < 0 {
+			t.Errorf("limit %d or lookback %s out of range", got.Limit, got.Lookback)
 		}
 		if got.Service == "" && len(got.TraceIDs) == 0 {
 			t.Error("neither service nor trace IDs")
 		}
-		if got.StartMin.After(got.StartMax) {
+		if !got.StartMax.IsZero() && got.StartMin.After(got.StartMax) {
 			t.Errorf("start %v after end %v", got.StartMin, got.StartMax)
 		}
 		if got.DurationMin < 0 || got.DurationMax < 0 || got.DurationMax != 0 && got.DurationMax < got.DurationMin {

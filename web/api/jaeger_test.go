@@ -24,6 +24,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
 
+	"github.com/vigil-obs/vigil/internal/tail"
+	"github.com/vigil-obs/vigil/query/traces"
 	"github.com/vigil-obs/vigil/storage"
 )
 
@@ -33,10 +35,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// memReader is an in-memory TraceReader over ptrace values, one
-// ptrace.Traces per trace. It answers the way the query layer is specified
-// to, so the handlers can be tested without a database; err, when set, is
-// returned by every method instead.
+// memReader is an in-memory span store (traces.Reader) over ptrace values,
+// one ptrace.Traces per trace. The handlers are tested over the real query
+// layer on top of it, without a database; lastQuery is what the query
+// layer asked of storage; err, when set, is returned by every method
+// instead.
 type memReader struct {
 	traces    []ptrace.Traces
 	err       error
@@ -392,8 +395,8 @@ func newSetup(t *testing.T) setup {
 	t.Helper()
 	reader := &memReader{traces: []ptrace.Traces{checkoutTrace(), legacyTrace()}}
 	logs := &bytes.Buffer{}
-	j := NewJaeger(reader, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	j.now = func() time.Time { return base.Add(time.Hour) }
+	svc := traces.New(reader, traces.Config{Now: func() time.Time { return base.Add(time.Hour) }})
+	j := NewJaeger(svc, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	mux := http.NewServeMux()
 	j.Register(mux)
 	return setup{mux: mux, reader: reader, logs: logs}
@@ -544,7 +547,7 @@ func TestJaegerSearchQuery(t *testing.T) {
 		StartMax:    base.Add(time.Minute).Truncate(time.Microsecond),
 		DurationMin: time.Millisecond,
 		DurationMax: 1500 * time.Millisecond,
-		Limit:       DefaultSearchLimit,
+		Limit:       traces.DefaultLimit,
 	}
 	if got := s.reader.lastQuery; !equalQuery(got, want) {
 		t.Errorf("reader got %+v, want %+v", got, want)
@@ -616,7 +619,7 @@ func TestJaegerMethodNotAllowed(t *testing.T) {
 }
 
 func TestNewJaegerNilLogger(t *testing.T) {
-	j := NewJaeger(&memReader{err: errors.New("boom")}, nil)
+	j := NewJaeger(traces.New(&memReader{err: errors.New("boom")}, traces.Config{}), nil)
 	mux := http.NewServeMux()
 	j.Register(mux)
 	rec := httptest.NewRecorder()
@@ -641,6 +644,11 @@ func TestErrorStatus(t *testing.T) {
 		{"deadline and unavailable", errors.Join(storage.ErrUnavailable, context.DeadlineExceeded), 504, "query timed out"},
 		{"canceled", context.Canceled, 499, "request canceled"},
 		{"other", errors.New("pq: secret"), 500, "internal server error"},
+		{"tail quota", fmt.Errorf("subscribe: %w", &tail.QuotaError{Quota: tail.Quota{Key: tailKeyToken + "abc", Limit: 2}}), 429,
+			"too many live-tail connections with this token (at most 2); close one and retry"},
+		{"tail full", fmt.Errorf("subscribe: %w", tail.ErrTooManySubscribers), 503, "too many live-tail subscribers"},
+		{"tail closed", tail.ErrClosed, 503, "live tail closed"},
+		{"handshake", &handshakeError{status: 403, err: errors.New("origin not allowed")}, 403, "origin not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,14 +22,24 @@ import (
 
 	"github.com/vigil-obs/vigil/internal/auth"
 	"github.com/vigil-obs/vigil/internal/tail"
+	querylogs "github.com/vigil-obs/vigil/query/logs"
 	"github.com/vigil-obs/vigil/storage"
 )
 
 // LogReader is what the log API needs from the log query layer
 // (query/logs.Service). Implementations must be safe for concurrent use;
 // returned records are owned by the caller. Errors map as for TraceReader.
+// The window, limit and buckets a request leaves open (zero) take the
+// query layer's defaults.
 type LogReader interface {
+	// FindLogs returns one page of the records matching q, newest first,
+	// with the cursor of the next page when more may follow.
 	FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPage, error)
+	// LogHistogram counts the records matching q in about buckets equal
+	// buckets, oldest first, and returns their width and whether the
+	// counts are approximate.
+	LogHistogram(ctx context.Context, q storage.LogQuery, buckets int) ([]storage.LogBucket, time.Duration, bool, error)
+	// TraceLogs returns the records of one trace, oldest first.
 	TraceLogs(ctx context.Context, id pcommon.TraceID) ([]storage.LogRecord, error)
 }
 
@@ -132,7 +142,7 @@ func NewLogs(r LogReader, opts LogsOptions) *Logs {
 		WriteBufferSize:  16 << 10,
 		CheckOrigin:      l.checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			l.writeJSON(w, r, status, logsEnvelope{Errors: []apiError{{Code: status, Msg: reason.Error()}}})
+			l.fail(w, r, &handshakeError{status: status, err: reason})
 		},
 	}
 	return l
@@ -236,16 +246,6 @@ func (l *Logs) find(w http.ResponseWriter, r *http.Request) {
 	l.writeJSON(w, r, http.StatusOK, env)
 }
 
-// logHistogrammer is the optional capability behind
-// GET /api/logs/histogram (query/logs.Service has it).
-type logHistogrammer interface {
-	LogHistogram(ctx context.Context, q storage.LogQuery, buckets int) ([]storage.LogBucket, time.Duration, bool, error)
-}
-
-// MaxLogHistogramBuckets is the largest 'buckets' of
-// GET /api/logs/histogram.
-const MaxLogHistogramBuckets = 1000
-
 // histogramJSON is the answer of GET /api/logs/histogram.
 type histogramJSON struct {
 	Data []struct {
@@ -257,21 +257,16 @@ type histogramJSON struct {
 }
 
 func (l *Logs) histogram(w http.ResponseWriter, r *http.Request) {
-	h, ok := l.reader.(logHistogrammer)
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
 	q, err := parseQueryString(r.URL.RawQuery)
 	if err != nil {
 		l.fail(w, r, err)
 		return
 	}
-	buckets := 60
+	var buckets int // the query layer's default
 	if v := q["buckets"]; len(v) > 0 {
 		n, perr := strconv.Atoi(v[0])
-		if len(v) > 1 || perr != nil || n < 1 || n > MaxLogHistogramBuckets {
-			l.fail(w, r, paramError("buckets", fmt.Sprintf("must be one integer from 1 to %d", MaxLogHistogramBuckets), nil))
+		if len(v) > 1 || perr != nil || n < 1 || n > querylogs.MaxHistogramBuckets {
+			l.fail(w, r, paramError("buckets", fmt.Sprintf("must be one integer from 1 to %d", querylogs.MaxHistogramBuckets), nil))
 			return
 		}
 		buckets = n
@@ -286,7 +281,7 @@ func (l *Logs) histogram(w http.ResponseWriter, r *http.Request) {
 		l.fail(w, r, paramError("cursor", "and limit do not apply to a histogram", nil))
 		return
 	}
-	bs, step, approx, err := h.LogHistogram(r.Context(), lq, buckets)
+	bs, step, approx, err := l.reader.LogHistogram(r.Context(), lq, buckets)
 	if err != nil {
 		l.fail(w, r, err)
 		return
@@ -424,12 +419,12 @@ func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !l.checkOrigin(r) {
-		l.writeJSON(w, r, http.StatusForbidden, logsEnvelope{Errors: []apiError{{Code: http.StatusForbidden, Msg: "origin not allowed"}}})
+		l.fail(w, r, &handshakeError{status: http.StatusForbidden, err: errors.New("origin not allowed")})
 		return
 	}
 	sub, err := l.opts.Tail.Subscribe(lq.Matches, l.tailQuotas(r)...)
 	if err != nil {
-		l.refuseTail(w, r, err)
+		l.fail(w, r, err)
 		return
 	}
 	defer sub.Close()
@@ -525,23 +520,26 @@ func (l *Logs) tailQuotas(r *http.Request) []tail.Quota {
 	return qs
 }
 
-// refuseTail answers a live-tail subscription the hub refused: 429 for a
-// client over its own quota, 503 when the hub is full or closed.
-func (l *Logs) refuseTail(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg := http.StatusServiceUnavailable, err.Error()
-	var qe *tail.QuotaError
-	if errors.As(err, &qe) {
-		status = http.StatusTooManyRequests
-		who := "from this address"
-		if strings.HasPrefix(qe.Quota.Key, tailKeyToken) {
-			who = "with this token"
-		}
-		msg = fmt.Sprintf("too many live-tail connections %s (at most %d); close one and retry", who, qe.Quota.Limit)
-		l.logger.DebugContext(r.Context(), "live tail refused", "remote", r.RemoteAddr, "status", status, "err", err)
-	} else {
-		l.logger.WarnContext(r.Context(), "live tail refused", "remote", r.RemoteAddr, "status", status, "err", err)
+// handshakeError is a live-tail handshake refused before the WebSocket
+// upgrade (a foreign origin, or what the upgrader refuses), with the
+// status that says why. Its text goes to the client: it holds nothing
+// from storage.
+type handshakeError struct {
+	status int
+	err    error
+}
+
+func (e *handshakeError) Error() string { return e.err.Error() }
+func (e *handshakeError) Unwrap() error { return e.err }
+
+// tailQuotaMessage is the answer to a live-tail subscription over one of
+// its client's quotas.
+func tailQuotaMessage(qe *tail.QuotaError) string {
+	who := "from this address"
+	if strings.HasPrefix(qe.Quota.Key, tailKeyToken) {
+		who = "with this token"
 	}
-	l.writeJSON(w, r, status, logsEnvelope{Errors: []apiError{{Code: status, Msg: msg}}})
+	return fmt.Sprintf("too many live-tail connections %s (at most %d); close one and retry", who, qe.Quota.Limit)
 }
 
 // clientAddr returns the address a client is counted by: the host of

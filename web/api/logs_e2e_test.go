@@ -29,6 +29,7 @@ import (
 	querylogs "github.com/vigil-obs/vigil/query/logs"
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/logstore"
 )
 
 // logsStack is the whole log path on real servers: OTLP receiver →
@@ -51,7 +52,7 @@ func setupLogs(t *testing.T, tailBuffer int) *logsStack {
 	if err := parts.Maintain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	store := postgres.NewLogStore(pool, parts)
+	store := logstore.New(pool, parts)
 	hub := tail.New[storage.LogRecord](tail.Config{Buffer: tailBuffer})
 	pipe, err := pipeline.NewLogs(pipeline.DefaultLogConfig(), pipeline.LogOptions{Writer: store, Committed: querylogs.Publisher(hub)})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	querylogs "github.com/vigil-obs/vigil/query/logs"
 	"github.com/vigil-obs/vigil/storage"
 )
 
@@ -29,8 +30,6 @@ const (
 	logParamAttr     = "attr."
 	logParamPretty   = "prettyPrint"
 
-	// MaxLogLimit is the largest 'limit' of GET /api/logs.
-	MaxLogLimit = 1000
 	// maxLogTerms bounds the words and phrases of 'q', and maxLogAttrs the
 	// attr.<key> filters, so one request cannot build a huge query.
 	// Every name and value is bounded by MaxParamBytes.
@@ -51,7 +50,8 @@ var severityNames = map[string]int32{
 // malformed values are errors naming the parameter. 'q' may be repeated;
 // each value holds words and "quoted phrases". 'start' and 'end' are RFC
 // 3339 or Unix seconds (with an optional fraction), as in the Prometheus
-// API.
+// API. What the request leaves open (start, end, limit) stays zero for
+// the query layer (query/logs) to settle.
 func parseLogQuery(q url.Values) (storage.LogQuery, error) {
 	var lq storage.LogQuery
 	if b := checkParams(q, anyParam); b != nil {
@@ -135,8 +135,8 @@ func parseLogQuery(q url.Values) (storage.LogQuery, error) {
 	}
 	if s := q.Get(logParamLimit); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 || n > MaxLogLimit {
-			return lq, paramError(logParamLimit, fmt.Sprintf("must be an integer from 1 to %d", MaxLogLimit), nil)
+		if err != nil || n <= 0 || n > querylogs.MaxLimit {
+			return lq, paramError(logParamLimit, fmt.Sprintf("must be an integer from 1 to %d", querylogs.MaxLimit), nil)
 		}
 		lq.Limit = n
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	querylogs "github.com/vigil-obs/vigil/query/logs"
 	"github.com/vigil-obs/vigil/storage"
 )
 
@@ -64,7 +65,7 @@ func FuzzParseLogQuery(f *testing.F) {
 			}
 			return
 		}
-		if lq.Limit < 0 || lq.Limit > MaxLogLimit || lq.MinSeverity < 0 || lq.MinSeverity > 24 {
+		if lq.Limit < 0 || lq.Limit > querylogs.MaxLimit || lq.MinSeverity < 0 || lq.MinSeverity > 24 {
 			t.Fatalf("out of bounds: %+v", lq)
 		}
 		if len(lq.Text) > maxLogTerms || len(lq.Attributes) > maxLogAttrs {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -20,6 +21,10 @@ type noLogs struct{}
 
 func (noLogs) FindLogs(context.Context, storage.LogQuery) (storage.LogPage, error) {
 	return storage.LogPage{}, nil
+}
+
+func (noLogs) LogHistogram(context.Context, storage.LogQuery, int) ([]storage.LogBucket, time.Duration, bool, error) {
+	return nil, 0, false, nil
 }
 
 func (noLogs) TraceLogs(context.Context, pcommon.TraceID) ([]storage.LogRecord, error) {

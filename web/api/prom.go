@@ -4,23 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"runtime"
-	"slices"
 	"strconv"
 	"time"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
-	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/stats"
 
+	"github.com/vigil-obs/vigil/query/metrics"
 	vpromql "github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/storage"
 )
@@ -32,6 +28,18 @@ type PromQLEngine interface {
 	RangeQuery(ctx context.Context, qs string, start, end time.Time, step time.Duration, opts vpromql.QueryOptions) (promql.Query, error)
 }
 
+// MetadataQuerier is what the series, label and metadata routes need from
+// the query layer (query/metrics.Service). Implementations must be safe
+// for concurrent use; returned values are owned by the caller and never
+// nil. Every error is taken for a storage failure: shown to the client
+// only as a fixed message (see promErrorStatus).
+type MetadataQuerier interface {
+	Series(ctx context.Context, sel metrics.Selection) ([]labels.Labels, []string, error)
+	LabelNames(ctx context.Context, sel metrics.Selection) ([]string, []string, error)
+	LabelValues(ctx context.Context, name string, sel metrics.Selection) ([]string, []string, error)
+	Metadata(ctx context.Context, q metrics.MetadataQuery) (map[string][]metadata.Metadata, error)
+}
+
 // PrometheusOptions configures the Prometheus API.
 type PrometheusOptions struct {
 	// Version is reported by /api/v1/status/buildinfo as the Prometheus
@@ -41,31 +49,24 @@ type PrometheusOptions struct {
 	Revision string
 	Logger   *slog.Logger // nil = discard
 	Now      func() time.Time
-	// Metadata answers /api/v1/metadata; nil answers an empty object.
-	Metadata MetadataReader
-}
-
-// MetadataReader reads metric metadata (type, help, unit) by family.
-type MetadataReader interface {
-	// Metadata returns the metadata of metric alone when it is not empty,
-	// else of at most limit families (0 = all).
-	Metadata(ctx context.Context, metric string, limit int) (map[string]metadata.Metadata, error)
 }
 
 // Prometheus serves the Prometheus HTTP API (/api/v1/...) over a PromQL
-// engine and a Queryable, with Prometheus's JSON envelope, error types
-// and status codes. Every query route takes GET parameters and
-// form-encoded POST bodies (as Grafana sends). Safe for concurrent use.
+// engine (query/promql) and the metadata queries (query/metrics), with
+// Prometheus's JSON envelope, error types and status codes. Every query
+// route takes GET parameters and form-encoded POST bodies (as Grafana
+// sends). Safe for concurrent use.
 type Prometheus struct {
-	engine    PromQLEngine
-	queryable promstorage.Queryable
-	parser    parser.Parser
-	opts      PrometheusOptions
-	logger    *slog.Logger
+	engine PromQLEngine
+	meta   MetadataQuerier
+	parser parser.Parser
+	opts   PrometheusOptions
+	logger *slog.Logger
 }
 
-// NewPrometheus returns the Prometheus API over engine and q.
-func NewPrometheus(engine PromQLEngine, q promstorage.Queryable, opts PrometheusOptions) *Prometheus {
+// NewPrometheus returns the Prometheus API over engine and meta, neither
+// of which may be nil.
+func NewPrometheus(engine PromQLEngine, meta MetadataQuerier, opts PrometheusOptions) *Prometheus {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -75,7 +76,7 @@ func NewPrometheus(engine PromQLEngine, q promstorage.Queryable, opts Prometheus
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Prometheus{engine: engine, queryable: q, parser: parser.NewParser(parser.Options{}), opts: opts,
+	return &Prometheus{engine: engine, meta: meta, parser: parser.NewParser(parser.Options{}), opts: opts,
 		logger: opts.Logger.With("component", "prometheus_api")}
 }
 
@@ -276,20 +277,28 @@ func (p *Prometheus) answer(ctx context.Context, w http.ResponseWriter, r *http.
 	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: data, Warnings: warnings, Infos: infos})
 }
 
-// selectionRange returns start and end of a metadata request.
-func selectionRange(form map[string][]string) (time.Time, time.Time, error) {
-	start, err := promTimeParam(form, "start", promMinTime)
-	if err != nil {
-		return start, start, err
+// parseSelection parses the match[], start, end and limit parameters of
+// the series and label routes; an absent start or end stays zero (the
+// whole range, see metrics.Selection).
+func (p *Prometheus) parseSelection(form map[string][]string) (metrics.Selection, error) {
+	var sel metrics.Selection
+	var err error
+	if sel.Matchers, err = parsePromMatchSets(p.parser, form["match[]"]); err != nil {
+		return sel, err
 	}
-	end, err := promTimeParam(form, "end", promMaxTime)
-	if err != nil {
-		return start, end, err
+	if sel.Start, err = promTimeParam(form, "start", time.Time{}); err != nil {
+		return sel, err
 	}
-	if end.Before(start) {
-		return start, end, &promParamError{"end", errors.New("end timestamp must not be before start time")}
+	if sel.End, err = promTimeParam(form, "end", time.Time{}); err != nil {
+		return sel, err
 	}
-	return start, end, nil
+	if !sel.Start.IsZero() && !sel.End.IsZero() && sel.End.Before(sel.Start) {
+		return sel, &promParamError{"end", errors.New("end timestamp must not be before start time")}
+	}
+	if sel.Limit, err = parsePromLimit(form); err != nil {
+		return sel, err
+	}
+	return sel, nil
 }
 
 func (p *Prometheus) series(w http.ResponseWriter, r *http.Request) {
@@ -301,60 +310,35 @@ func (p *Prometheus) series(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, &promParamError{"match[]", errors.New("no match[] parameter provided")})
 		return
 	}
-	sets, err := parsePromMatchSets(p.parser, form["match[]"])
+	sel, err := p.parseSelection(form)
 	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
-	start, end, err := selectionRange(form)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	limit, err := parsePromLimit(form)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	q, err := p.queryable.Querier(start.UnixMilli(), end.UnixMilli())
+	out, warnings, err := p.meta.Series(r.Context(), sel)
 	if err != nil {
 		p.fail(w, r, &promStorageError{err})
 		return
-	}
-	defer q.Close()
-	hints := &promstorage.SelectHints{Start: start.UnixMilli(), End: end.UnixMilli(), Func: "series", Limit: limit}
-	var out []labels.Labels
-	seen := map[uint64]bool{}
-	var warnings []string
-	for _, ms := range sets {
-		set := q.Select(r.Context(), true, hints, ms...)
-		for set.Next() {
-			ls := set.At().Labels()
-			if h := ls.Hash(); !seen[h] {
-				seen[h] = true
-				out = append(out, ls)
-			}
-		}
-		if err := set.Err(); err != nil {
-			p.fail(w, r, &promStorageError{err})
-			return
-		}
-		w, _ := set.Warnings().AsStrings("", 10, 0)
-		warnings = append(warnings, w...)
-	}
-	slices.SortFunc(out, labels.Compare)
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-		warnings = append(warnings, "results truncated due to limit")
-	}
-	if out == nil {
-		out = []labels.Labels{}
 	}
 	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: out, Warnings: warnings})
 }
 
 func (p *Prometheus) labelNames(w http.ResponseWriter, r *http.Request) {
-	p.labels(w, r, "")
+	form, ok := p.form(w, r)
+	if !ok {
+		return
+	}
+	sel, err := p.parseSelection(form)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	out, warnings, err := p.meta.LabelNames(r.Context(), sel)
+	if err != nil {
+		p.fail(w, r, &promStorageError{err})
+		return
+	}
+	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: out, Warnings: warnings})
 }
 
 func (p *Prometheus) labelValues(w http.ResponseWriter, r *http.Request) {
@@ -363,101 +347,46 @@ func (p *Prometheus) labelValues(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
-	p.labels(w, r, name)
-}
-
-// labels answers label names (name == "") or the values of label name,
-// over the series matching any match[] (every series without one).
-func (p *Prometheus) labels(w http.ResponseWriter, r *http.Request, name string) {
 	form, ok := p.form(w, r)
 	if !ok {
 		return
 	}
-	sets, err := parsePromMatchSets(p.parser, form["match[]"])
+	sel, err := p.parseSelection(form)
 	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
-	start, end, err := selectionRange(form)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	limit, err := parsePromLimit(form)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	q, err := p.queryable.Querier(start.UnixMilli(), end.UnixMilli())
+	out, warnings, err := p.meta.LabelValues(r.Context(), name, sel)
 	if err != nil {
 		p.fail(w, r, &promStorageError{err})
 		return
 	}
-	defer q.Close()
-	if len(sets) == 0 {
-		sets = [][]*labels.Matcher{nil}
-	}
-	var all []string
-	for _, ms := range sets {
-		var vals []string
-		if name == "" {
-			vals, _, err = q.LabelNames(r.Context(), nil, ms...)
-		} else {
-			vals, _, err = q.LabelValues(r.Context(), name, nil, ms...)
-		}
-		if err != nil {
-			p.fail(w, r, &promStorageError{err})
-			return
-		}
-		all = append(all, vals...)
-	}
-	slices.Sort(all)
-	all = slices.Compact(all)
-	var warnings []string
-	if limit > 0 && len(all) > limit {
-		all = all[:limit]
-		warnings = append(warnings, "results truncated due to limit")
-	}
-	if all == nil {
-		all = []string{}
-	}
-	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: all, Warnings: warnings})
+	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: out, Warnings: warnings})
 }
 
 // metadata answers /api/v1/metadata?metric=&limit=&limit_per_metric= as
-// Prometheus does: {"<family>": [{"type","help","unit"}]}. Vigil keeps one
-// entry per family (the last written), so limit_per_metric has nothing to
-// cut.
+// Prometheus does: {"<family>": [{"type","help","unit"}]}.
 func (p *Prometheus) metadata(w http.ResponseWriter, r *http.Request) {
 	form, ok := p.form(w, r)
 	if !ok {
 		return
 	}
-	q := url.Values(form)
-	limit, err := parsePromLimit(q)
-	if err != nil {
+	q := metrics.MetadataQuery{Metric: promFormValue(form, "metric")}
+	var err error
+	if q.Limit, err = parsePromLimit(form); err != nil {
 		p.fail(w, r, err)
 		return
 	}
-	if v := q.Get("limit_per_metric"); v != "" {
-		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+	if v := promFormValue(form, "limit_per_metric"); v != "" {
+		if q.LimitPerMetric, err = strconv.Atoi(v); err != nil || q.LimitPerMetric < 0 {
 			p.fail(w, r, &promParamError{"limit_per_metric", errors.New("must be a non-negative integer")})
 			return
 		}
 	}
-	data := map[string][]metadata.Metadata{}
-	if p.opts.Metadata != nil {
-		md, err := p.opts.Metadata.Metadata(r.Context(), q.Get("metric"), limit)
-		if err != nil {
-			p.fail(w, r, &promStorageError{fmt.Errorf("metadata: %w", err)})
-			return
-		}
-		for fam, m := range md {
-			if m.Type == "" {
-				m.Type = model.MetricTypeUnknown
-			}
-			data[fam] = []metadata.Metadata{m}
-		}
+	data, err := p.meta.Metadata(r.Context(), q)
+	if err != nil {
+		p.fail(w, r, &promStorageError{err})
+		return
 	}
 	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: data})
 }
@@ -473,9 +402,9 @@ func (p *Prometheus) buildInfo(w http.ResponseWriter, r *http.Request) {
 	}})
 }
 
-// promStorageError marks an error of a read the API makes itself (series,
-// label names and values, metadata): a storage failure, never the query's
-// text, unless it is one of the errors promErrorStatus shows.
+// promStorageError marks an error of the series, label and metadata
+// queries (MetadataQuerier), which fail only in storage: never shown to
+// the client, unless it is one of the errors promErrorStatus shows.
 type promStorageError struct{ err error }
 
 func (e *promStorageError) Error() string { return e.err.Error() }

@@ -11,13 +11,16 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/vigil-obs/vigil/query/metrics"
 )
 
-// The widest times the Prometheus API accepts, and their RFC 3339 forms
-// that Prometheus clients send for "unbounded" (as web/api/v1.MinTime).
+// The widest times the Prometheus API accepts (those of a selection
+// without start or end), and their RFC 3339 forms that Prometheus clients
+// send for "unbounded" (as web/api/v1.MinTime).
 var (
-	promMinTime          = time.Unix(math.MinInt64/1000+62135596801, 0).UTC()
-	promMaxTime          = time.Unix(math.MaxInt64/1000-62135596801, 999999999).UTC()
+	promMinTime          = metrics.MinTime
+	promMaxTime          = metrics.MaxTime
 	promMinTimeFormatted = promMinTime.Format(time.RFC3339Nano)
 	promMaxTimeFormatted = promMaxTime.Format(time.RFC3339Nano)
 )

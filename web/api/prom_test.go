@@ -20,11 +20,13 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/vigil-obs/vigil/ingest/otlpmetrics"
+	"github.com/vigil-obs/vigil/ingest/pipeline"
 	"github.com/vigil-obs/vigil/ingest/promremote"
 	"github.com/vigil-obs/vigil/internal/pgtest"
+	"github.com/vigil-obs/vigil/query/metrics"
 	"github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
 	"github.com/vigil-obs/vigil/web/api"
 )
 
@@ -47,7 +49,7 @@ func setupProm(t *testing.T) promBundle {
 	if err := parts.Maintain(ctx); err != nil {
 		t.Fatalf("partitions: %v", err)
 	}
-	store := postgres.NewMetricStore(pool, parts, nil)
+	store := metricstore.New(pool, parts, metricstore.Options{})
 	engine, err := promql.New(store, promql.Config{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +62,7 @@ func setupProm(t *testing.T) promBundle {
 		t.Fatal(err)
 	}
 	rw.Register(mux)
-	api.NewPrometheus(engine, store, api.PrometheusOptions{Now: func() time.Time { return now }, Metadata: store}).Register(mux)
+	api.NewPrometheus(engine, metrics.New(store, store, metrics.Config{}), api.PrometheusOptions{Now: func() time.Time { return now }}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
@@ -114,7 +116,7 @@ func setupProm(t *testing.T) promBundle {
 		dp.SetCount(uint64(10 * i))
 		dp.SetSum(float64(i) * (9*0.05 + 0.75))
 	}
-	if err := otlpmetrics.NewConsumer(store, otlpmetrics.Config{}, nil).ConsumeMetrics(ctx, md); err != nil {
+	if err := pipeline.NewOTLPMetrics(store, pipeline.OTLPMetricsConfig{}, nil).ConsumeMetrics(ctx, md); err != nil {
 		t.Fatalf("otlp: %v", err)
 	}
 	return promBundle{srv: srv, now: now}

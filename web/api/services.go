@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -10,10 +9,12 @@ import (
 	"github.com/vigil-obs/vigil/storage"
 )
 
-// ServiceCatalog lists the services Vigil has seen.
+// ServiceCatalog is what the catalogue route needs from the query layer
+// (query/services.Service). Implementations must be safe for concurrent
+// use; errors map as for TraceReader.
 type ServiceCatalog interface {
-	// ServiceSummaries returns every known service, sorted by name.
-	ServiceSummaries(ctx context.Context) ([]storage.ServiceSummary, error)
+	// Summaries returns every known service, sorted by name.
+	Summaries(ctx context.Context) ([]storage.ServiceSummary, error)
 }
 
 // Services serves Vigil's own service catalogue, the landing page of the
@@ -30,7 +31,7 @@ func NewServices(c ServiceCatalog, logger *slog.Logger) *Services {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Services{catalog: c, j: &Jaeger{logger: logger.With("component", "services_api"), now: time.Now}}
+	return &Services{catalog: c, j: &Jaeger{logger: logger.With("component", "services_api")}}
 }
 
 // Register adds GET /api/vigil/services to mux.
@@ -51,9 +52,9 @@ func (s *Services) list(w http.ResponseWriter, r *http.Request) {
 		s.j.fail(w, r, "services", err)
 		return
 	}
-	sums, err := s.catalog.ServiceSummaries(r.Context())
+	sums, err := s.catalog.Summaries(r.Context())
 	if err != nil {
-		s.j.fail(w, r, "services", fmt.Errorf("list services: %w", err))
+		s.j.fail(w, r, "services", err)
 		return
 	}
 	data := make([]serviceJSON, len(sums))

@@ -1,0 +1,14 @@
+// Package pgcore is the SQL plumbing every PostgreSQL store of Vigil
+// shares: the binary COPY encoder that all writers (spans, logs, metric
+// samples, compacted chunks) use, COPY with its retry on a missing
+// partition, the one varint decoder behind every stored encoding (span and
+// log payloads, resources, histogram samples, chunk segments), statement
+// arguments for SQL built from constant parts, and the classification of
+// pgx errors into storage sentinels.
+//
+// It sits under the stores (storage/postgres/spanstore, logstore,
+// metricstore, servicestore) and the internal dictionaries
+// (storage/postgres/internal/dict); it knows no table. Receivers hand data
+// to the ingest pipeline, the pipeline to a store, and the store encodes it
+// here; query/* reads through the stores, which decode here.
+package pgcore

@@ -1,0 +1,15 @@
+// Package logstore is Vigil's PostgreSQL log store: it writes the records
+// the log pipeline (ingest/pipeline) commits, one binary COPY per batch
+// into the logs table partitioned by two-hour window, and answers
+// query/logs: search with cursor pagination, the volume histogram and the
+// logs of a trace.
+//
+// A record is one narrow row: times, ids, severity and the body's text in
+// columns, a tsvector of the body's tokens computed here (tokens.go) for
+// the text index, an attribute Bloom filter, and the rest in a compact
+// payload (payload.go) whose attribute keys and short values are ids of
+// the dictionaries shared with the span store
+// (storage/postgres/internal/dict). Errors come back as storage sentinels
+// (storage.ErrUnavailable when the database cannot be reached).
+// docs/storage.md explains the schema and the text search.
+package logstore

@@ -1,0 +1,152 @@
+package logstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/vigil-obs/vigil/storage"
+)
+
+// TestLogRoundTrip writes records with every field set and reads them back
+// unchanged, structured bodies included.
+func TestLogRoundTrip(t *testing.T) {
+	b := setup(t)
+	store := New(b.store.pool, b.parts)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "orders")
+	rl.Resource().Attributes().PutStr("k8s.pod.name", "orders-1")
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName("winston")
+	sl.Scope().SetVersion("3.11")
+	str := sl.LogRecords().AppendEmpty()
+	str.SetTimestamp(pcommon.NewTimestampFromTime(now))
+	str.SetObservedTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Millisecond)))
+	str.SetSeverityNumber(plog.SeverityNumberWarn)
+	str.SetSeverityText("WARN")
+	str.SetTraceID(traceID(7))
+	str.SetSpanID(spanID(7))
+	str.SetFlags(plog.DefaultLogRecordFlags.WithIsSampled(true))
+	str.SetEventName("order.slow")
+	str.Body().SetStr("订单 slow")
+	str.Attributes().PutStr("http.request.method", "GET")
+	str.Attributes().PutInt("attempt", 3)
+	structured := sl.LogRecords().AppendEmpty()
+	structured.SetObservedTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Second)))
+	m := structured.Body().SetEmptyMap()
+	m.PutStr("requestId", "r-1")
+	m.PutInt("statusCode", 503)
+	m.PutEmptySlice("tags").AppendEmpty().SetBool(true)
+	empty := sl.LogRecords().AppendEmpty()
+	empty.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(-2 * time.Second)))
+
+	if err := store.WriteLogs(ctx, []plog.Logs{ld}); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh store reads through empty caches.
+	page, err := New(b.store.pool, b.parts).FindLogs(ctx, explicit(storage.LogQuery{Start: now.Add(-time.Minute), End: now.Add(time.Minute)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 3 || page.Next != nil {
+		t.Fatalf("got %d records, next %v", len(page.Records), page.Next)
+	}
+	got := page.Records[0]
+	if got.Service != "orders" || got.Scope.Name() != "winston" {
+		t.Fatalf("context: %+v", got)
+	}
+	v, _ := got.Resource.Attributes().Get("k8s.pod.name")
+	if v.Str() != "orders-1" {
+		t.Fatalf("resource: %v", got.Resource.Attributes().AsRaw())
+	}
+	// Timestamps are stored in microseconds: compare the record as a whole.
+	if !plogEqual(got.Record, str) {
+		t.Fatalf("string record: got %v", got.Record.Attributes().AsRaw())
+	}
+	rec1 := page.Records[1].Record
+	if rec1.Body().Type() != pcommon.ValueTypeMap || fmt.Sprint(rec1.Body().AsRaw()) != fmt.Sprint(m.AsRaw()) {
+		t.Fatalf("structured body: %v", rec1.Body().AsRaw())
+	}
+	if rec1.Timestamp() != 0 && rec1.Timestamp() != rec1.ObservedTimestamp() {
+		t.Fatalf("record without timestamp filed at %v", rec1.Timestamp())
+	}
+	if page.Records[2].Record.Body().Type() != pcommon.ValueTypeEmpty {
+		t.Fatalf("empty body: %v", page.Records[2].Record.Body().AsRaw())
+	}
+	byTrace, err := store.TraceLogs(ctx, traceID(7))
+	if err != nil || len(byTrace) != 1 || byTrace[0].Record.Body().Str() != "订单 slow" {
+		t.Fatalf("trace logs: %v %v", byTrace, err)
+	}
+	if none, err := store.TraceLogs(ctx, traceID(8)); err != nil || len(none) != 0 {
+		t.Fatalf("unknown trace: %v %v", none, err)
+	}
+}
+
+func plogEqual(a, b plog.LogRecord) bool {
+	ca, cb := plog.NewLogRecord(), plog.NewLogRecord()
+	a.CopyTo(ca)
+	b.CopyTo(cb)
+	return ca.Timestamp() == cb.Timestamp() && ca.ObservedTimestamp() == cb.ObservedTimestamp() &&
+		ca.SeverityNumber() == cb.SeverityNumber() && ca.SeverityText() == cb.SeverityText() &&
+		ca.TraceID() == cb.TraceID() && ca.SpanID() == cb.SpanID() && ca.Flags() == cb.Flags() &&
+		ca.EventName() == cb.EventName() && ca.Body().Equal(cb.Body()) && ca.Attributes().Equal(cb.Attributes())
+}
+
+// TestLogTextSearchAcrossWindows pages through a text search whose matches
+// lie in several two-hour partitions, some windows without any: every
+// match comes back once, newest first.
+func TestLogTextSearchAcrossWindows(t *testing.T) {
+	b := setup(t)
+	store := New(b.store.pool, b.parts)
+	ctx := context.Background()
+	end := time.Now().UTC().Truncate(time.Second)
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "orders")
+	recs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	var want []string
+	for i := 0; i < 120; i++ {
+		at := end.Add(-time.Duration(i) * 7 * time.Minute) // 14 h back
+		body := fmt.Sprintf("routine line %d", i)
+		if i%9 == 0 && (i < 20 || i > 60) { // a gap of several windows
+			body = fmt.Sprintf("needle hit %d", i)
+			want = append(want, body)
+		}
+		r := recs.AppendEmpty()
+		r.SetTimestamp(pcommon.NewTimestampFromTime(at))
+		r.Body().SetStr(body)
+	}
+	if err := store.WriteLogs(ctx, []plog.Logs{ld}); err != nil {
+		t.Fatal(err)
+	}
+	q := storage.LogQuery{Start: end.Add(-24 * time.Hour), End: end, Text: []string{"NEEDLE"}, Limit: 2}
+	var got []string
+	for pages := 0; ; pages++ {
+		page, err := store.FindLogs(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Records {
+			got = append(got, r.Record.Body().Str())
+		}
+		if page.Next == nil {
+			break
+		}
+		if pages > 20 {
+			t.Fatal("pagination does not end")
+		}
+		q.After = page.Next
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}

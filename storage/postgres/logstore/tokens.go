@@ -1,0 +1,138 @@
+package logstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/vigil-obs/vigil/storage"
+)
+
+// maxIndexedToken is the longest token, in bytes, that goes into the
+// tokens column (and so the GIN index): longer ones (base64 blobs, long
+// hex strings) would bloat the index and can still be found, more slowly,
+// by the phrase check.
+const maxIndexedToken = 64
+
+// tokenizer splits bodies into their distinct search tokens, exactly as
+// storage.Tokens does, reusing its buffers from one body to the next.
+type tokenizer struct {
+	buf   []byte      // the lower-cased tokens, back to back
+	spans []tokenSpan // each token's place in buf
+}
+
+// tokenSpan is one token of a tokenizer: buf[start:end], and its first
+// eight bytes as a big-endian number, which orders most pairs of tokens
+// without looking at buf.
+type tokenSpan struct {
+	start, end int32
+	key        uint64
+}
+
+// tokens fills t with the indexable tokens of s, sorted bytewise and
+// without duplicates.
+func (t *tokenizer) tokens(s string) {
+	t.buf, t.spans = t.buf[:0], t.spans[:0]
+	start := -1
+	end := func() {
+		if start >= 0 {
+			t.add(start)
+			start = -1
+		}
+	}
+	for i := 0; i < len(s); {
+		r, size := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
+		i += size
+		switch {
+		case r < utf8.RuneSelf:
+			switch {
+			case 'a' <= r && r <= 'z' || '0' <= r && r <= '9':
+			case 'A' <= r && r <= 'Z':
+				r += 'a' - 'A'
+			default:
+				end()
+				continue
+			}
+			if start < 0 {
+				start = len(t.buf)
+			}
+			t.buf = append(t.buf, byte(r))
+		case r >= 0x1100 && storage.IsCJK(r): // no CJK script starts lower
+			end()
+			at := len(t.buf)
+			t.buf = utf8.AppendRune(t.buf, r)
+			t.add(at)
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			if start < 0 {
+				start = len(t.buf)
+			}
+			t.buf = utf8.AppendRune(t.buf, unicode.ToLower(r))
+		default:
+			end()
+		}
+	}
+	end()
+	slices.SortFunc(t.spans, func(x, y tokenSpan) int {
+		if x.key != y.key {
+			if x.key < y.key {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(t.buf[x.start:x.end], t.buf[y.start:y.end])
+	})
+	t.spans = slices.CompactFunc(t.spans, func(x, y tokenSpan) bool {
+		return x.key == y.key && bytes.Equal(t.buf[x.start:x.end], t.buf[y.start:y.end])
+	})
+}
+
+// add ends the token that starts at start in buf, dropping it if it is too
+// long to index.
+func (t *tokenizer) add(start int) {
+	tok := t.buf[start:]
+	if len(tok) > maxIndexedToken {
+		t.buf = t.buf[:start]
+		return
+	}
+	var k [8]byte
+	copy(k[:], tok)
+	t.spans = append(t.spans, tokenSpan{start: int32(start), end: int32(len(t.buf)), key: binary.BigEndian.Uint64(k[:])})
+}
+
+// appendTSVector appends the tokens as a tsvector without positions in
+// PostgreSQL's binary format (entry count, then each lexeme NUL-terminated
+// with a zero position count), preceded by its length, to b. The lexemes
+// are already in PostgreSQL's order (bytewise) and distinct, so the server
+// need not sort them.
+func (t *tokenizer) appendTSVector(b []byte) []byte {
+	lenAt := len(b)
+	b = append(b, 0, 0, 0, 0)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(t.spans)))
+	for _, sp := range t.spans {
+		b = append(b, t.buf[sp.start:sp.end]...)
+		b = append(b, 0, 0, 0) // NUL, then no positions
+	}
+	binary.BigEndian.PutUint32(b[lenAt:], uint32(len(b)-lenAt-4))
+	return b
+}
+
+// tsqueryAll returns the tsquery text matching a tsvector that holds
+// every one of tokens, each quoted so that it is taken literally.
+func tsqueryAll(tokens []string) string {
+	var sb strings.Builder
+	for i, tk := range tokens {
+		if i > 0 {
+			sb.WriteString(" & ")
+		}
+		sb.WriteByte('\'')
+		sb.WriteString(strings.NewReplacer(`\`, `\\`, "'", "''").Replace(tk))
+		sb.WriteByte('\'')
+	}
+	return sb.String()
+}

@@ -1,0 +1,17 @@
+// Package metricstore is Vigil's PostgreSQL metric store: a Prometheus
+// storage.AppendableV2 that every metric input writes through (the metric
+// pipeline of ingest/pipeline, fed by remote_write and OTLP metrics, and
+// later rule output) and a
+// storage.Queryable that PromQL (query/promql) reads through, with
+// per-query read limits (Store.LimitedQuerier).
+//
+// Series are label-pair id arrays over a label dictionary (metric_labels);
+// samples land in metric_samples, partitioned by two-hour window, one
+// binary COPY per commit; the Compactor turns each past window into one
+// metric_chunks row per series (Prometheus XOR and XOR2 chunks, and
+// native histograms in Vigil's encoding, histogram.go) and drops the raw
+// partition. Reads merge raw samples and chunks in one statement, so a
+// compaction committing meanwhile hides nothing. Errors come back as
+// storage sentinels (storage.ErrUnavailable, storage.ErrLimitExceeded).
+// docs/storage.md explains the schema and the compaction.
+package metricstore

@@ -1,0 +1,133 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vigil-obs/vigil/internal/pgtest"
+)
+
+func TestPartitionRetention(t *testing.T) {
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := Migrate(ctx, pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	p := NewPartitions(pool, PartitionsConfig{Retention: 48 * time.Hour, Now: clock})
+	if err := p.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	names := func() []string {
+		rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'spans' ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var n string
+			_ = rows.Scan(&n)
+			out = append(out, n)
+		}
+		return out
+	}
+	want := []string{"spans_p20260308", "spans_p20260309", "spans_p20260310", "spans_p20260311", "spans_p20260312"}
+	if got := names(); len(got) != len(want) || got[0] != want[0] || got[4] != want[4] {
+		t.Fatalf("partitions = %v, want %v", got, want)
+	}
+	now = now.Add(72 * time.Hour)
+	if err := p.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := names()
+	if got[0] != "spans_p20260311" || got[len(got)-1] != "spans_p20260315" {
+		t.Fatalf("after 3 days partitions = %v", got)
+	}
+}
+
+// TestLogRetentionPerTable keeps logs for a shorter time than spans.
+func TestLogRetentionPerTable(t *testing.T) {
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := Migrate(ctx, pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	p := NewPartitions(pool, PartitionsConfig{Retention: 72 * time.Hour, Now: func() time.Time { return now },
+		TableRetention: map[string]time.Duration{"logs": 24 * time.Hour}})
+	if err := p.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	parts := func(table string) []string {
+		rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = $1 ORDER BY 1`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var n string
+			_ = rows.Scan(&n)
+			out = append(out, n)
+		}
+		return out
+	}
+	// Logs are partitioned by two-hour window, created from the current
+	// one to the start of tomorrow (older ones on demand).
+	if got := parts("logs"); !slices.Equal(got, []string{"logs_p20260310_12", "logs_p20260310_14", "logs_p20260310_16",
+		"logs_p20260310_18", "logs_p20260310_20", "logs_p20260310_22", "logs_p20260311_00"}) {
+		t.Fatalf("logs partitions %v", got)
+	}
+	if got := parts("spans"); got[0] != "spans_p20260307" {
+		t.Fatalf("spans partitions %v", got)
+	}
+	now = now.Add(48 * time.Hour)
+	if err := p.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := parts("logs"); got[0] != "logs_p20260312_12" {
+		t.Fatalf("logs partitions after 2 days %v", got)
+	}
+	if got := parts("spans"); got[0] != "spans_p20260309" {
+		t.Fatalf("spans partitions after 2 days %v", got)
+	}
+}
+
+// TestPartitionsRun checks that the maintenance loop maintains at once,
+// by its clock, and returns nil once cancelled.
+func TestPartitionsRun(t *testing.T) {
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := Migrate(ctx, pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	p := NewPartitions(pool, PartitionsConfig{Retention: 24 * time.Hour, Interval: time.Hour, Now: func() time.Time { return now }})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		parts, err := p.List(ctx, pool, "spans")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(parts) > 0 && parts[0].Name == "spans_p20300531" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("spans partitions %v", parts)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v", err)
+	}
+}
