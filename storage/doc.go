@@ -1,4 +1,7 @@
 // Package storage is the leaf of Vigil's data flow: ingest and query depend
-// on the values and sentinels declared here, and storage/postgres implements
-// them. See docs/storage.md for the schema.
+// on the value types (trace, log and service queries and records, the
+// per-query ReadLimits) and the sentinels (ErrNotFound, ErrUnavailable,
+// ErrLimitExceeded) declared here, and the stores under storage/postgres
+// implement them. It imports no SQL driver. See docs/storage.md for the
+// schema and docs/architecture.md for where it sits.
 package storage
