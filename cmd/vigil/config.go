@@ -88,6 +88,15 @@ type IngestConfig struct {
 	// UDPSocketBufferBytes is the kernel receive buffer of each Jaeger UDP
 	// socket.
 	UDPSocketBufferBytes int `yaml:"udp_socket_buffer_bytes"`
+	// UDPQueueSize and UDPWorkers size each Jaeger UDP port's queue of
+	// datagrams and the workers decoding it.
+	UDPQueueSize int `yaml:"udp_queue_size"`
+	UDPWorkers   int `yaml:"udp_workers"`
+	// RetryAfter is the delay suggested to clients told to retry.
+	RetryAfter time.Duration `yaml:"retry_after"`
+	// ShutdownTimeout bounds how long a receiver waits for requests in
+	// flight when Vigil stops.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // Validate reports a setting that cannot work, naming its key.
@@ -103,6 +112,14 @@ func (c IngestConfig) Validate(maxRequestBytes int64) error {
 		return fmt.Errorf("ingest.idle_timeout: %s is negative", c.IdleTimeout)
 	case c.UDPSocketBufferBytes < 0:
 		return fmt.Errorf("ingest.udp_socket_buffer_bytes: %d is negative", c.UDPSocketBufferBytes)
+	case c.UDPQueueSize < 0:
+		return fmt.Errorf("ingest.udp_queue_size: %d is negative", c.UDPQueueSize)
+	case c.UDPWorkers < 0:
+		return fmt.Errorf("ingest.udp_workers: %d is negative", c.UDPWorkers)
+	case c.RetryAfter < 0:
+		return fmt.Errorf("ingest.retry_after: %s is negative", c.RetryAfter)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("ingest.shutdown_timeout: %s is negative", c.ShutdownTimeout)
 	}
 	return nil
 }

@@ -55,7 +55,8 @@ func TestConfigFullFile(t *testing.T) {
 		time.Duration(c.Metrics.CompactionInterval) != 30*time.Second || time.Duration(c.Metrics.CompactionDelay) != 2*time.Hour ||
 		c.Query.Timeout != 30*time.Second || c.Query.MaxSubquerySteps != 50000 || c.Query.MaxSamplesRead != 1_000_000 ||
 		c.Query.MaxSamples != promql.DefaultMaxSamples ||
-		c.Ingest.MaxInflightBytes != 64<<20 || c.Ingest.ReadTimeout != 30*time.Second || c.Ingest.UDPSocketBufferBytes != 1<<20 {
+		c.Ingest.MaxInflightBytes != 64<<20 || c.Ingest.ReadTimeout != 30*time.Second || c.Ingest.UDPSocketBufferBytes != 1<<20 ||
+		c.Ingest.UDPQueueSize != 500 || c.Ingest.RetryAfter != 3*time.Second {
 		t.Fatalf("config not decoded as written: %+v", c)
 	}
 }

@@ -228,6 +228,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		GRPCAddr: cfg.OTLPGRPC, HTTPAddr: cfg.OTLPHTTP,
 		MaxRequestBytes: cfg.MaxRequestBytes, Limits: cfg.Limits,
 		ReadTimeout: cfg.Ingest.ReadTimeout, IdleTimeout: cfg.Ingest.IdleTimeout, MaxConcurrentStreams: cfg.Ingest.MaxConcurrentStreams,
+		RetryAfter: cfg.Ingest.RetryAfter, ShutdownTimeout: cfg.Ingest.ShutdownTimeout,
 	}, otlp.Options{Budget: budget, Traces: pipe, Logs: logPipe, MetricPoints: pipeline.NewOTLPMetrics(metricPipe, cfg.Metrics.OTLP, logger),
 		Logger: logger, Metrics: metrics, Auth: ingestTokens, TLS: serverTLS})
 	if err != nil {
@@ -239,7 +240,8 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		HTTPAddr: cfg.JaegerHTTP, GRPCAddr: cfg.JaegerGRPC, ZipkinAddr: cfg.Zipkin,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		ReadTimeout:     cfg.Ingest.ReadTimeout, IdleTimeout: cfg.Ingest.IdleTimeout, MaxConcurrentStreams: cfg.Ingest.MaxConcurrentStreams,
-		UDPSocketBufferBytes: cfg.Ingest.UDPSocketBufferBytes,
+		UDPSocketBufferBytes: cfg.Ingest.UDPSocketBufferBytes, UDPQueueSize: cfg.Ingest.UDPQueueSize, UDPWorkers: cfg.Ingest.UDPWorkers,
+		RetryAfter: cfg.Ingest.RetryAfter, ShutdownTimeout: cfg.Ingest.ShutdownTimeout,
 	}
 	if jcfg.Enabled() {
 		jrcv, err = jaeger.New(jcfg, jaeger.Options{Traces: pipe, Budget: budget, Logger: logger, Metrics: metrics,
