@@ -95,13 +95,7 @@ func (s *Store) WriteLogs(ctx context.Context, batch []plog.Logs) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	err = pgcore.CopyIn(ctx, s.pool, s.partitions, logCopySQL, encodeCopy(rows), func(yield func(time.Time) bool) {
-		for i := range rows {
-			if !yield(rows[i].time) {
-				return
-			}
-		}
-	})
+	err = pgcore.CopyIn(ctx, s.pool, s.partitions, logCopySQL, encodeCopy(rows), pgcore.Times(rows, func(r *logRow) time.Time { return r.time }))
 	if err != nil {
 		return fmt.Errorf("write logs: %w", pgcore.Classify(err))
 	}

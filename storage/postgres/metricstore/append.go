@@ -161,13 +161,7 @@ func (s *Store) writeSamples(ctx context.Context, rows []sampleRow) error {
 	if err := s.pool.QueryRow(ctx, nextBatchSQL).Scan(&batch); err != nil {
 		return fmt.Errorf("next batch: %w", pgcore.Classify(err))
 	}
-	err := pgcore.CopyIn(ctx, s.pool, s.partitions, sampleCopySQL, encodeSampleCopy(rows, batch), func(yield func(time.Time) bool) {
-		for i := range rows {
-			if !yield(time.UnixMilli(rows[i].t)) {
-				return
-			}
-		}
-	})
+	err := pgcore.CopyIn(ctx, s.pool, s.partitions, sampleCopySQL, encodeSampleCopy(rows, batch), pgcore.Times(rows, func(r *sampleRow) time.Time { return time.UnixMilli(r.t) }))
 	if err != nil {
 		return fmt.Errorf("write samples: %w", pgcore.Classify(err))
 	}

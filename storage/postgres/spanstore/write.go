@@ -83,13 +83,7 @@ func (s *Store) WriteTraces(ctx context.Context, batch []ptrace.Traces) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	err = pgcore.CopyIn(ctx, s.pool, s.partitions, spanCopySQL, encodeCopy(rows), func(yield func(time.Time) bool) {
-		for i := range rows {
-			if !yield(rows[i].start) {
-				return
-			}
-		}
-	})
+	err = pgcore.CopyIn(ctx, s.pool, s.partitions, spanCopySQL, encodeCopy(rows), pgcore.Times(rows, func(r *spanRow) time.Time { return r.start }))
 	if err != nil {
 		return fmt.Errorf("write spans: %w", pgcore.Classify(err))
 	}

@@ -128,6 +128,18 @@ type Ensurer interface {
 	Ensure(ctx context.Context, times []time.Time) error
 }
 
+// Times yields at(&rows[i]) for each row: the times CopyIn needs to create
+// missing partitions, without building a slice of them.
+func Times[R any](rows []R, at func(*R) time.Time) iter.Seq[time.Time] {
+	return func(yield func(time.Time) bool) {
+		for i := range rows {
+			if !yield(at(&rows[i])) {
+				return
+			}
+		}
+	}
+}
+
 // CopyIn sends data, a binary COPY stream, with copySQL on one pooled
 // connection; COPY is one statement, so it commits whole or not at all.
 // When PostgreSQL reports a row for a time without a partition (a clock
