@@ -11,6 +11,7 @@ import { TracesPage } from './pages/Traces';
 import { TracePage } from './pages/Trace';
 import { LogsPage } from './pages/Logs';
 import { MetricsPage } from './pages/Metrics';
+import { AlertsPage } from './pages/Alerts';
 import { Login } from './pages/Login';
 
 interface NavItem {
@@ -20,12 +21,13 @@ interface NavItem {
   match: (p: string) => boolean;
 }
 
-// Later pages (service map, alerts, registry) add an entry here and a route below.
+// Later pages (service map, registry) add an entry here and a route below.
 const nav: NavItem[] = [
   { path: '/services', label: 'nav.services', match: (p) => p === '/' || p.startsWith('/services') },
   { path: '/traces', label: 'nav.traces', match: (p) => p.startsWith('/traces') || p.startsWith('/trace/') },
   { path: '/logs', label: 'nav.logs', match: (p) => p.startsWith('/logs') },
   { path: '/explore', label: 'nav.metrics', match: (p) => p.startsWith('/explore') },
+  { path: '/alerts', label: 'nav.alerts', match: (p) => p.startsWith('/alerts') },
 ];
 
 interface Route {
@@ -39,6 +41,7 @@ const routes: Route[] = [
   { pattern: /^\/trace\/([^/]+)\/?$/, page: TracePage },
   { pattern: /^\/logs\/?$/, page: LogsPage },
   { pattern: /^\/explore\/?$/, page: MetricsPage },
+  { pattern: /^\/alerts\/?$/, page: AlertsPage },
 ];
 
 function NotFound() {

@@ -59,3 +59,33 @@ export async function apiGet<T>(path: string, params?: Params, signal?: AbortSig
 export function isAbort(e: unknown): boolean {
   return e instanceof DOMException && e.name === 'AbortError';
 }
+
+/** apiSend sends a JSON body (or none) with method; it returns the decoded answer and throws ApiError on a non-2xx answer. */
+export async function apiSend<T>(method: 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  const token = getToken();
+  if (token) headers.Authorization = 'Bearer ' + token;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(path, {
+    method,
+    headers,
+    signal,
+    credentials: 'same-origin',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let parsed: unknown = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+  }
+  if (res.status === 401) markUnauthorized();
+  if (!res.ok) {
+    const msg = typeof parsed === 'string' && parsed ? parsed.trim() : errorMessage(parsed, res.status);
+    throw new ApiError(res.status, msg);
+  }
+  return parsed as T;
+}
