@@ -69,9 +69,10 @@ $(GOLANGCI_LINT):
 	GOBIN=$(CURDIR)/bin/tools $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv bin/tools/golangci-lint $@
 
-## lint: golangci-lint (pinned, see .golangci.yml) over the server's packages
+## lint: golangci-lint (pinned, see .golangci.yml) over the server's packages and the client module
 lint: $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) run --timeout 10m $(PKGS)
+	if [ -f client/go.mod ]; then cd client && $(CURDIR)/$(GOLANGCI_LINT) run --timeout 10m --config $(CURDIR)/.golangci.yml ./...; fi
 
 ## fmt-check: fail when a Go file is not gofmt-formatted
 fmt-check:

@@ -16,7 +16,9 @@ import (
 // no-op providers) with the same call through a plain http.Client, on
 // loopback, in the same run.
 func BenchmarkOverhead(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok") // a client gone away fails its own call
+	}))
 	defer srv.Close()
 	addr := srv.Listener.Addr().String()
 	call := func(b *testing.B, hc *http.Client, url string) {
@@ -25,7 +27,9 @@ func BenchmarkOverhead(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			b.Fatal(err)
+		}
 		resp.Body.Close()
 	}
 	b.Run("plain", func(b *testing.B) {
@@ -56,7 +60,12 @@ func BenchmarkOverhead(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error)
 			go func() { done <- c.Run(ctx) }()
-			defer func() { cancel(); <-done }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					b.Error(err)
+				}
+			}()
 			hc := c.HTTPClient()
 			call(b, hc, "http://svc/x") // wait for discovery outside the timing
 			b.ReportAllocs()
@@ -102,14 +111,21 @@ func BenchmarkOutageAmplification(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error)
 			go func() { done <- c.Run(ctx) }()
-			defer func() { cancel(); <-done }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					b.Error(err)
+				}
+			}()
 			hc := c.HTTPClient()
 			get := func() {
 				resp, err := hc.Get("http://svc/x")
 				if err != nil {
 					b.Fatal(err)
 				}
-				io.Copy(io.Discard, resp.Body)
+				if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+					b.Fatal(err)
+				}
 				resp.Body.Close()
 			}
 			get()

@@ -19,7 +19,7 @@ import (
 // calls on its instances.
 func Example() {
 	inst := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "user "+strings.TrimPrefix(r.URL.Path, "/users/"))
+		_, _ = io.WriteString(w, "user "+strings.TrimPrefix(r.URL.Path, "/users/")) // a failed write fails the call
 	}))
 	defer inst.Close()
 
@@ -33,7 +33,12 @@ func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			log.Print(err)
+		}
+	}()
 
 	resp, err := c.HTTPClient().Get("http://user-service/users/42")
 	if err != nil {
@@ -67,7 +72,12 @@ func Example_circuitBreaker() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			log.Print(err)
+		}
+	}()
 
 	for range 5 {
 		resp, err := c.HTTPClient().Get("http://user-service/users/1")

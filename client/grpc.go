@@ -99,11 +99,14 @@ type grpcResolver struct {
 func (r *grpcResolver) push(eps []*endpoint) {
 	addrs := make([]resolver.Address, len(eps))
 	for i, ep := range eps {
-		addrs[i] = resolver.Address{Addr: ep.Addr, BalancerAttributes: attributes.New(serviceAttrKey{}, r.s)}
+		addrs[i] = resolver.Address{Addr: ep.Addr, Attributes: attributes.New(serviceAttrKey{}, r.s)}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cc.UpdateState(resolver.State{Addresses: addrs})
+	// An error (balancer.ErrBadResolverState for an empty set) leaves
+	// calls failing until the next push, which comes when the set
+	// changes: there is nothing more to do here.
+	_ = r.cc.UpdateState(resolver.State{Addresses: addrs})
 }
 
 // ResolveNow is a no-op: the client's watcher refreshes on its own schedule.
@@ -137,7 +140,7 @@ func (pickerBuilder) Build(info base.PickerBuildInfo) balancer.Picker {
 	p := &picker{ready: make(map[string]balancer.SubConn, len(info.ReadySCs))}
 	for sc, sci := range info.ReadySCs {
 		p.ready[sci.Address.Addr] = sc
-		if s, ok := sci.Address.BalancerAttributes.Value(serviceAttrKey{}).(*service); ok {
+		if s, ok := sci.Address.Attributes.Value(serviceAttrKey{}).(*service); ok {
 			p.s = s
 		}
 	}

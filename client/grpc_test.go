@@ -52,7 +52,9 @@ func (g *grpcInstance) Check(ctx context.Context, _ *healthpb.HealthCheckRequest
 			return nil, ctx.Err()
 		}
 	}
-	grpc.SetHeader(ctx, metadata.Pairs("instance", g.addr))
+	if err := grpc.SetHeader(ctx, metadata.Pairs("instance", g.addr)); err != nil {
+		return nil, err
+	}
 	if c := codes.Code(g.code.Load()); c != codes.OK {
 		return nil, status.Error(c, "injected by "+g.addr)
 	}
@@ -73,7 +75,9 @@ func startGRPCFleet(t *testing.T, n int) []*grpcInstance {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			srv.Serve(ln)
+			if err := srv.Serve(ln); err != nil {
+				t.Errorf("serve: %v", err)
+			}
 		}()
 		t.Cleanup(func() {
 			srv.Stop()
@@ -110,8 +114,6 @@ func check(ctx context.Context, hc healthpb.HealthClient) (string, error) {
 	}
 	return "", err
 }
-
-const checkMethod = "/grpc.health.v1.Health/Check"
 
 func TestGRPCP2CRoutesAwayFromSlow(t *testing.T) {
 	fleet := startGRPCFleet(t, 3)
@@ -198,7 +200,7 @@ func waitConnected(t *testing.T, hc healthpb.HealthClient, fleet []*grpcInstance
 		if time.Now().After(deadline) {
 			t.Fatal("instances never all connected")
 		}
-		check(context.Background(), hc)
+		_, _ = check(context.Background(), hc) // failures are retried until the deadline
 	}
 	for _, g := range fleet {
 		g.hits.Store(0)

@@ -229,7 +229,9 @@ type attemptResult struct {
 // ends the attempt.
 func (r *attemptResult) discard() {
 	if r.resp != nil {
-		io.CopyN(io.Discard, r.resp.Body, 4<<10)
+		// Draining lets the connection be reused; one that fails to drain
+		// is closed below, which costs only that reuse.
+		_, _ = io.CopyN(io.Discard, r.resp.Body, 4<<10)
 		r.resp.Body.Close()
 		r.resp = nil
 	}

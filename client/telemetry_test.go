@@ -176,7 +176,11 @@ func TestMetrics(t *testing.T) {
 	fleet[0].status.Store(http.StatusServiceUnavailable)
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
+	defer func() {
+		if err := mp.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
 
 	// Discovery answers once, then fails: the set is kept and the staleness
 	// gauge grows.

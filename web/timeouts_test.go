@@ -17,7 +17,7 @@ import (
 
 	"github.com/vigil-obs/vigil/internal/tail"
 	"github.com/vigil-obs/vigil/storage"
-	"github.com/vigil-obs/vigil/web/api"
+	"github.com/vigil-obs/vigil/web/api/logsapi"
 )
 
 // slowAPI has a route that reads the whole body and then works for a
@@ -177,7 +177,7 @@ func TestTailOutlivesServerTimeouts(t *testing.T) {
 	defer hub.Close()
 	const short = 100 * time.Millisecond
 	addr := serve(t, Config{ReadTimeout: short, WriteTimeout: short, IdleTimeout: short},
-		api.NewLogs(noLogs{}, api.LogsOptions{Tail: hub}))
+		logsapi.New(noLogs{}, logsapi.Options{Tail: hub}))
 	conn, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/logs/tail", nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)

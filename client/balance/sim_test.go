@@ -27,7 +27,6 @@ type simInstance struct {
 	mean    time.Duration
 	busy    int
 	queue   []*simRequest
-	served  int
 	slowOne bool
 }
 

@@ -35,15 +35,22 @@ func Example() {
 		p.Done(fail)
 		return nil
 	}
+	// Four failures reach MinimumCalls at a 100% failure rate: the
+	// fourth opens the breaker, and each is allowed before that.
 	for range 4 {
-		call(true)
+		if err := call(true); err != nil {
+			log.Fatal(err)
+		}
 	}
 	err = call(false)
 	fmt.Println("fails fast:", errors.Is(err, breaker.ErrOpen))
 
 	clk.t = clk.t.Add(30 * time.Second)
-	call(false)
-	call(false)
+	for range 2 { // the half-open probes
+		if err := call(false); err != nil {
+			log.Fatal(err)
+		}
+	}
 	fmt.Println("state:", b.State())
 	// Output:
 	// closed -> open

@@ -110,7 +110,7 @@ func ParseTarget(s string) (Target, error) {
 		scheme, rest = "dns", "/"+s
 	}
 	if scheme == "" || strings.IndexFunc(scheme, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.')
+		return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '+' && r != '-' && r != '.'
 	}) >= 0 {
 		return Target{}, fmt.Errorf("target %q: invalid scheme %q", s, scheme)
 	}

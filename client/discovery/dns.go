@@ -399,7 +399,9 @@ func exchangeUDP(ctx context.Context, server string, query []byte, id uint16, na
 		return nil, err
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	// A deadline in the past interrupts the exchange when ctx ends; it
+	// fails only on a closed connection, which has nothing to interrupt.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if _, err := conn.Write(query); err != nil {
 		return nil, ctxErr(ctx, err)
@@ -425,7 +427,9 @@ func exchangeTCP(ctx context.Context, server string, framed []byte, id uint16, n
 		return nil, err
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	// A deadline in the past interrupts the exchange when ctx ends; it
+	// fails only on a closed connection, which has nothing to interrupt.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if _, err := conn.Write(framed); err != nil {
 		return nil, ctxErr(ctx, err)

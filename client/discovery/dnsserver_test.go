@@ -61,7 +61,8 @@ func newFakeDNS(t *testing.T) *fakeDNS {
 				return
 			}
 			if resp := f.answer(buf[:n], true); resp != nil {
-				pc.WriteTo(resp, from)
+				// A lost answer is a lost datagram: the client retries.
+				_, _ = pc.WriteTo(resp, from)
 			}
 		}
 	}()
@@ -81,7 +82,9 @@ func newFakeDNS(t *testing.T) *fakeDNS {
 					f.mu.Unlock()
 					resp := f.answer(q, false)
 					out := binary.BigEndian.AppendUint16(nil, uint16(len(resp)))
-					c.Write(append(out, resp...))
+					if _, err := c.Write(append(out, resp...)); err != nil {
+						return // the client hung up
+					}
 				}
 			}
 			c.Close()

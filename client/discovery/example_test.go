@@ -29,7 +29,9 @@ func Example() {
 	}
 	fmt.Println("stale for", w.Staleness())
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// 10.0.0.1:3001 weight 3
 	// 10.0.0.2:3001 weight 1

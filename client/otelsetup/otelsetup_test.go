@@ -101,7 +101,9 @@ func startReceiver(t *testing.T) (*receiver, string) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Serve(ln)
+		if err := srv.Serve(ln); err != nil {
+			t.Errorf("serve: %v", err)
+		}
 	}()
 	t.Cleanup(func() {
 		srv.Stop()
@@ -124,7 +126,9 @@ func TestExportToVigil(t *testing.T) {
 
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
 	defer bad.Close()
-	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok") // a failed write fails the call under test
+	}))
 	defer good.Close()
 	first, second := bad.Listener.Addr().String(), good.Listener.Addr().String()
 	if second < first {

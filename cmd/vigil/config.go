@@ -14,12 +14,14 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/jaeger"
+	"github.com/vigil-obs/vigil/ingest/otlp"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
 	"github.com/vigil-obs/vigil/ingest/promremote"
 	"github.com/vigil-obs/vigil/internal/tail"
 	"github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/web"
-	"github.com/vigil-obs/vigil/web/api"
+	"github.com/vigil-obs/vigil/web/api/logsapi"
 )
 
 // Config is everything `vigil serve` can be told. Each field is a key of
@@ -34,17 +36,12 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// HTTP is the main port: the UI and query APIs (and probes, /metrics).
 	HTTP HTTPConfig `yaml:"http"`
-	// OTLPGRPC and OTLPHTTP are the OTLP receiver addresses; empty turns a
-	// receiver off.
-	OTLPGRPC string `yaml:"otlp_grpc"`
-	OTLPHTTP string `yaml:"otlp_http"`
-	// The Jaeger and Zipkin receivers; empty turns one off. Each Jaeger
-	// UDP port accepts both compact and binary thrift.
-	JaegerUDPCompact string `yaml:"jaeger_udp_compact"`
-	JaegerUDPBinary  string `yaml:"jaeger_udp_binary"`
-	JaegerHTTP       string `yaml:"jaeger_http"`
-	JaegerGRPC       string `yaml:"jaeger_grpc"`
-	Zipkin           string `yaml:"zipkin"`
+	// OTLP, Jaeger and Zipkin are the receivers' listeners; an empty
+	// address turns one off. What the receivers share (request size,
+	// timeouts, budget) is in Ingest and MaxRequestBytes.
+	OTLP   OTLPConfig   `yaml:"otlp"`
+	Jaeger JaegerConfig `yaml:"jaeger"`
+	Zipkin ZipkinConfig `yaml:"zipkin"`
 	// Retention is how long telemetry is kept (whole days are dropped).
 	Retention model.Duration `yaml:"retention"`
 	// WebConfigFile is a Prometheus exporter-toolkit web configuration
@@ -68,6 +65,72 @@ type Config struct {
 	// Query bounds PromQL evaluation (the Prometheus API and, later, rule
 	// evaluation).
 	Query promql.Config `yaml:"query"`
+
+	// deprecated lists the old keys the file used, each with its new
+	// key, for the caller to log once it has a logger.
+	deprecated []deprecatedKey
+}
+
+// OTLPConfig is the OTLP receiver's listeners (YAML section otlp).
+type OTLPConfig struct {
+	// GRPCAddress is the OTLP/gRPC address (4317).
+	GRPCAddress string `yaml:"grpc_address"`
+	// HTTPAddress is the OTLP/HTTP address (4318).
+	HTTPAddress string `yaml:"http_address"`
+}
+
+// JaegerConfig is the Jaeger receiver's listeners (YAML section jaeger).
+// Each UDP port accepts both compact and binary thrift.
+type JaegerConfig struct {
+	// UDPCompactAddress is the agent's compact thrift port (6831).
+	UDPCompactAddress string `yaml:"udp_compact_address"`
+	// UDPBinaryAddress is the agent's binary thrift port (6832).
+	UDPBinaryAddress string `yaml:"udp_binary_address"`
+	// HTTPAddress is the collector's HTTP thrift endpoint (14268).
+	HTTPAddress string `yaml:"http_address"`
+	// GRPCAddress is the collector's gRPC API (14250).
+	GRPCAddress string `yaml:"grpc_address"`
+}
+
+// ZipkinConfig is the Zipkin v2 receiver's listener (YAML section
+// zipkin), served by the Jaeger receiver.
+type ZipkinConfig struct {
+	// Address is the Zipkin v2 HTTP address (9411).
+	Address string `yaml:"address"`
+}
+
+// otlpConfig is the OTLP receiver's configuration: its listeners and
+// what every receiver shares.
+func (c *Config) otlpConfig() otlp.Config {
+	return otlp.Config{
+		GRPCAddr: c.OTLP.GRPCAddress, HTTPAddr: c.OTLP.HTTPAddress,
+		MaxRequestBytes: c.MaxRequestBytes, Limits: c.Limits,
+		ReadTimeout: c.Ingest.ReadTimeout, IdleTimeout: c.Ingest.IdleTimeout, MaxConcurrentStreams: c.Ingest.MaxConcurrentStreams,
+		RetryAfter: c.Ingest.RetryAfter, ShutdownTimeout: c.Ingest.ShutdownTimeout,
+	}
+}
+
+// jaegerConfig is the Jaeger and Zipkin receiver's configuration: their
+// listeners and what every receiver shares.
+func (c *Config) jaegerConfig() jaeger.Config {
+	return jaeger.Config{
+		UDPCompactAddr: c.Jaeger.UDPCompactAddress, UDPBinaryAddr: c.Jaeger.UDPBinaryAddress,
+		HTTPAddr: c.Jaeger.HTTPAddress, GRPCAddr: c.Jaeger.GRPCAddress, ZipkinAddr: c.Zipkin.Address,
+		MaxRequestBytes: c.MaxRequestBytes,
+		ReadTimeout:     c.Ingest.ReadTimeout, IdleTimeout: c.Ingest.IdleTimeout, MaxConcurrentStreams: c.Ingest.MaxConcurrentStreams,
+		UDPSocketBufferBytes: c.Ingest.UDPSocketBufferBytes, UDPQueueSize: c.Ingest.UDPQueueSize, UDPWorkers: c.Ingest.UDPWorkers,
+		RetryAfter: c.Ingest.RetryAfter, ShutdownTimeout: c.Ingest.ShutdownTimeout,
+	}
+}
+
+// remoteWriteConfig is the remote_write section, its max_request_bytes
+// defaulting to the top-level one.
+func (c *Config) remoteWriteConfig() promremote.Config {
+	rw := c.RemoteWrite
+	if rw.MaxRequestBytes == 0 {
+		rw.MaxRequestBytes = c.MaxRequestBytes
+	}
+	return rw
 }
 
 // IngestConfig bounds what the receivers hold and how long they wait for
@@ -141,8 +204,8 @@ type LogsConfig struct {
 // LogsTailConfig bounds the live tail: the hub of all clients together
 // and each client's connections.
 type LogsTailConfig struct {
-	tail.Config    `yaml:",inline"`
-	api.TailConfig `yaml:",inline"`
+	tail.Config        `yaml:",inline"`
+	logsapi.TailConfig `yaml:",inline"`
 }
 
 // HTTPConfig is the main HTTP port: its address and the server's limits.
@@ -198,20 +261,17 @@ type LogConfig struct {
 
 func defaultConfig() Config {
 	return Config{
-		DataDir:          "./data",
-		HTTP:             HTTPConfig{Address: ":8080"},
-		OTLPGRPC:         ":4317",
-		OTLPHTTP:         ":4318",
-		JaegerUDPCompact: ":6831",
-		JaegerUDPBinary:  ":6832",
-		JaegerHTTP:       ":14268",
-		JaegerGRPC:       ":14250",
-		Zipkin:           ":9411",
-		Retention:        model.Duration(7 * 24 * time.Hour),
-		MaxRequestBytes:  16 << 20,
-		Log:              LogConfig{Level: "info", Format: "text"},
-		Pipeline:         pipeline.DefaultConfig(),
-		Logs:             LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
+		DataDir: "./data",
+		HTTP:    HTTPConfig{Address: ":8080"},
+		OTLP:    OTLPConfig{GRPCAddress: ":4317", HTTPAddress: ":4318"},
+		Jaeger: JaegerConfig{UDPCompactAddress: ":6831", UDPBinaryAddress: ":6832",
+			HTTPAddress: ":14268", GRPCAddress: ":14250"},
+		Zipkin:          ZipkinConfig{Address: ":9411"},
+		Retention:       model.Duration(7 * 24 * time.Hour),
+		MaxRequestBytes: 16 << 20,
+		Log:             LogConfig{Level: "info", Format: "text"},
+		Pipeline:        pipeline.DefaultConfig(),
+		Logs:            LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
 		Metrics: MetricsConfig{CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour),
 			Pipeline: pipeline.DefaultMetricConfig()},
 		Query: promql.DefaultConfig(),
@@ -318,18 +378,103 @@ func (c *Config) resolveSecrets() error {
 }
 
 // loadFile decodes a YAML file strictly (unknown keys are errors) over c.
+// The listener keys of earlier versions are moved to their sections
+// first (see moveDeprecatedKeys) and recorded in c.deprecated.
 func loadFile(path string, c *Config) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
+	var doc yaml.Node
+	// An empty file (io.EOF) means "no settings".
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	moved, err := moveDeprecatedKeys(&doc)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(moved) > 0 {
+		// Decode the rewritten document, as strictly as the file.
+		if b, err = yaml.Marshal(&doc); err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	// An empty file (io.EOF) means "no settings".
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
+	c.deprecated = append(c.deprecated, moved...)
 	return nil
+}
+
+// deprecatedKey is a key of an earlier version's file and the key that
+// replaces it.
+type deprecatedKey struct{ old, new string }
+
+// deprecatedKeys are the flat listener keys of earlier versions, each
+// with the section and key that replace it. They still work (with a
+// warning); a file that gives both an old key and its new one is
+// refused.
+var deprecatedKeys = []struct{ old, section, key string }{
+	{"otlp_grpc", "otlp", "grpc_address"},
+	{"otlp_http", "otlp", "http_address"},
+	{"jaeger_udp_compact", "jaeger", "udp_compact_address"},
+	{"jaeger_udp_binary", "jaeger", "udp_binary_address"},
+	{"jaeger_http", "jaeger", "http_address"},
+	{"jaeger_grpc", "jaeger", "grpc_address"},
+	{"zipkin", "zipkin", "address"}, // zipkin: ":9411", a scalar
+}
+
+// moveDeprecatedKeys rewrites the top-level mapping of doc so that every
+// deprecated key sits at its new place, and returns the keys it moved.
+func moveDeprecatedKeys(doc *yaml.Node) ([]deprecatedKey, error) {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, nil // empty, or not a mapping: the strict decoder says why
+	}
+	top := doc.Content[0]
+	var moved []deprecatedKey
+	for _, d := range deprecatedKeys {
+		i := mappingIndex(top, d.old)
+		if i < 0 {
+			continue
+		}
+		val := top.Content[i+1]
+		if d.old == d.section && val.Kind != yaml.ScalarNode {
+			continue // the section itself
+		}
+		top.Content = append(top.Content[:i], top.Content[i+2:]...)
+		newKey := d.section + "." + d.key
+		j := mappingIndex(top, d.section)
+		if j < 0 {
+			top.Content = append(top.Content,
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: d.section},
+				&yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"})
+			j = len(top.Content) - 2
+		}
+		section := top.Content[j+1]
+		if section.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("%s: deprecated, and %s is not a section", d.old, d.section)
+		}
+		if mappingIndex(section, d.key) >= 0 {
+			return nil, fmt.Errorf("%s: deprecated and given together with %s, which replaces it; remove %s", d.old, newKey, d.old)
+		}
+		section.Content = append(section.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: d.key}, val)
+		moved = append(moved, deprecatedKey{old: d.old, new: newKey})
+	}
+	return moved, nil
+}
+
+// mappingIndex returns the index in m.Content of the key node named key,
+// or -1.
+func mappingIndex(m *yaml.Node, key string) int {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Kind == yaml.ScalarNode && m.Content[i].Value == key {
+			return i
+		}
+	}
+	return -1
 }
 
 // durationValue is a pflag.Value for Prometheus-style durations ("7d",
@@ -353,13 +498,13 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the managed Postgres cluster")
 	fs.StringVar(&c.HTTP.Address, "http", c.HTTP.Address, "address of the web UI, query APIs, /healthz, /readyz and /metrics")
 	fs.StringSliceVar(&c.HTTP.AllowedHosts, "http-allowed-hosts", c.HTTP.AllowedHosts, "host names requests may use while read tokens are off, besides IP addresses, localhost and this host's name (repeat or comma-separate; * = any)")
-	fs.StringVar(&c.OTLPGRPC, "otlp-grpc", c.OTLPGRPC, "OTLP/gRPC receiver address (empty = off)")
-	fs.StringVar(&c.OTLPHTTP, "otlp-http", c.OTLPHTTP, "OTLP/HTTP receiver address (empty = off)")
-	fs.StringVar(&c.JaegerUDPCompact, "jaeger-udp-compact", c.JaegerUDPCompact, "Jaeger agent UDP address, compact (and binary) thrift (empty = off)")
-	fs.StringVar(&c.JaegerUDPBinary, "jaeger-udp-binary", c.JaegerUDPBinary, "Jaeger agent UDP address, binary (and compact) thrift (empty = off)")
-	fs.StringVar(&c.JaegerHTTP, "jaeger-http", c.JaegerHTTP, "Jaeger collector HTTP thrift address, POST /api/traces (empty = off)")
-	fs.StringVar(&c.JaegerGRPC, "jaeger-grpc", c.JaegerGRPC, "Jaeger collector gRPC address, api_v2 PostSpans (empty = off)")
-	fs.StringVar(&c.Zipkin, "zipkin", c.Zipkin, "Zipkin v2 address, POST /api/v2/spans (empty = off)")
+	fs.StringVar(&c.OTLP.GRPCAddress, "otlp-grpc", c.OTLP.GRPCAddress, "OTLP/gRPC receiver address (empty = off)")
+	fs.StringVar(&c.OTLP.HTTPAddress, "otlp-http", c.OTLP.HTTPAddress, "OTLP/HTTP receiver address (empty = off)")
+	fs.StringVar(&c.Jaeger.UDPCompactAddress, "jaeger-udp-compact", c.Jaeger.UDPCompactAddress, "Jaeger agent UDP address, compact (and binary) thrift (empty = off)")
+	fs.StringVar(&c.Jaeger.UDPBinaryAddress, "jaeger-udp-binary", c.Jaeger.UDPBinaryAddress, "Jaeger agent UDP address, binary (and compact) thrift (empty = off)")
+	fs.StringVar(&c.Jaeger.HTTPAddress, "jaeger-http", c.Jaeger.HTTPAddress, "Jaeger collector HTTP thrift address, POST /api/traces (empty = off)")
+	fs.StringVar(&c.Jaeger.GRPCAddress, "jaeger-grpc", c.Jaeger.GRPCAddress, "Jaeger collector gRPC address, api_v2 PostSpans (empty = off)")
+	fs.StringVar(&c.Zipkin.Address, "zipkin", c.Zipkin.Address, "Zipkin v2 address, POST /api/v2/spans (empty = off)")
 	fs.StringVar(&c.WebConfigFile, "web-config", c.WebConfigFile, "web configuration file (Prometheus exporter-toolkit format, tls_server_config) serving TLS on every TCP listener; empty = plain text")
 	fs.Var(durationValue{&c.Retention}, "retention", "how long telemetry is kept (e.g. 7d, 36h, 2w)")
 	fs.Var(durationValue{&c.Logs.Retention}, "logs-retention", "how long log records are kept (default: --retention)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,7 +49,7 @@ func TestConfigFullFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DB != "postgres://vigil@db.internal:5432/vigil" || c.HTTP.Address != "127.0.0.1:9090" || c.OTLPHTTP != "" ||
+	if c.DB != "postgres://vigil@db.internal:5432/vigil" || c.HTTP.Address != "127.0.0.1:9090" || c.OTLP.HTTPAddress != "" ||
 		time.Duration(c.Retention) != 14*24*time.Hour || c.Pipeline.Writers != 1 || c.Limits.MaxAttributes != 64 ||
 		c.Limits.MaxFutureSkew != 30*time.Minute || c.Limits.MaxAge != 14*24*time.Hour ||
 		len(c.Auth.IngestTokens) != 2 || c.Log.Format != "json" ||
@@ -105,8 +106,8 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	checks := []struct{ name, got, want string }{
 		{"flag beats env and file", c.HTTP.Address, ":6666"},
-		{"env beats file", c.OTLPGRPC, ":4444"},
-		{"file beats default", c.OTLPHTTP, ":3333"},
+		{"env beats file", c.OTLP.GRPCAddress, ":4444"},
+		{"file beats default", c.OTLP.HTTPAddress, ":3333"},
 		{"default", c.DataDir, "./data"},
 		{"env only", c.DB, "postgres://env/db"},
 		{"flag duration", c.Retention.String(), "1d12h"},
@@ -136,5 +137,69 @@ func TestConfigPrecedence(t *testing.T) {
 	if _, err := resolveConfig(flags(t), "", env(map[string]string{"VIGIL_RETENTION": "forever"})); err == nil ||
 		!strings.Contains(err.Error(), "VIGIL_RETENTION") {
 		t.Fatalf("bad VIGIL_RETENTION: err %v does not name the variable", err)
+	}
+}
+
+func TestConfigReceiverSections(t *testing.T) {
+	c, err := resolveConfig(flags(t, "--zipkin", ":29411"), "testdata/full.good.yaml", env(map[string]string{"VIGIL_JAEGER_GRPC": ":34250"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		OTLP:   OTLPConfig{GRPCAddress: ":14317"},
+		Jaeger: JaegerConfig{UDPCompactAddress: ":16831", HTTPAddress: ":24268", GRPCAddress: ":34250"},
+		Zipkin: ZipkinConfig{Address: ":29411"},
+	}
+	if c.OTLP != want.OTLP || c.Jaeger != want.Jaeger || c.Zipkin != want.Zipkin {
+		t.Fatalf("receiver sections = %+v %+v %+v, want %+v %+v %+v", c.OTLP, c.Jaeger, c.Zipkin, want.OTLP, want.Jaeger, want.Zipkin)
+	}
+	if len(c.deprecated) != 0 {
+		t.Errorf("deprecated keys reported for a current file: %v", c.deprecated)
+	}
+	// The receivers get their listeners and the shared ingest settings.
+	o, j := c.otlpConfig(), c.jaegerConfig()
+	if o.GRPCAddr != ":14317" || o.HTTPAddr != "" || o.MaxRequestBytes != c.MaxRequestBytes || o.ReadTimeout != 30*time.Second ||
+		o.RetryAfter != 3*time.Second || o.Limits.MaxAttributes != 64 {
+		t.Errorf("otlp config = %+v", o)
+	}
+	if j.UDPCompactAddr != ":16831" || j.UDPBinaryAddr != "" || j.HTTPAddr != ":24268" || j.GRPCAddr != ":34250" ||
+		j.ZipkinAddr != ":29411" || j.MaxRequestBytes != c.MaxRequestBytes || j.UDPQueueSize != 500 ||
+		j.UDPSocketBufferBytes != 1<<20 || j.ReadTimeout != 30*time.Second {
+		t.Errorf("jaeger config = %+v", j)
+	}
+}
+
+func TestConfigDeprecatedKeys(t *testing.T) {
+	c, err := resolveConfig(flags(t, "--otlp-http", ":5318"), "testdata/deprecated_keys.good.yaml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OTLP != (OTLPConfig{GRPCAddress: ":14317", HTTPAddress: ":5318"}) ||
+		c.Jaeger != (JaegerConfig{UDPCompactAddress: ":16831", UDPBinaryAddress: ":16832", HTTPAddress: ":24268", GRPCAddress: ":24250"}) ||
+		c.Zipkin.Address != ":19411" {
+		t.Fatalf("old keys not moved (flag over file): %+v %+v %+v", c.OTLP, c.Jaeger, c.Zipkin)
+	}
+	var got []string
+	for _, d := range c.deprecated {
+		got = append(got, d.old+"→"+d.new)
+	}
+	var logs strings.Builder
+	warnDeprecated(t.Context(), slog.New(slog.NewTextHandler(&logs, nil)), c)
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "key=otlp_grpc new_key=otlp.grpc_address") {
+		t.Errorf("warnings = %q", logs.String())
+	}
+	want := "otlp_grpc→otlp.grpc_address otlp_http→otlp.http_address jaeger_udp_compact→jaeger.udp_compact_address " +
+		"jaeger_udp_binary→jaeger.udp_binary_address jaeger_grpc→jaeger.grpc_address zipkin→zipkin.address"
+	if strings.Join(got, " ") != want {
+		t.Errorf("deprecated = %q, want %q", strings.Join(got, " "), want)
+	}
+
+	for file, key := range map[string]string{
+		"testdata/deprecated_key_twice.bad.yaml":   "otlp_grpc: deprecated and given together with otlp.grpc_address",
+		"testdata/deprecated_unknown_key.bad.yaml": "bogus",
+	} {
+		if _, err := resolveConfig(flags(t), file, env(nil)); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: got %v, want an error containing %q", file, err, key)
+		}
 	}
 }

@@ -41,9 +41,8 @@ func startServer(t testing.TB, dbURL string, mutate ...func(*Config)) *testServe
 	cfg := defaultConfig()
 	cfg.DB = dbURL
 	cfg.HTTP.Address = "127.0.0.1:0"
-	cfg.OTLPGRPC = "127.0.0.1:0"
-	cfg.OTLPHTTP = "127.0.0.1:0"
-	cfg.JaegerUDPCompact, cfg.JaegerUDPBinary, cfg.JaegerHTTP, cfg.JaegerGRPC, cfg.Zipkin = "", "", "", "", ""
+	cfg.OTLP = OTLPConfig{GRPCAddress: "127.0.0.1:0", HTTPAddress: "127.0.0.1:0"}
+	cfg.Jaeger, cfg.Zipkin = JaegerConfig{}, ZipkinConfig{}
 	cfg.Limits.MaxAge = time.Duration(cfg.Retention)
 	for _, m := range mutate {
 		m(&cfg)

@@ -15,8 +15,9 @@ import (
 // Zipkin port reads back through the Jaeger query API.
 func TestZipkinWiring(t *testing.T) {
 	ts := startServer(t, pgtest.NewDatabase(t), func(c *Config) {
-		c.JaegerUDPCompact, c.JaegerUDPBinary = "127.0.0.1:0", "127.0.0.1:0"
-		c.JaegerHTTP, c.JaegerGRPC, c.Zipkin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		c.Jaeger = JaegerConfig{UDPCompactAddress: "127.0.0.1:0", UDPBinaryAddress: "127.0.0.1:0",
+			HTTPAddress: "127.0.0.1:0", GRPCAddress: "127.0.0.1:0"}
+		c.Zipkin = ZipkinConfig{Address: "127.0.0.1:0"}
 	})
 	if ts.jaeger == nil || ts.jaeger.ZipkinAddr() == "" || ts.jaeger.UDPCompactAddr() == "" {
 		t.Fatal("jaeger receivers not started")

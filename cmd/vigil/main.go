@@ -1,5 +1,7 @@
-// Command vigil is the Vigil server: it receives traces over OTLP, stores
-// them in PostgreSQL and serves them through the Jaeger query API.
+// Command vigil is the Vigil server: it receives traces, metrics and logs
+// (OTLP, Jaeger, Zipkin, Prometheus remote_write), stores them in
+// PostgreSQL, and serves them through the Jaeger query API, the
+// Prometheus HTTP API, the log API and the web UI.
 //
 //	vigil serve     run the server
 //	vigil migrate   apply database migrations and exit
@@ -57,12 +59,22 @@ func configCommand(use, short string, run func(ctx context.Context, cfg Config, 
 			if err != nil {
 				return err
 			}
-			return run(cmd.Context(), cfg, newLogger(cfg.Log))
+			logger := newLogger(cfg.Log)
+			warnDeprecated(cmd.Context(), logger, cfg)
+			return run(cmd.Context(), cfg, logger)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file (env VIGIL_CONFIG)")
 	bindFlags(cmd.Flags(), &scratch)
 	return cmd
+}
+
+// warnDeprecated logs each old key the configuration file used, with the
+// key that replaces it.
+func warnDeprecated(ctx context.Context, logger *slog.Logger, cfg Config) {
+	for _, d := range cfg.deprecated {
+		logger.WarnContext(ctx, "deprecated configuration key, use its new key", "key", d.old, "new_key", d.new)
+	}
 }
 
 func newServeCmd() *cobra.Command {

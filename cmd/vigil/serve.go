@@ -38,6 +38,9 @@ import (
 	"github.com/vigil-obs/vigil/storage/postgres/spanstore"
 	"github.com/vigil-obs/vigil/web"
 	"github.com/vigil-obs/vigil/web/api"
+	"github.com/vigil-obs/vigil/web/api/jaegerapi"
+	"github.com/vigil-obs/vigil/web/api/logsapi"
+	"github.com/vigil-obs/vigil/web/api/promapi"
 	"github.com/vigil-obs/vigil/web/ui"
 )
 
@@ -224,25 +227,13 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err != nil {
 		return nil, fmt.Errorf("auth.read_tokens: %w", err)
 	}
-	rcv, err := otlp.New(otlp.Config{
-		GRPCAddr: cfg.OTLPGRPC, HTTPAddr: cfg.OTLPHTTP,
-		MaxRequestBytes: cfg.MaxRequestBytes, Limits: cfg.Limits,
-		ReadTimeout: cfg.Ingest.ReadTimeout, IdleTimeout: cfg.Ingest.IdleTimeout, MaxConcurrentStreams: cfg.Ingest.MaxConcurrentStreams,
-		RetryAfter: cfg.Ingest.RetryAfter, ShutdownTimeout: cfg.Ingest.ShutdownTimeout,
-	}, otlp.Options{Budget: budget, Traces: pipe, Logs: logPipe, MetricPoints: pipeline.NewOTLPMetrics(metricPipe, cfg.Metrics.OTLP, logger),
+	rcv, err := otlp.New(cfg.otlpConfig(), otlp.Options{Budget: budget, Traces: pipe, Logs: logPipe, MetricPoints: pipeline.NewOTLPMetrics(metricPipe, cfg.Metrics.OTLP, logger),
 		Logger: logger, Metrics: metrics, Auth: ingestTokens, TLS: serverTLS})
 	if err != nil {
 		return nil, err
 	}
 	var jrcv *jaeger.Receiver
-	jcfg := jaeger.Config{
-		UDPCompactAddr: cfg.JaegerUDPCompact, UDPBinaryAddr: cfg.JaegerUDPBinary,
-		HTTPAddr: cfg.JaegerHTTP, GRPCAddr: cfg.JaegerGRPC, ZipkinAddr: cfg.Zipkin,
-		MaxRequestBytes: cfg.MaxRequestBytes,
-		ReadTimeout:     cfg.Ingest.ReadTimeout, IdleTimeout: cfg.Ingest.IdleTimeout, MaxConcurrentStreams: cfg.Ingest.MaxConcurrentStreams,
-		UDPSocketBufferBytes: cfg.Ingest.UDPSocketBufferBytes, UDPQueueSize: cfg.Ingest.UDPQueueSize, UDPWorkers: cfg.Ingest.UDPWorkers,
-		RetryAfter: cfg.Ingest.RetryAfter, ShutdownTimeout: cfg.Ingest.ShutdownTimeout,
-	}
+	jcfg := cfg.jaegerConfig()
 	if jcfg.Enabled() {
 		jrcv, err = jaeger.New(jcfg, jaeger.Options{Traces: pipe, Budget: budget, Logger: logger, Metrics: metrics,
 			Registerer: reg, Auth: ingestTokens, Limits: cfg.Limits, TLS: serverTLS})
@@ -274,20 +265,20 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err != nil {
 		return nil, errors.Join(err, closeReceivers())
 	}
-	remoteWrite, err := promremote.New(metricPipe, remoteWriteConfig(cfg),
+	remoteWrite, err := promremote.New(metricPipe, cfg.remoteWriteConfig(),
 		promremote.Options{Logger: logger, Budget: budget})
 	if err != nil {
 		return nil, errors.Join(err, closeReceivers(), engine.Close())
 	}
 
 	querySvc := traces.New(store, traces.Config{MaxLookback: time.Duration(cfg.Retention)})
-	logsAPI := api.NewLogs(querylogs.New(logStore, querylogs.Config{MaxLookback: time.Duration(cfg.Logs.Retention)}),
-		api.LogsOptions{Tail: logHub, TailLimits: cfg.Logs.Tail.TailConfig, Logger: logger, AllowedOrigins: cfg.Logs.AllowedOrigins})
+	logsAPI := logsapi.New(querylogs.New(logStore, querylogs.Config{MaxLookback: time.Duration(cfg.Logs.Retention)}),
+		logsapi.Options{Tail: logHub, TailLimits: cfg.Logs.Tail.TailConfig, Logger: logger, AllowedOrigins: cfg.Logs.AllowedOrigins})
 	srv, err := web.New(cfg.HTTP.Address, web.Options{
 		Config: cfg.HTTP.Config,
-		APIs: []web.Mounter{api.NewJaeger(querySvc, logger), logsAPI, api.NewServices(services.New(servicestore.New(pool), services.Config{}), logger),
-			api.NewPrometheus(engine, querymetrics.New(metricStore, metricStore, querymetrics.Config{Timeout: cfg.Query.Timeout}),
-				api.PrometheusOptions{Logger: logger, Revision: version})},
+		APIs: []web.Mounter{jaegerapi.New(querySvc, logger), logsAPI, api.NewServices(services.New(servicestore.New(pool), services.Config{}), logger),
+			promapi.New(engine, querymetrics.New(metricStore, metricStore, querymetrics.Config{Timeout: cfg.Query.Timeout}),
+				promapi.Options{Logger: logger, Revision: version})},
 		Ingest:     map[string]http.Handler{"POST /api/v1/write": remoteWrite},
 		IngestAuth: ingestTokens,
 		Ready:      ready,
@@ -344,14 +335,4 @@ func (s *server) Run(ctx context.Context) error {
 	err = errors.Join(err, s.engine.Close())
 	s.logger.Info("vigil stopped")
 	return err
-}
-
-// remoteWriteConfig is cfg.RemoteWrite with the top-level request size
-// limit when it sets none of its own.
-func remoteWriteConfig(cfg Config) promremote.Config {
-	rw := cfg.RemoteWrite
-	if rw.MaxRequestBytes == 0 {
-		rw.MaxRequestBytes = cfg.MaxRequestBytes
-	}
-	return rw
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres"
 	"github.com/vigil-obs/vigil/storage/postgres/spanstore"
-	"github.com/vigil-obs/vigil/web/api"
+	"github.com/vigil-obs/vigil/web/api/jaegerapi"
 )
 
 // newStore returns a SpanStore on a fresh migrated database and a running
@@ -315,7 +315,7 @@ func checkJaegerAPI(t *testing.T, apiURL string, s sample) {
 func TestTransportsStoreEveryField(t *testing.T) {
 	store, pipe := newStore(t)
 	b := setup(t, func(_ *Config, o *Options) { o.Traces = pipe })
-	jaegerAPI := api.NewJaeger(traces.New(store, traces.Config{}), nil)
+	jaegerAPI := jaegerapi.New(traces.New(store, traces.Config{}), nil)
 	mux := http.NewServeMux()
 	jaegerAPI.Register(mux)
 	apiSrv := httptest.NewServer(mux)

@@ -32,6 +32,9 @@ const (
 	DefaultHistogramBuckets = 60
 	// MaxHistogramBuckets is the most buckets one histogram has.
 	MaxHistogramBuckets = 1000
+	// MaxTraceLogs is the most records the logs of one trace return: the
+	// oldest MaxTraceLogs, the later ones left out.
+	MaxTraceLogs = 10_000
 	// DefaultTimeout bounds each query when Config.Timeout is zero.
 	DefaultTimeout = 30 * time.Second
 )
@@ -50,8 +53,10 @@ type Reader interface {
 	// only ever passes a window that is set and does not end before it
 	// starts.
 	LogHistogram(ctx context.Context, q storage.LogQuery, step time.Duration) ([]storage.LogBucket, bool, error)
-	// TraceLogs returns the records of one trace, oldest first.
-	TraceLogs(ctx context.Context, id pcommon.TraceID) ([]storage.LogRecord, error)
+	// TraceLogs returns the records of one trace, oldest first, at most
+	// limit of them (the oldest). The Service always passes a limit of at
+	// least one.
+	TraceLogs(ctx context.Context, id pcommon.TraceID, limit int) ([]storage.LogRecord, error)
 }
 
 // Config bounds log queries. Its zero value takes the defaults.
@@ -174,11 +179,13 @@ func (s *Service) window(q storage.LogQuery) storage.LogQuery {
 	return q
 }
 
-// TraceLogs returns the records of one trace, oldest first.
+// TraceLogs returns the records of one trace, oldest first: at most
+// MaxTraceLogs of them, the oldest, with the later ones left out (a trace
+// that logs more is read by searching with its trace id, which pages).
 func (s *Service) TraceLogs(ctx context.Context, id pcommon.TraceID) ([]storage.LogRecord, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	recs, err := s.r.TraceLogs(ctx, id)
+	recs, err := s.r.TraceLogs(ctx, id, MaxTraceLogs)
 	if err != nil {
 		return nil, fmt.Errorf("logs of trace %s: %w", id, err)
 	}

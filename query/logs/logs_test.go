@@ -27,9 +27,17 @@ func TestMain(m *testing.M) {
 // FindLogs and LogHistogram.
 type recorder struct {
 	logs.Reader
-	mu    sync.Mutex
-	asked []storage.LogQuery
-	step  time.Duration
+	mu         sync.Mutex
+	asked      []storage.LogQuery
+	step       time.Duration
+	traceLimit int // the limit of the last TraceLogs
+}
+
+func (r *recorder) TraceLogs(ctx context.Context, id pcommon.TraceID, limit int) ([]storage.LogRecord, error) {
+	r.mu.Lock()
+	r.traceLimit = limit
+	r.mu.Unlock()
+	return r.Reader.TraceLogs(ctx, id, limit)
 }
 
 func (r *recorder) FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPage, error) {
@@ -341,6 +349,11 @@ func TestTraceLogs(t *testing.T) {
 	recs, err := b.service(logs.Config{}).TraceLogs(context.Background(), traceOld)
 	if err != nil || len(recs) != 1 || recs[0].Record.Body().Str() != "days" || recs[0].Service != "checkout" {
 		t.Fatalf("trace logs = %+v, %v", recs, err)
+	}
+	b.store.mu.Lock()
+	defer b.store.mu.Unlock()
+	if b.store.traceLimit != logs.MaxTraceLogs {
+		t.Errorf("the store was asked for %d records, want logs.MaxTraceLogs", b.store.traceLimit)
 	}
 }
 

@@ -33,6 +33,9 @@ import (
 	"github.com/vigil-obs/vigil/storage/postgres/servicestore"
 	"github.com/vigil-obs/vigil/storage/postgres/spanstore"
 	"github.com/vigil-obs/vigil/web/api"
+	"github.com/vigil-obs/vigil/web/api/jaegerapi"
+	"github.com/vigil-obs/vigil/web/api/logsapi"
+	"github.com/vigil-obs/vigil/web/api/promapi"
 )
 
 // The ids of the stored fixtures.
@@ -145,10 +148,10 @@ func setupAPIs(tb testing.TB) apiStack {
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mux := http.NewServeMux()
-	api.NewJaeger(traces.New(spans, traces.Config{}), logger).Register(mux)
-	api.NewLogs(querylogs.New(logStore, querylogs.Config{}), api.LogsOptions{Tail: hub, Logger: logger}).Register(mux)
+	jaegerapi.New(traces.New(spans, traces.Config{}), logger).Register(mux)
+	logsapi.New(querylogs.New(logStore, querylogs.Config{}), logsapi.Options{Tail: hub, Logger: logger}).Register(mux)
 	api.NewServices(services.New(servicestore.New(pool), services.Config{}), logger).Register(mux)
-	api.NewPrometheus(engine, querymetrics.New(metrics, metrics, querymetrics.Config{}), api.PrometheusOptions{Logger: logger}).Register(mux)
+	promapi.New(engine, querymetrics.New(metrics, metrics, querymetrics.Config{}), promapi.Options{Logger: logger}).Register(mux)
 	return apiStack{mux: mux, logs: logs}
 }
 

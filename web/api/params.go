@@ -19,10 +19,10 @@ const (
 	// longest parameter name.
 	MaxParamBytes = 4 << 10
 	// MaxExprBytes is the largest PromQL expression of the Prometheus
-	// API's 'query' and 'match[]' parameters: as much as a form body may
-	// carry (dashboards generate long expressions). The PromQL engine
-	// bounds 'query' further with its own setting.
-	MaxExprBytes = maxPromFormBytes
+	// API's 'query' and 'match[]' parameters, and the largest form body
+	// that API reads (dashboards generate long expressions). The PromQL
+	// engine bounds 'query' further with its own setting.
+	MaxExprBytes = 1 << 20
 )
 
 // Reasons a parameter is refused whatever the API; each reads after
@@ -39,10 +39,11 @@ func (e *paramTooLongError) Error() string {
 	return fmt.Sprintf("is %d bytes, over the limit of %d", e.n, e.limit)
 }
 
-// checkParamValue reports why no API accepts v as the value of a
-// parameter limited to limit bytes: too long, a NUL byte, or invalid
-// UTF-8. It returns nil when v is acceptable.
-func checkParamValue(v string, limit int) error {
+// CheckValue reports why no API accepts v as the value of a parameter
+// limited to limit bytes: too long, a NUL byte, or invalid UTF-8. It
+// returns nil when v is acceptable; the error's text reads after
+// "parameter 'name' ".
+func CheckValue(v string, limit int) error {
 	if len(v) > limit {
 		return &paramTooLongError{n: len(v), limit: limit}
 	}
@@ -55,51 +56,50 @@ func checkParamValue(v string, limit int) error {
 	return nil
 }
 
-// badParam is a parameter that checkParams refused. name is as the client
-// sent it (use displayParam to show it); err says what is wrong, with the
-// name itself when inName is set.
-type badParam struct {
-	name   string
-	inName bool
+// BadParam is a parameter that CheckParams refused. Each API reports it
+// in its own error type, from Param and Reason.
+type BadParam struct {
+	name   string // as the client sent it
+	inName bool   // err is about the name, not a value
 	err    error
 }
 
-// reason is the text that follows "parameter 'name' " in a message.
-func (b *badParam) reason() error {
+// Param is the parameter's name as an error message shows it
+// (DisplayParam).
+func (b *BadParam) Param() string { return DisplayParam(b.name) }
+
+// Reason says what is wrong; its text reads after "parameter 'name' ".
+func (b *BadParam) Reason() error {
 	if b.inName {
 		return fmt.Errorf("has a name that %w", b.err)
 	}
 	return b.err
 }
 
-// requestError is b in the error type of the Jaeger-envelope APIs.
-func (b *badParam) requestError() error {
-	return paramError(displayParam(b.name), b.reason().Error(), nil)
+// RequestError is b as a [RequestError], the error type of the APIs that
+// answer in the Jaeger envelope.
+func (b *BadParam) RequestError() error {
+	return ParamError(b.Param(), b.Reason().Error(), nil)
 }
 
-// promError is b in the error type of the Prometheus API.
-func (b *badParam) promError() error {
-	return &promParamError{param: displayParam(b.name), err: b.reason()}
-}
-
-// checkParams checks the name and every value of each parameter in q: a
-// name must pass checkParamValue with MaxParamBytes, a value with
-// limit(name). It reports the first offending parameter in name order, so
-// that the answer does not depend on map order, or nil.
-func checkParams(q url.Values, limit func(name string) int) *badParam {
-	var first *badParam
+// CheckParams checks the name and every value of each parameter in q: a
+// name must pass CheckValue with MaxParamBytes, a value with limit(name).
+// It reports the first offending parameter in name order, so that the
+// answer does not depend on map order, or nil.
+func CheckParams(q url.Values, limit func(name string) int) *BadParam {
+	var first *BadParam
 	for name, vals := range q {
 		if first != nil && name >= first.name {
 			continue
 		}
-		if err := checkParamValue(name, MaxParamBytes); err != nil {
-			first = &badParam{name: name, inName: true, err: err}
+		if err := CheckValue(name, MaxParamBytes); err != nil {
+			first = &BadParam{name: name, inName: true, err: err}
 			continue
 		}
 		lim := limit(name)
 		for _, v := range vals {
-			if err := checkParamValue(v, lim); err != nil {
-				first = &badParam{name: name, err: err}
+			if err := CheckValue(v, lim); err != nil {
+				first = &BadParam{name: name, err: err}
 				break
 			}
 		}
@@ -107,18 +107,27 @@ func checkParams(q url.Values, limit func(name string) int) *badParam {
 	return first
 }
 
-// anyParam is the limit function of APIs whose parameters are all
-// bounded by MaxParamBytes.
-func anyParam(string) int { return MaxParamBytes }
+// AnyParam is the limit function of CheckParams for APIs whose parameters
+// are all bounded by MaxParamBytes.
+func AnyParam(string) int { return MaxParamBytes }
 
-// displayParam renders a parameter name for an error message: unchanged
+// DisplayParam renders a parameter name for an error message: unchanged
 // when it is short, valid UTF-8 and printable, else truncated to 64 bytes
 // with its NUL, control and invalid bytes escaped as in Go strings.
-func displayParam(name string) string {
+func DisplayParam(name string) string {
 	printable := strings.IndexFunc(name, func(r rune) bool { return !strconv.IsPrint(r) }) < 0
 	if len(name) <= 64 && utf8.ValidString(name) && printable {
 		return name
 	}
-	q := strconv.Quote(truncate(name, 64))
+	q := strconv.Quote(Truncate(name, 64))
 	return q[1 : len(q)-1]
+}
+
+// Truncate returns s cut to n bytes with "…" appended when it is longer,
+// for quoting client input in an error message.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

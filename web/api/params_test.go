@@ -14,23 +14,23 @@ func TestCheckParams(t *testing.T) {
 		limit func(string) int
 		want  string // the message in the Jaeger envelope; "" for none
 	}{
-		{"clean", url.Values{"service": {"checkout", "用户"}, "q": {""}}, anyParam, ""},
-		{"nul value", url.Values{"service": {"a\x00"}}, anyParam, "parameter 'service' contains a NUL byte"},
-		{"invalid utf-8 in a repeated value", url.Values{"tag": {"a:b", "c:\xff"}}, anyParam, "parameter 'tag' is not valid UTF-8"},
-		{"too long", url.Values{"operation": {long}}, anyParam, "parameter 'operation' is 4097 bytes, over the limit of 4096"},
-		{"at the limit", url.Values{"operation": {long[1:]}}, anyParam, ""},
+		{"clean", url.Values{"service": {"checkout", "用户"}, "q": {""}}, AnyParam, ""},
+		{"nul value", url.Values{"service": {"a\x00"}}, AnyParam, "parameter 'service' contains a NUL byte"},
+		{"invalid utf-8 in a repeated value", url.Values{"tag": {"a:b", "c:\xff"}}, AnyParam, "parameter 'tag' is not valid UTF-8"},
+		{"too long", url.Values{"operation": {long}}, AnyParam, "parameter 'operation' is 4097 bytes, over the limit of 4096"},
+		{"at the limit", url.Values{"operation": {long[1:]}}, AnyParam, ""},
 		{"own limit", url.Values{"query": {long}}, func(string) int { return 2 * MaxParamBytes }, ""},
-		{"nul name", url.Values{"a\x00b": {"v"}}, anyParam, `parameter 'a\x00b' has a name that contains a NUL byte`},
-		{"long name", url.Values{long: {"v"}}, anyParam, "parameter '" + strings.Repeat("x", 64) + "…' has a name that is 4097 bytes, over the limit of 4096"},
-		{"first in name order", url.Values{"b": {"\x00"}, "a": {"\xff"}, "c": {"\x00"}}, anyParam, "parameter 'a' is not valid UTF-8"},
+		{"nul name", url.Values{"a\x00b": {"v"}}, AnyParam, `parameter 'a\x00b' has a name that contains a NUL byte`},
+		{"long name", url.Values{long: {"v"}}, AnyParam, "parameter '" + strings.Repeat("x", 64) + "…' has a name that is 4097 bytes, over the limit of 4096"},
+		{"first in name order", url.Values{"b": {"\x00"}, "a": {"\xff"}, "c": {"\x00"}}, AnyParam, "parameter 'a' is not valid UTF-8"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 10 { // map order must not matter
-				b := checkParams(tc.q, tc.limit)
+				b := CheckParams(tc.q, tc.limit)
 				got := ""
 				if b != nil {
-					got = b.requestError().Error()
+					got = b.RequestError().Error()
 				}
 				if got != tc.want {
 					t.Fatalf("checkParams: %q, want %q", got, tc.want)
@@ -50,8 +50,8 @@ func TestDisplayParam(t *testing.T) {
 		{strings.Repeat("é", 40), strings.Repeat("é", 32) + "…"},
 	}
 	for _, tc := range tests {
-		if got := displayParam(tc.in); got != tc.want {
-			t.Errorf("displayParam(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := DisplayParam(tc.in); got != tc.want {
+			t.Errorf("DisplayParam(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

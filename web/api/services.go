@@ -11,7 +11,7 @@ import (
 
 // ServiceCatalog is what the catalogue route needs from the query layer
 // (query/services.Service). Implementations must be safe for concurrent
-// use; errors map as for TraceReader.
+// use; errors map as ErrorStatus says.
 type ServiceCatalog interface {
 	// Summaries returns every known service, sorted by name.
 	Summaries(ctx context.Context) ([]storage.ServiceSummary, error)
@@ -20,9 +20,10 @@ type ServiceCatalog interface {
 // Services serves Vigil's own service catalogue, the landing page of the
 // UI. It answers in the Jaeger envelope ({"data": …, "total": …,
 // "errors": …}) like the other /api routes that are not Prometheus's.
+// Safe for concurrent use.
 type Services struct {
 	catalog ServiceCatalog
-	j       *Jaeger // for its envelope and error mapping
+	resp    *Responder
 }
 
 // NewServices returns the catalogue API over c, which must not be nil. A nil
@@ -31,7 +32,7 @@ func NewServices(c ServiceCatalog, logger *slog.Logger) *Services {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Services{catalog: c, j: &Jaeger{logger: logger.With("component", "services_api")}}
+	return &Services{catalog: c, resp: NewResponder(logger.With("component", "services_api"), "services api")}
 }
 
 // Register adds GET /api/vigil/services to mux.
@@ -48,13 +49,13 @@ type serviceJSON struct {
 }
 
 func (s *Services) list(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseQueryString(r.URL.RawQuery); err != nil {
-		s.j.fail(w, r, "services", err)
+	if _, err := ParseQuery(r.URL.RawQuery); err != nil {
+		s.resp.Fail(w, r, "services", err)
 		return
 	}
 	sums, err := s.catalog.Summaries(r.Context())
 	if err != nil {
-		s.j.fail(w, r, "services", err)
+		s.resp.Fail(w, r, "services", err)
 		return
 	}
 	data := make([]serviceJSON, len(sums))
@@ -64,5 +65,5 @@ func (s *Services) list(w http.ResponseWriter, r *http.Request) {
 			LastSeen: sum.LastSeen.UTC().Format(time.RFC3339Nano), Signals: sum.Signals,
 		}
 	}
-	s.j.write(w, r, envelope{Data: data, Total: len(data)})
+	s.resp.Write(w, r, Envelope{Data: data, Total: len(data)})
 }

@@ -24,7 +24,7 @@ func main() {
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "stop after this long (0: run until interrupted)")
 	fs.DurationVar(&cfg.MetricInterval, "metric-interval", cfg.MetricInterval, "OTLP metric export interval")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	fs.Parse(os.Args[1:])
+	_ = fs.Parse(os.Args[1:]) // flag.ExitOnError: a bad flag exits with the usage
 	cfg.UserAddrs = strings.Split(*users, ",")
 
 	var lvl slog.Level

@@ -86,7 +86,9 @@ func TestDemoFleet(t *testing.T) {
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		srv.Serve(otlpLn)
+		if err := srv.Serve(otlpLn); err != nil {
+			t.Errorf("serve otlp: %v", err)
+		}
 	}()
 	defer func() {
 		srv.Stop()

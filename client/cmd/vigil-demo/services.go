@@ -133,7 +133,9 @@ func newID() string {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	// The status is sent: a failed write means the client went away, and
+	// there is nobody left to tell.
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // fault is an instance's injected misbehaviour.
@@ -376,7 +378,9 @@ func (g *gateway) forward(w http.ResponseWriter, r *http.Request, req *http.Requ
 	defer resp.Body.Close()
 	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
 	w.WriteHeader(resp.StatusCode)
-	io.Copy(w, resp.Body)
+	// The status is sent: a body cut short is all the client can still
+	// see of a failure here.
+	_, _ = io.Copy(w, resp.Body)
 }
 
 // generateLoad calls the gateway at rps until ctx ends: mostly reads, a few
@@ -413,7 +417,9 @@ func generateLoad(ctx context.Context, base string, rps float64, logger *slog.Lo
 			if err != nil {
 				return
 			}
-			io.Copy(io.Discard, resp.Body)
+			// The load only has to reach the services; what comes back,
+			// or fails to, is theirs to trace.
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		})
 	}

@@ -82,12 +82,52 @@ func TestLogRoundTrip(t *testing.T) {
 	if page.Records[2].Record.Body().Type() != pcommon.ValueTypeEmpty {
 		t.Fatalf("empty body: %v", page.Records[2].Record.Body().AsRaw())
 	}
-	byTrace, err := store.TraceLogs(ctx, traceID(7))
+	byTrace, err := store.TraceLogs(ctx, traceID(7), 10)
 	if err != nil || len(byTrace) != 1 || byTrace[0].Record.Body().Str() != "订单 slow" {
 		t.Fatalf("trace logs: %v %v", byTrace, err)
 	}
-	if none, err := store.TraceLogs(ctx, traceID(8)); err != nil || len(none) != 0 {
+	if none, err := store.TraceLogs(ctx, traceID(8), 10); err != nil || len(none) != 0 {
 		t.Fatalf("unknown trace: %v %v", none, err)
+	}
+}
+
+// TestTraceLogsLimit: the logs of a trace stop at the caller's limit,
+// keeping the oldest records.
+func TestTraceLogsLimit(t *testing.T) {
+	b := setup(t)
+	store := New(b.store.pool, b.parts)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "orders")
+	for i := range 5 {
+		lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Duration(i-5) * time.Second)))
+		lr.SetTraceID(traceID(9))
+		lr.Body().SetStr(fmt.Sprint("step ", i))
+	}
+	if err := store.WriteLogs(ctx, []plog.Logs{ld}); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{1, 3, 5, 100} {
+		recs, err := store.TraceLogs(ctx, traceID(9), limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.Record.Body().Str())
+		}
+		want := []string{"step 0", "step 1", "step 2", "step 3", "step 4"}[:min(limit, 5)]
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d: got %q, want %q", limit, got, want)
+		}
+	}
+	for _, limit := range []int{0, -1} {
+		if _, err := store.TraceLogs(ctx, traceID(9), limit); err == nil {
+			t.Errorf("limit %d accepted", limit)
+		}
 	}
 }
 

@@ -22,8 +22,6 @@ import (
 const (
 	// MaxHistogramBuckets bounds the buckets of one histogram.
 	MaxHistogramBuckets = 2000
-	// maxTraceLogs bounds the records TraceLogs returns.
-	maxTraceLogs = 10_000
 	// logScanMaxRows bounds the candidate rows one search examines in Go
 	// (only attribute filters are checked there); past it the page ends
 	// early with a cursor to go on from.
@@ -284,11 +282,15 @@ func attributesMatch(want map[string]string, r storage.LogRecord) bool {
 	return true
 }
 
-// TraceLogs returns the records of one trace, oldest first, at most
-// 10,000 of them; an unknown trace yields none. The returned records are
-// owned by the caller.
-func (s *Store) TraceLogs(ctx context.Context, id pcommon.TraceID) ([]storage.LogRecord, error) {
-	rows, err := s.pool.Query(ctx, traceLogsSQL, [16]byte(id), maxTraceLogs)
+// TraceLogs returns the records of one trace, oldest first, at most limit
+// of them (the oldest; the rest are left out); an unknown trace yields
+// none. A limit below one is an error: the caller (query/logs) sets it.
+// The returned records are owned by the caller.
+func (s *Store) TraceLogs(ctx context.Context, id pcommon.TraceID, limit int) ([]storage.LogRecord, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("trace logs: limit %d is below 1", limit)
+	}
+	rows, err := s.pool.Query(ctx, traceLogsSQL, [16]byte(id), limit)
 	if err != nil {
 		return nil, fmt.Errorf("trace logs: %w", pgcore.Classify(err))
 	}

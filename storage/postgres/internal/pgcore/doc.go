@@ -4,7 +4,10 @@
 // partition, the one varint decoder behind every stored encoding (span and
 // log payloads, resources, histogram samples, chunk segments), statement
 // arguments for SQL built from constant parts, and the classification of
-// pgx errors into storage sentinels.
+// database errors (Classify): every error a store returns matches a
+// storage sentinel (storage.ErrUnavailable), ErrStatement, ErrCorrupt or
+// a context error, and keeps the driver's text for logs without holding
+// any pgx type.
 //
 // It sits under the stores (storage/postgres/spanstore, logstore,
 // metricstore, servicestore) and the internal dictionaries

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,40 +17,102 @@ import (
 )
 
 func TestClassify(t *testing.T) {
-	pg := func(code string) error { return fmt.Errorf("query: %w", &pgconn.PgError{Code: code}) }
+	pg := func(code string) error {
+		return fmt.Errorf("query: %w", &pgconn.PgError{Severity: "ERROR", Code: code, Message: "server says " + code})
+	}
 	tests := []struct {
-		name        string
-		err         error
-		unavailable bool
+		name string
+		err  error
+		want error // the sentinel the result matches
+		same bool  // returned unchanged
+		code string
 	}{
-		{"nil", nil, false},
-		{"canceled", fmt.Errorf("x: %w", context.Canceled), false},
-		{"deadline", context.DeadlineExceeded, false},
-		{"corrupt", fmt.Errorf("decode: %w", ErrCorrupt), false},
-		{"constraint", pg("23505"), false},
-		{"bad value", pg("22021"), false},
-		{"connection exception", pg("08006"), true},
-		{"admin shutdown", pg("57P01"), true},
-		{"too many connections", pg("53300"), true},
-		{"serialization failure", pg("40001"), true},
-		{"deadlock", pg("40P01"), true},
-		{"broken connection", io.ErrUnexpectedEOF, true},
-		{"already classified", fmt.Errorf("%w: x", storage.ErrUnavailable), true},
+		{"canceled", fmt.Errorf("x: %w", context.Canceled), context.Canceled, true, ""},
+		{"deadline", context.DeadlineExceeded, context.DeadlineExceeded, true, ""},
+		{"corrupt", fmt.Errorf("decode: %w", ErrCorrupt), ErrCorrupt, true, ""},
+		{"already unavailable", fmt.Errorf("%w: x", storage.ErrUnavailable), storage.ErrUnavailable, true, ""},
+		{"already a statement error", fmt.Errorf("%w: x", ErrStatement), ErrStatement, true, ""},
+		{"constraint", pg("23505"), ErrStatement, false, "23505"},
+		{"bad value", pg("22021"), ErrStatement, false, "22021"},
+		{"syntax", pg("42601"), ErrStatement, false, "42601"},
+		{"connection exception", pg("08006"), storage.ErrUnavailable, false, "08006"},
+		{"admin shutdown", pg("57P01"), storage.ErrUnavailable, false, "57P01"},
+		{"crash shutdown", pg("57P02"), storage.ErrUnavailable, false, "57P02"},
+		{"cannot connect now", pg("57P03"), storage.ErrUnavailable, false, "57P03"},
+		{"too many connections", pg("53300"), storage.ErrUnavailable, false, "53300"},
+		{"serialization failure", pg("40001"), storage.ErrUnavailable, false, "40001"},
+		{"deadlock", pg("40P01"), storage.ErrUnavailable, false, "40P01"},
+		{"canceled by the server for the context", errors.Join(pg("57014"), context.DeadlineExceeded), context.DeadlineExceeded, false, ""},
+		{"connect error", connectError(t), storage.ErrUnavailable, false, ""},
+		{"broken connection", io.ErrUnexpectedEOF, storage.ErrUnavailable, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Classify(tt.err)
-			if errors.Is(got, storage.ErrUnavailable) != tt.unavailable {
-				t.Fatalf("Classify(%v) = %v, unavailable %v", tt.err, got, !tt.unavailable)
+			if !errors.Is(got, tt.want) {
+				t.Fatalf("Classify(%v) = %v, want it to match %v", tt.err, got, tt.want)
 			}
-			if tt.err != nil && !errors.Is(got, tt.err) {
-				t.Fatalf("Classify(%v) = %v lost the error", tt.err, got)
-			}
-			if !tt.unavailable && got != tt.err {
+			if tt.same && got != tt.err {
 				t.Fatalf("Classify(%v) = %v, want it unchanged", tt.err, got)
+			}
+			if leaked := driverTypes(got); len(leaked) > 0 {
+				t.Fatalf("Classify(%v) exposes %v", tt.err, leaked)
+			}
+			if !strings.Contains(got.Error(), tt.err.Error()) {
+				t.Errorf("Classify(%v) = %q lost the text", tt.err, got)
+			}
+			var sql interface{ SQLState() string }
+			if errors.As(got, &sql) && sql.SQLState() != tt.code || tt.code != "" && !errors.As(got, &sql) {
+				t.Errorf("Classify(%v): SQLSTATE %v, want %q", tt.err, sql, tt.code)
+			}
+			if again := Classify(got); again != got {
+				t.Errorf("Classify is not idempotent: %v → %v", got, again)
+			}
+			for _, other := range []error{storage.ErrUnavailable, ErrStatement, context.Canceled, context.DeadlineExceeded, ErrCorrupt} {
+				if other != tt.want && errors.Is(got, other) {
+					t.Errorf("Classify(%v) = %v also matches %v", tt.err, got, other)
+				}
 			}
 		})
 	}
+	if Classify(nil) != nil {
+		t.Error("Classify(nil) is not nil")
+	}
+}
+
+// connectError is the error of connecting to a port nobody listens on.
+func connectError(t *testing.T) error {
+	t.Helper()
+	conn, err := pgconn.Connect(context.Background(), "postgres://vigil@127.0.0.1:1/vigil?connect_timeout=5")
+	if err == nil {
+		_ = conn.Close(context.Background())
+		t.Fatal("connected to port 1")
+	}
+	var ce *pgconn.ConnectError
+	if !errors.As(err, &ce) {
+		t.Fatalf("connect: %T %v, want a *pgconn.ConnectError", err, err)
+	}
+	return err
+}
+
+// driverTypes lists the pgx types in err's chain.
+func driverTypes(err error) []string {
+	if err == nil {
+		return nil
+	}
+	var out []string
+	if name := fmt.Sprintf("%T", err); strings.Contains(name, "pgconn.") || strings.Contains(name, "pgx.") || strings.Contains(name, "pgproto3.") {
+		out = append(out, name)
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		out = append(out, driverTypes(u.Unwrap())...)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			out = append(out, driverTypes(e)...)
+		}
+	}
+	return out
 }
 
 // TestCopyStream checks the wire form of every kind of field against

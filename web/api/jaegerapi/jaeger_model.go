@@ -1,25 +1,9 @@
-package api
+package jaegerapi
 
 // The types below mirror Jaeger's UI model (jaeger internal/uimodel, formerly
 // model/json): field names, and which fields are always present, follow it so
-// that the Jaeger UI and Grafana read our answers unchanged.
-
-// envelope is the structured response every Jaeger API endpoint answers with.
-type envelope struct {
-	Data   any        `json:"data"`
-	Total  int        `json:"total"`
-	Limit  int        `json:"limit"`
-	Offset int        `json:"offset"`
-	Errors []apiError `json:"errors"`
-}
-
-// apiError is one entry of envelope.Errors. Code is omitted for the per-trace
-// errors of a search by trace ID, as Jaeger does.
-type apiError struct {
-	Code    int    `json:"code,omitempty"`
-	Msg     string `json:"msg"`
-	TraceID string `json:"traceID,omitempty"`
-}
+// that the Jaeger UI and Grafana read our answers unchanged. The envelope
+// around them is api.Envelope.
 
 // uiOperation is an element of the /api/operations answer.
 type uiOperation struct {

@@ -1,4 +1,4 @@
-package api
+package logsapi
 
 import (
 	"encoding/json"
@@ -29,7 +29,7 @@ func newTailSetup(t *testing.T, hubCfg tail.Config, limits TailConfig, tokens ..
 	t.Helper()
 	hub := tail.New[storage.LogRecord](hubCfg)
 	mux := http.NewServeMux()
-	NewLogs(noLogs{}, LogsOptions{Tail: hub, TailLimits: limits}).Register(mux)
+	New(noLogs{}, Options{Tail: hub, TailLimits: limits}).Register(mux)
 	var h http.Handler = mux
 	if len(tokens) > 0 {
 		tok, err := auth.NewTokens(tokens)

@@ -1,4 +1,4 @@
-package api_test
+package promapi_test
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ import (
 	"github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/storage/postgres"
 	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
-	"github.com/vigil-obs/vigil/web/api"
+	"github.com/vigil-obs/vigil/web/api/promapi"
 )
 
 type promBundle struct {
@@ -62,7 +62,7 @@ func setupProm(t *testing.T) promBundle {
 		t.Fatal(err)
 	}
 	rw.Register(mux)
-	api.NewPrometheus(engine, metrics.New(store, store, metrics.Config{}), api.PrometheusOptions{Now: func() time.Time { return now }}).Register(mux)
+	promapi.New(engine, metrics.New(store, store, metrics.Config{}), promapi.Options{Now: func() time.Time { return now }}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 

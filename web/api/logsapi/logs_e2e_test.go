@@ -1,4 +1,4 @@
-package api
+package logsapi
 
 import (
 	"context"
@@ -30,6 +30,7 @@ import (
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres"
 	"github.com/vigil-obs/vigil/storage/postgres/logstore"
+	"github.com/vigil-obs/vigil/web/api"
 )
 
 // logsStack is the whole log path on real servers: OTLP receiver →
@@ -69,10 +70,10 @@ func setupLogs(t *testing.T, tailBuffer int) *logsStack {
 	rcvDone := make(chan struct{})
 	go func() { defer close(rcvDone); _ = rcv.Run(rcvCtx) }()
 
-	api := NewLogs(querylogs.New(store, querylogs.Config{MaxLookback: 48 * time.Hour}),
-		LogsOptions{Tail: hub, AllowedOrigins: []string{"https://ui.example"}, WriteTimeout: time.Second})
+	logsAPI := New(querylogs.New(store, querylogs.Config{MaxLookback: 48 * time.Hour}),
+		Options{Tail: hub, AllowedOrigins: []string{"https://ui.example"}, WriteTimeout: time.Second})
 	mux := http.NewServeMux()
-	api.Register(mux)
+	logsAPI.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		hub.Close()
@@ -132,8 +133,8 @@ type logsAnswer struct {
 		TraceID        string         `json:"trace_id"`
 		SpanID         string         `json:"span_id"`
 	} `json:"data"`
-	NextCursor string     `json:"next_cursor"`
-	Errors     []apiError `json:"errors"`
+	NextCursor string              `json:"next_cursor"`
+	Errors     []api.EnvelopeError `json:"errors"`
 }
 
 func (s *logsStack) get(t *testing.T, path string) (int, logsAnswer) {

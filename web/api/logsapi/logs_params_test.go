@@ -1,4 +1,4 @@
-package api
+package logsapi
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	querylogs "github.com/vigil-obs/vigil/query/logs"
 	"github.com/vigil-obs/vigil/storage"
+	"github.com/vigil-obs/vigil/web/api"
 )
 
 func TestParseTerms(t *testing.T) {
@@ -53,13 +54,13 @@ func FuzzParseLogQuery(f *testing.F) {
 		if len(raw) > 8192 {
 			t.Skip("over the fuzzing size cap")
 		}
-		q, err := parseQueryString(raw)
+		q, err := api.ParseQuery(raw)
 		if err != nil {
 			return
 		}
 		lq, err := parseLogQuery(q)
 		if err != nil {
-			var re *requestError
+			var re *api.RequestError
 			if !errors.As(err, &re) || !utf8.ValidString(err.Error()) {
 				t.Fatalf("error %v is not a valid request error", err)
 			}

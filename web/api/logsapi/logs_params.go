@@ -1,4 +1,4 @@
-package api
+package logsapi
 
 import (
 	"encoding/base64"
@@ -14,6 +14,7 @@ import (
 
 	querylogs "github.com/vigil-obs/vigil/query/logs"
 	"github.com/vigil-obs/vigil/storage"
+	"github.com/vigil-obs/vigil/web/api"
 )
 
 // Parameters of the log API (GET /api/logs, /api/logs/tail).
@@ -28,11 +29,11 @@ const (
 	logParamLimit    = "limit"
 	logParamCursor   = "cursor"
 	logParamAttr     = "attr."
-	logParamPretty   = "prettyPrint"
+	logParamPretty   = api.ParamPrettyPrint
 
 	// maxLogTerms bounds the words and phrases of 'q', and maxLogAttrs the
 	// attr.<key> filters, so one request cannot build a huge query.
-	// Every name and value is bounded by MaxParamBytes.
+	// Every name and value is bounded by api.MaxParamBytes.
 	maxLogTerms = 32
 	maxLogAttrs = 32
 )
@@ -46,7 +47,7 @@ var severityNames = map[string]int32{
 
 // parseLogQuery parses the filter of the log API strictly: unknown
 // parameters, repeated scalar parameters, names and values that fail
-// checkParams (over MaxParamBytes, a NUL byte, invalid UTF-8) and
+// api.CheckParams (over api.MaxParamBytes, a NUL byte, invalid UTF-8) and
 // malformed values are errors naming the parameter. 'q' may be repeated;
 // each value holds words and "quoted phrases". 'start' and 'end' are RFC
 // 3339 or Unix seconds (with an optional fraction), as in the Prometheus
@@ -54,22 +55,22 @@ var severityNames = map[string]int32{
 // the query layer (query/logs) to settle.
 func parseLogQuery(q url.Values) (storage.LogQuery, error) {
 	var lq storage.LogQuery
-	if b := checkParams(q, anyParam); b != nil {
-		return lq, b.requestError()
+	if b := api.CheckParams(q, api.AnyParam); b != nil {
+		return lq, b.RequestError()
 	}
 	for name, vals := range q {
 		if name == logParamQ {
 			continue
 		}
 		if len(vals) > 1 {
-			return lq, paramError(displayParam(name), "must be given once", nil)
+			return lq, api.ParamError(api.DisplayParam(name), "must be given once", nil)
 		}
 		if !strings.HasPrefix(name, logParamAttr) {
 			switch name {
 			case logParamService, logParamSeverity, logParamTraceID, logParamSpanID, logParamStart,
 				logParamEnd, logParamLimit, logParamCursor, logParamPretty:
 			default:
-				return lq, paramError(displayParam(name), "is unknown", nil)
+				return lq, api.ParamError(api.DisplayParam(name), "is unknown", nil)
 			}
 		}
 	}
@@ -84,27 +85,27 @@ func parseLogQuery(q url.Values) (storage.LogQuery, error) {
 	for _, v := range q[logParamQ] {
 		terms, err := parseTerms(v)
 		if err != nil {
-			return lq, paramError(logParamQ, err.Error(), nil)
+			return lq, api.ParamError(logParamQ, err.Error(), nil)
 		}
 		lq.Text = append(lq.Text, terms...)
 	}
 	if len(lq.Text) > maxLogTerms {
-		return lq, paramError(logParamQ, fmt.Sprintf("has %d words and phrases, over the limit of %d", len(lq.Text), maxLogTerms), nil)
+		return lq, api.ParamError(logParamQ, fmt.Sprintf("has %d words and phrases, over the limit of %d", len(lq.Text), maxLogTerms), nil)
 	}
 	if s := q.Get(logParamTraceID); s != "" {
 		if len(s) != 32 {
-			return lq, paramError(logParamTraceID, fmt.Sprintf("must be 32 hex digits, got %d characters", len(s)), nil)
+			return lq, api.ParamError(logParamTraceID, fmt.Sprintf("must be 32 hex digits, got %d characters", len(s)), nil)
 		}
 		if _, err := hex.Decode(lq.TraceID[:], []byte(s)); err != nil {
-			return lq, paramError(logParamTraceID, "must be hexadecimal", err)
+			return lq, api.ParamError(logParamTraceID, "must be hexadecimal", err)
 		}
 	}
 	if s := q.Get(logParamSpanID); s != "" {
 		if len(s) != 16 {
-			return lq, paramError(logParamSpanID, fmt.Sprintf("must be 16 hex digits, got %d characters", len(s)), nil)
+			return lq, api.ParamError(logParamSpanID, fmt.Sprintf("must be 16 hex digits, got %d characters", len(s)), nil)
 		}
 		if _, err := hex.Decode(lq.SpanID[:], []byte(s)); err != nil {
-			return lq, paramError(logParamSpanID, "must be hexadecimal", err)
+			return lq, api.ParamError(logParamSpanID, "must be hexadecimal", err)
 		}
 	}
 	for name, vals := range q {
@@ -113,7 +114,7 @@ func parseLogQuery(q url.Values) (storage.LogQuery, error) {
 		}
 		key := name[len(logParamAttr):]
 		if key == "" {
-			return lq, paramError(name, "needs a key after 'attr.'", nil)
+			return lq, api.ParamError(name, "needs a key after 'attr.'", nil)
 		}
 		if lq.Attributes == nil {
 			lq.Attributes = map[string]string{}
@@ -121,7 +122,7 @@ func parseLogQuery(q url.Values) (storage.LogQuery, error) {
 		lq.Attributes[key] = vals[0]
 	}
 	if len(lq.Attributes) > maxLogAttrs {
-		return lq, &requestError{msg: fmt.Sprintf("%d attr.<key> parameters, over the limit of %d", len(lq.Attributes), maxLogAttrs)}
+		return lq, &api.RequestError{Msg: fmt.Sprintf("%d attr.<key> parameters, over the limit of %d", len(lq.Attributes), maxLogAttrs)}
 	}
 	var err error
 	if lq.Start, err = parseLogTime(logParamStart, q.Get(logParamStart)); err != nil {
@@ -131,19 +132,19 @@ func parseLogQuery(q url.Values) (storage.LogQuery, error) {
 		return lq, err
 	}
 	if !lq.Start.IsZero() && !lq.End.IsZero() && lq.Start.After(lq.End) {
-		return lq, paramError(logParamStart, "is after 'end'", nil)
+		return lq, api.ParamError(logParamStart, "is after 'end'", nil)
 	}
 	if s := q.Get(logParamLimit); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n <= 0 || n > querylogs.MaxLimit {
-			return lq, paramError(logParamLimit, fmt.Sprintf("must be an integer from 1 to %d", querylogs.MaxLimit), nil)
+			return lq, api.ParamError(logParamLimit, fmt.Sprintf("must be an integer from 1 to %d", querylogs.MaxLimit), nil)
 		}
 		lq.Limit = n
 	}
 	if s := q.Get(logParamCursor); s != "" {
 		c, err := decodeCursor(s)
 		if err != nil {
-			return lq, paramError(logParamCursor, "is not a cursor returned by this API", nil)
+			return lq, api.ParamError(logParamCursor, "is not a cursor returned by this API", nil)
 		}
 		lq.After = &c
 	}
@@ -153,14 +154,14 @@ func parseLogQuery(q url.Values) (storage.LogQuery, error) {
 func parseSeverity(s string) (int32, error) {
 	if n, err := strconv.Atoi(s); err == nil {
 		if n < 1 || n > 24 {
-			return 0, paramError(logParamSeverity, "must be a severity number from 1 to 24 or a name (trace, debug, info, warn, error, fatal)", nil)
+			return 0, api.ParamError(logParamSeverity, "must be a severity number from 1 to 24 or a name (trace, debug, info, warn, error, fatal)", nil)
 		}
 		return int32(n), nil
 	}
 	if n, ok := severityNames[strings.ToLower(s)]; ok {
 		return n, nil
 	}
-	return 0, paramError(logParamSeverity, fmt.Sprintf("%q is not a severity number from 1 to 24 or a name (trace, debug, info, warn, error, fatal)", truncate(s, 64)), nil)
+	return 0, api.ParamError(logParamSeverity, fmt.Sprintf("%q is not a severity number from 1 to 24 or a name (trace, debug, info, warn, error, fatal)", api.Truncate(s, 64)), nil)
 }
 
 // parseTerms splits s into words and "quoted phrases".
@@ -202,7 +203,7 @@ func parseLogTime(param, s string) (time.Time, error) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
-		return time.Time{}, paramError(param, "must be an RFC 3339 time or Unix seconds", nil)
+		return time.Time{}, api.ParamError(param, "must be an RFC 3339 time or Unix seconds", nil)
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), nil

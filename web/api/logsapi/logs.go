@@ -1,4 +1,4 @@
-package api
+package logsapi
 
 import (
 	"context"
@@ -24,14 +24,16 @@ import (
 	"github.com/vigil-obs/vigil/internal/tail"
 	querylogs "github.com/vigil-obs/vigil/query/logs"
 	"github.com/vigil-obs/vigil/storage"
+	"github.com/vigil-obs/vigil/web/api"
 )
 
-// LogReader is what the log API needs from the log query layer
+// Reader is what the log API needs from the log query layer
 // (query/logs.Service). Implementations must be safe for concurrent use;
-// returned records are owned by the caller. Errors map as for TraceReader.
+// returned records are owned by the caller. Errors should wrap the
+// storage sentinels where they apply (see api.ErrorStatus).
 // The window, limit and buckets a request leaves open (zero) take the
 // query layer's defaults.
-type LogReader interface {
+type Reader interface {
 	// FindLogs returns one page of the records matching q, newest first,
 	// with the cursor of the next page when more may follow.
 	FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPage, error)
@@ -39,12 +41,13 @@ type LogReader interface {
 	// buckets, oldest first, and returns their width and whether the
 	// counts are approximate.
 	LogHistogram(ctx context.Context, q storage.LogQuery, buckets int) ([]storage.LogBucket, time.Duration, bool, error)
-	// TraceLogs returns the records of one trace, oldest first.
+	// TraceLogs returns the records of one trace, oldest first: at most
+	// query/logs.MaxTraceLogs of them (the oldest), the rest left out.
 	TraceLogs(ctx context.Context, id pcommon.TraceID) ([]storage.LogRecord, error)
 }
 
-// LogsOptions holds the log API's optional dependencies and settings.
-type LogsOptions struct {
+// Options holds the log API's optional dependencies and settings.
+type Options struct {
 	// Tail is the hub the log pipeline publishes committed records on;
 	// nil turns GET /api/logs/tail off (404). Its MaxSubscribers bounds
 	// the live-tail connections of all clients together.
@@ -118,24 +121,26 @@ func (c TailConfig) withDefaults() TailConfig {
 	return c
 }
 
-// Logs serves Vigil's native log API. Safe for concurrent use.
-type Logs struct {
-	reader   LogReader
-	opts     LogsOptions
+// API serves Vigil's native log API. Safe for concurrent use.
+type API struct {
+	reader   Reader
+	opts     Options
 	limits   TailConfig // with defaults; 0 = no limit
 	logger   *slog.Logger
+	resp     *api.Responder
 	upgrader websocket.Upgrader
 }
 
-// NewLogs returns the log API over r, which must not be nil.
-func NewLogs(r LogReader, opts LogsOptions) *Logs {
+// New returns the log API over r, which must not be nil.
+func New(r Reader, opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 5 * time.Second
 	}
-	l := &Logs{reader: r, opts: opts, limits: opts.TailLimits.withDefaults(), logger: opts.Logger.With("component", "logs_api")}
+	logger := opts.Logger.With("component", "logs_api")
+	l := &API{reader: r, opts: opts, limits: opts.TailLimits.withDefaults(), logger: logger, resp: api.NewResponder(logger, "logs api")}
 	l.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,
@@ -153,12 +158,16 @@ func NewLogs(r LogReader, opts LogsOptions) *Logs {
 //	GET /api/logs?service=&severity=&q=&trace_id=&span_id=&attr.<key>=&start=&end=&limit=&cursor=
 //	GET /api/logs/tail?(the same filter)   WebSocket
 //	GET /api/logs/histogram?(the same filter)&buckets=   volume over time
-//	GET /api/traces/{traceID}/logs
+//	GET /api/traces/{traceID}/logs   oldest first, at most query/logs.MaxTraceLogs
 //
-// Every route checks all its parameters as the Jaeger routes do. The live
+// The logs of a trace stop at query/logs.MaxTraceLogs records: the oldest
+// are answered and the later ones left out, without a cursor (a search
+// with trace_id pages through all of them).
+//
+// Every route checks all its parameters with api.CheckParams. The live
 // tail is bounded per client address and per token (TailConfig, 429),
 // in all (the hub's MaxSubscribers, 503), and in idle time.
-func (l *Logs) Register(mux *http.ServeMux) {
+func (l *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/logs", l.find)
 	mux.HandleFunc("GET /api/logs/tail", l.tail)
 	mux.HandleFunc("GET /api/logs/histogram", l.histogram)
@@ -168,9 +177,9 @@ func (l *Logs) Register(mux *http.ServeMux) {
 // logsEnvelope is the answer of the log API: records newest first, the
 // cursor of the next page, and errors as in the Jaeger envelope.
 type logsEnvelope struct {
-	Data       []logJSON  `json:"data"`
-	NextCursor string     `json:"next_cursor,omitempty"`
-	Errors     []apiError `json:"errors,omitempty"`
+	Data       []logJSON           `json:"data"`
+	NextCursor string              `json:"next_cursor,omitempty"`
+	Errors     []api.EnvelopeError `json:"errors,omitempty"`
 }
 
 // logJSON is one record in the API.
@@ -220,8 +229,8 @@ func toLogJSON(r storage.LogRecord) logJSON {
 	return out
 }
 
-func (l *Logs) find(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQueryString(r.URL.RawQuery)
+func (l *API) find(w http.ResponseWriter, r *http.Request) {
+	q, err := api.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		l.fail(w, r, err)
 		return
@@ -256,8 +265,8 @@ type histogramJSON struct {
 	Approximate bool    `json:"approximate"`
 }
 
-func (l *Logs) histogram(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQueryString(r.URL.RawQuery)
+func (l *API) histogram(w http.ResponseWriter, r *http.Request) {
+	q, err := api.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		l.fail(w, r, err)
 		return
@@ -266,7 +275,7 @@ func (l *Logs) histogram(w http.ResponseWriter, r *http.Request) {
 	if v := q["buckets"]; len(v) > 0 {
 		n, perr := strconv.Atoi(v[0])
 		if len(v) > 1 || perr != nil || n < 1 || n > querylogs.MaxHistogramBuckets {
-			l.fail(w, r, paramError("buckets", fmt.Sprintf("must be one integer from 1 to %d", querylogs.MaxHistogramBuckets), nil))
+			l.fail(w, r, api.ParamError("buckets", fmt.Sprintf("must be one integer from 1 to %d", querylogs.MaxHistogramBuckets), nil))
 			return
 		}
 		buckets = n
@@ -278,7 +287,7 @@ func (l *Logs) histogram(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if lq.After != nil || lq.Limit != 0 {
-		l.fail(w, r, paramError("cursor", "and limit do not apply to a histogram", nil))
+		l.fail(w, r, api.ParamError("cursor", "and limit do not apply to a histogram", nil))
 		return
 	}
 	bs, step, approx, err := l.reader.LogHistogram(r.Context(), lq, buckets)
@@ -295,20 +304,20 @@ func (l *Logs) histogram(w http.ResponseWriter, r *http.Request) {
 		out.Data[i].Time = b.Start.UTC().Format(time.RFC3339Nano)
 		out.Data[i].Count = b.Count
 	}
-	l.writeAny(w, r, http.StatusOK, out)
+	l.resp.WriteJSON(w, r, http.StatusOK, out)
 }
 
-func (l *Logs) traceLogs(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseQueryString(r.URL.RawQuery); err != nil {
+func (l *API) traceLogs(w http.ResponseWriter, r *http.Request) {
+	if _, err := api.ParseQuery(r.URL.RawQuery); err != nil {
 		l.fail(w, r, err)
 		return
 	}
-	raw, err := pathParam(r, paramTraceID)
+	raw, err := api.PathValue(r, api.ParamTraceID)
 	if err != nil {
 		l.fail(w, r, err)
 		return
 	}
-	id, err := parseTraceID(raw)
+	id, err := api.ParseTraceID(raw)
 	if err != nil {
 		l.fail(w, r, err)
 		return
@@ -327,7 +336,7 @@ func (l *Logs) traceLogs(w http.ResponseWriter, r *http.Request) {
 
 // checkOrigin accepts requests without Origin (non-browser clients), from
 // the API's own origin, and from the configured origins.
-func (l *Logs) checkOrigin(r *http.Request) bool {
+func (l *API) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
@@ -399,12 +408,12 @@ const (
 // Before the upgrade it refuses a bad filter (400), a foreign origin
 // (403), a client over its address or token quota (429) and a full hub
 // (503).
-func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
+func (l *API) tail(w http.ResponseWriter, r *http.Request) {
 	if l.opts.Tail == nil {
 		l.fail(w, r, storage.ErrNotFound)
 		return
 	}
-	q, err := parseQueryString(r.URL.RawQuery)
+	q, err := api.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		l.fail(w, r, err)
 		return
@@ -415,7 +424,7 @@ func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
-		l.fail(w, r, &requestError{msg: "GET /api/logs/tail needs a WebSocket upgrade"})
+		l.fail(w, r, &api.RequestError{Msg: "GET /api/logs/tail needs a WebSocket upgrade"})
 		return
 	}
 	if !l.checkOrigin(r) {
@@ -511,7 +520,7 @@ func (l *Logs) tail(w http.ResponseWriter, r *http.Request) {
 // tailQuotas returns the quotas a live-tail subscription of r holds: its
 // client address and, when it carries one, its bearer token (by digest,
 // so the hub never holds a token).
-func (l *Logs) tailQuotas(r *http.Request) []tail.Quota {
+func (l *API) tailQuotas(r *http.Request) []tail.Quota {
 	qs := []tail.Quota{{Key: tailKeyAddr + clientAddr(r.RemoteAddr), Limit: l.limits.MaxPerAddress}}
 	if tok, ok := requestToken(r); ok {
 		sum := sha256.Sum256([]byte(tok))
@@ -576,44 +585,36 @@ func requestToken(r *http.Request) (string, bool) {
 	return auth.WebSocketToken(r)
 }
 
-// fail answers err with the one error mapping of this package.
-func (l *Logs) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg := errorStatus(err, "resource")
-	switch status {
-	case http.StatusInternalServerError:
-		l.logger.ErrorContext(r.Context(), "logs api request failed", "path", r.URL.Path, "status", status, "err", err)
-	case http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		l.logger.WarnContext(r.Context(), "logs api request failed", "path", r.URL.Path, "status", status, "err", err)
-	default:
-		l.logger.DebugContext(r.Context(), "logs api request rejected", "path", r.URL.Path, "status", status, "err", err)
+// errorStatus maps err to the status and message the client sees: the
+// live-tail refusals first (a refused handshake with its own status, a
+// client over its quota 429, a full or closed hub 503), then
+// api.ErrorStatus.
+func errorStatus(err error) (int, string) {
+	var he *handshakeError
+	var qe *tail.QuotaError
+	switch {
+	case errors.As(err, &he):
+		return he.status, he.Error()
+	case errors.As(err, &qe):
+		return http.StatusTooManyRequests, tailQuotaMessage(qe)
+	case errors.Is(err, tail.ErrTooManySubscribers):
+		return http.StatusServiceUnavailable, tail.ErrTooManySubscribers.Error()
+	case errors.Is(err, tail.ErrClosed):
+		return http.StatusServiceUnavailable, tail.ErrClosed.Error()
 	}
-	l.writeJSON(w, r, status, logsEnvelope{Errors: []apiError{{Code: status, Msg: msg}}})
+	return api.ErrorStatus(err, "resource")
 }
 
-func (l *Logs) writeJSON(w http.ResponseWriter, r *http.Request, status int, body logsEnvelope) {
+// fail answers err with the one error mapping of this package.
+func (l *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := errorStatus(err)
+	l.resp.LogFailure(r, status, err)
+	l.writeJSON(w, r, status, logsEnvelope{Errors: []api.EnvelopeError{{Code: status, Msg: msg}}})
+}
+
+func (l *API) writeJSON(w http.ResponseWriter, r *http.Request, status int, body logsEnvelope) {
 	if body.Data == nil && len(body.Errors) == 0 {
 		body.Data = []logJSON{}
 	}
-	l.writeAny(w, r, status, body)
-}
-
-// writeAny writes any JSON answer, indented with ?pretty.
-func (l *Logs) writeAny(w http.ResponseWriter, r *http.Request, status int, body any) {
-	var (
-		out []byte
-		err error
-	)
-	if pp := r.URL.Query().Get(logParamPretty); pp != "" && pp != "false" {
-		out, err = json.MarshalIndent(body, "", "    ")
-	} else {
-		out, err = json.Marshal(body)
-	}
-	if err != nil {
-		l.logger.ErrorContext(r.Context(), "logs api encode failed", "path", r.URL.Path, "err", err)
-		status = http.StatusInternalServerError
-		out = []byte(fmt.Sprintf(`{"data":null,"errors":[{"code":%d,"msg":"internal server error"}]}`, status))
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(out)
+	l.resp.WriteJSON(w, r, status, body)
 }

@@ -1,4 +1,4 @@
-package api
+package jaegerapi
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/vigil-obs/vigil/query/traces"
+	"github.com/vigil-obs/vigil/web/api"
 )
 
 func TestParseTraceSearch(t *testing.T) {
@@ -154,13 +155,13 @@ func TestParseTraceSearch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q, err := parseQueryString(tt.query)
+			q, err := api.ParseQuery(tt.query)
 			if err != nil {
 				t.Fatalf("parseQueryString: %v", err)
 			}
 			got, err := parseTraceSearch(q)
 			if tt.wantErr != "" {
-				var re *requestError
+				var re *api.RequestError
 				if err == nil || !errors.As(err, &re) || !strings.HasPrefix(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want a request error starting %q", err, tt.wantErr)
 				}
@@ -216,7 +217,7 @@ func TestParseOperationQuery(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
-			q, _ := parseQueryString(tt.query)
+			q, _ := api.ParseQuery(tt.query)
 			_, err := parseOperationQuery(q)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.wantErr)) {
 				t.Errorf("error = %v, want %q", err, tt.wantErr)
@@ -250,7 +251,7 @@ func TestParseTraceID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			id, err := parseTraceID(tt.in)
+			id, err := api.ParseTraceID(tt.in)
 			if tt.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want %q", err, tt.wantErr)
@@ -289,7 +290,7 @@ func FuzzParseTraceQuery(f *testing.F) {
 		if len(raw) > maxFuzzInput {
 			t.Skip()
 		}
-		q, err := parseQueryString(raw)
+		q, err := api.ParseQuery(raw)
 		if err != nil {
 			assertRequestError(t, err)
 			return
@@ -329,7 +330,7 @@ func FuzzParseTraceQuery(f *testing.F) {
 
 func assertRequestError(t *testing.T, err error) {
 	t.Helper()
-	var re *requestError
+	var re *api.RequestError
 	if !errors.As(err, &re) {
 		t.Fatalf("error %v (%T) is not a request error", err, err)
 	}
@@ -347,7 +348,7 @@ func FuzzParseTraceID(f *testing.F) {
 		if len(s) > maxFuzzInput {
 			t.Skip()
 		}
-		id, err := parseTraceID(s)
+		id, err := api.ParseTraceID(s)
 		if err != nil {
 			assertRequestError(t, err)
 			return
@@ -359,7 +360,7 @@ func FuzzParseTraceID(f *testing.F) {
 		if len(out) != 16 && len(out) != 32 {
 			t.Fatalf("formatted %q as %q", s, out)
 		}
-		back, err := parseTraceID(out)
+		back, err := api.ParseTraceID(out)
 		if err != nil || back != id {
 			t.Fatalf("round trip of %q: %q → %v, %v", s, out, back, err)
 		}

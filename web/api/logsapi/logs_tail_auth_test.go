@@ -1,4 +1,4 @@
-package api
+package logsapi
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func TestLogsTailBrowserAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	NewLogs(noLogs{}, LogsOptions{Tail: hub}).Register(mux)
+	New(noLogs{}, Options{Tail: hub}).Register(mux)
 	srv := httptest.NewServer(tokens.Middleware(mux))
 	defer srv.Close()
 	u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/logs/tail"

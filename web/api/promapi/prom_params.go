@@ -1,4 +1,4 @@
-package api
+package promapi
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/vigil-obs/vigil/query/metrics"
+	"github.com/vigil-obs/vigil/web/api"
 )
 
 // The widest times the Prometheus API accepts (those of a selection
@@ -183,9 +184,9 @@ func parsePromLimit(form map[string][]string) (int, error) {
 // parsePromLabelName checks a label name of /api/v1/label/{name}/values,
 // undoing the U__ escaping of UTF-8 names as Prometheus does. A valid name
 // is not empty, valid UTF-8 (Prometheus's UTF-8 validation scheme), holds
-// no NUL byte (Vigil refuses it at ingest) and fits MaxParamBytes.
+// no NUL byte (Vigil refuses it at ingest) and fits api.MaxParamBytes.
 func parsePromLabelName(name string) (string, error) {
-	if err := checkParamValue(name, MaxParamBytes); err != nil {
+	if err := api.CheckValue(name, api.MaxParamBytes); err != nil {
 		return "", &promParamError{"name", fmt.Errorf("invalid label name: %w", err)}
 	}
 	if len(name) > 3 && name[:3] == "U__" {
@@ -209,15 +210,15 @@ func checkPromMatchers(ms []*labels.Matcher) error {
 		if m == nil {
 			continue
 		}
-		if err := checkParamValue(m.Name, MaxParamBytes); err != nil {
+		if err := api.CheckValue(m.Name, api.MaxParamBytes); err != nil {
 			return fmt.Errorf("label matcher %s: label name %w", m, err)
 		}
-		if err := checkParamValue(m.Value, MaxExprBytes); err != nil {
+		if err := api.CheckValue(m.Value, api.MaxExprBytes); err != nil {
 			return fmt.Errorf("label matcher %s: value %w", m, err)
 		}
 		if m.Type == labels.MatchRegexp || m.Type == labels.MatchNotRegexp {
 			for _, v := range m.SetMatches() {
-				if err := checkParamValue(v, MaxExprBytes); err != nil {
+				if err := api.CheckValue(v, api.MaxExprBytes); err != nil {
 					return fmt.Errorf("label matcher %s: regular expression matches a value that %w", m, err)
 				}
 			}

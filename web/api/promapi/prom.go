@@ -1,4 +1,4 @@
-package api
+package promapi
 
 import (
 	"context"
@@ -19,11 +19,12 @@ import (
 	"github.com/vigil-obs/vigil/query/metrics"
 	vpromql "github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/storage"
+	"github.com/vigil-obs/vigil/web/api"
 )
 
-// PromQLEngine is what the Prometheus API needs from the PromQL layer
+// Engine is what the Prometheus API needs from the PromQL layer
 // (query/promql.Engine). Queries it returns are closed by the API.
-type PromQLEngine interface {
+type Engine interface {
 	InstantQuery(ctx context.Context, qs string, ts time.Time, opts vpromql.QueryOptions) (promql.Query, error)
 	RangeQuery(ctx context.Context, qs string, start, end time.Time, step time.Duration, opts vpromql.QueryOptions) (promql.Query, error)
 }
@@ -40,8 +41,8 @@ type MetadataQuerier interface {
 	Metadata(ctx context.Context, q metrics.MetadataQuery) (map[string][]metadata.Metadata, error)
 }
 
-// PrometheusOptions configures the Prometheus API.
-type PrometheusOptions struct {
+// Options configures the Prometheus API.
+type Options struct {
 	// Version is reported by /api/v1/status/buildinfo as the Prometheus
 	// version Vigil is compatible with (default "3.0.0"); Grafana enables
 	// features by it. Revision carries Vigil's own version.
@@ -51,22 +52,22 @@ type PrometheusOptions struct {
 	Now      func() time.Time
 }
 
-// Prometheus serves the Prometheus HTTP API (/api/v1/...) over a PromQL
+// API serves the Prometheus HTTP API (/api/v1/...) over a PromQL
 // engine (query/promql) and the metadata queries (query/metrics), with
 // Prometheus's JSON envelope, error types and status codes. Every query
 // route takes GET parameters and form-encoded POST bodies (as Grafana
 // sends). Safe for concurrent use.
-type Prometheus struct {
-	engine PromQLEngine
+type API struct {
+	engine Engine
 	meta   MetadataQuerier
 	parser parser.Parser
-	opts   PrometheusOptions
+	opts   Options
 	logger *slog.Logger
 }
 
-// NewPrometheus returns the Prometheus API over engine and meta, neither
-// of which may be nil.
-func NewPrometheus(engine PromQLEngine, meta MetadataQuerier, opts PrometheusOptions) *Prometheus {
+// New returns the Prometheus API over engine and meta, neither of which
+// may be nil.
+func New(engine Engine, meta MetadataQuerier, opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -76,7 +77,7 @@ func NewPrometheus(engine PromQLEngine, meta MetadataQuerier, opts PrometheusOpt
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Prometheus{engine: engine, meta: meta, parser: parser.NewParser(parser.Options{}), opts: opts,
+	return &API{engine: engine, meta: meta, parser: parser.NewParser(parser.Options{}), opts: opts,
 		logger: opts.Logger.With("component", "prometheus_api")}
 }
 
@@ -91,11 +92,11 @@ func NewPrometheus(engine PromQLEngine, meta MetadataQuerier, opts PrometheusOpt
 //	GET      /api/v1/status/buildinfo
 //
 // Every route but buildinfo first checks all its parameters with
-// checkParams (PromQL expressions up to MaxExprBytes) and the label
+// api.CheckParams (PromQL expressions up to api.MaxExprBytes) and the label
 // matchers of 'query' and 'match[]' with checkPromMatchers: bad_data (400)
 // naming the parameter. Like http.ServeMux.HandleFunc it panics if a route
 // is already registered.
-func (p *Prometheus) Register(mux *http.ServeMux) {
+func (p *API) Register(mux *http.ServeMux) {
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		mux.HandleFunc(m+" /api/v1/query", p.query)
 		mux.HandleFunc(m+" /api/v1/query_range", p.queryRange)
@@ -120,8 +121,9 @@ const (
 // promStatusClientClosed is the status of a request whose client went away.
 const promStatusClientClosed = 499
 
-// maxPromFormBytes bounds a POST body of form parameters.
-const maxPromFormBytes = 1 << 20
+// maxPromFormBytes bounds a POST body of form parameters: one expression
+// at its largest.
+const maxPromFormBytes = api.MaxExprBytes
 
 type promResponse struct {
 	Status    string   `json:"status"`
@@ -139,9 +141,9 @@ type promQueryData struct {
 }
 
 // form parses the URL query and a form-encoded body, and checks every
-// parameter with checkParams: PromQL expressions ('query', 'match[]') up to
-// MaxExprBytes, the others up to MaxParamBytes.
-func (p *Prometheus) form(w http.ResponseWriter, r *http.Request) (map[string][]string, bool) {
+// parameter with api.CheckParams: PromQL expressions ('query', 'match[]')
+// up to api.MaxExprBytes, the others up to api.MaxParamBytes.
+func (p *API) form(w http.ResponseWriter, r *http.Request) (map[string][]string, bool) {
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxPromFormBytes)
 	}
@@ -149,8 +151,8 @@ func (p *Prometheus) form(w http.ResponseWriter, r *http.Request) (map[string][]
 		p.fail(w, r, &promParamError{"body", err})
 		return nil, false
 	}
-	if b := checkParams(r.Form, promParamLimit); b != nil {
-		p.fail(w, r, b.promError())
+	if b := api.CheckParams(r.Form, promParamLimit); b != nil {
+		p.fail(w, r, &promParamError{param: b.Param(), err: b.Reason()})
 		return nil, false
 	}
 	return r.Form, true
@@ -159,9 +161,9 @@ func (p *Prometheus) form(w http.ResponseWriter, r *http.Request) (map[string][]
 // promParamLimit is the byte limit of a Prometheus API parameter.
 func promParamLimit(name string) int {
 	if name == "query" || name == "match[]" {
-		return MaxExprBytes
+		return api.MaxExprBytes
 	}
-	return MaxParamBytes
+	return api.MaxParamBytes
 }
 
 // withTimeout applies the optional 'timeout' parameter to ctx.
@@ -181,7 +183,7 @@ func withTimeout(ctx context.Context, form map[string][]string) (context.Context
 	return ctx, cancel, nil
 }
 
-func (p *Prometheus) query(w http.ResponseWriter, r *http.Request) {
+func (p *API) query(w http.ResponseWriter, r *http.Request) {
 	form, ok := p.form(w, r)
 	if !ok {
 		return
@@ -215,7 +217,7 @@ func (p *Prometheus) query(w http.ResponseWriter, r *http.Request) {
 	p.answer(ctx, w, r, qs, q, form)
 }
 
-func (p *Prometheus) queryRange(w http.ResponseWriter, r *http.Request) {
+func (p *API) queryRange(w http.ResponseWriter, r *http.Request) {
 	form, ok := p.form(w, r)
 	if !ok {
 		return
@@ -252,7 +254,7 @@ func queryOptions(form map[string][]string) vpromql.QueryOptions {
 
 // answer runs q and writes its result, with the query's statistics when
 // the stats parameter is set (as Prometheus does), or its error.
-func (p *Prometheus) answer(ctx context.Context, w http.ResponseWriter, r *http.Request, qs string, q promql.Query, form map[string][]string) {
+func (p *API) answer(ctx context.Context, w http.ResponseWriter, r *http.Request, qs string, q promql.Query, form map[string][]string) {
 	res := q.Exec(ctx)
 	if res.Err != nil {
 		p.fail(w, r, res.Err)
@@ -280,7 +282,7 @@ func (p *Prometheus) answer(ctx context.Context, w http.ResponseWriter, r *http.
 // parseSelection parses the match[], start, end and limit parameters of
 // the series and label routes; an absent start or end stays zero (the
 // whole range, see metrics.Selection).
-func (p *Prometheus) parseSelection(form map[string][]string) (metrics.Selection, error) {
+func (p *API) parseSelection(form map[string][]string) (metrics.Selection, error) {
 	var sel metrics.Selection
 	var err error
 	if sel.Matchers, err = parsePromMatchSets(p.parser, form["match[]"]); err != nil {
@@ -301,7 +303,7 @@ func (p *Prometheus) parseSelection(form map[string][]string) (metrics.Selection
 	return sel, nil
 }
 
-func (p *Prometheus) series(w http.ResponseWriter, r *http.Request) {
+func (p *API) series(w http.ResponseWriter, r *http.Request) {
 	form, ok := p.form(w, r)
 	if !ok {
 		return
@@ -323,7 +325,7 @@ func (p *Prometheus) series(w http.ResponseWriter, r *http.Request) {
 	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: out, Warnings: warnings})
 }
 
-func (p *Prometheus) labelNames(w http.ResponseWriter, r *http.Request) {
+func (p *API) labelNames(w http.ResponseWriter, r *http.Request) {
 	form, ok := p.form(w, r)
 	if !ok {
 		return
@@ -341,7 +343,7 @@ func (p *Prometheus) labelNames(w http.ResponseWriter, r *http.Request) {
 	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: out, Warnings: warnings})
 }
 
-func (p *Prometheus) labelValues(w http.ResponseWriter, r *http.Request) {
+func (p *API) labelValues(w http.ResponseWriter, r *http.Request) {
 	name, err := parsePromLabelName(r.PathValue("name"))
 	if err != nil {
 		p.fail(w, r, err)
@@ -366,7 +368,7 @@ func (p *Prometheus) labelValues(w http.ResponseWriter, r *http.Request) {
 
 // metadata answers /api/v1/metadata?metric=&limit=&limit_per_metric= as
 // Prometheus does: {"<family>": [{"type","help","unit"}]}.
-func (p *Prometheus) metadata(w http.ResponseWriter, r *http.Request) {
+func (p *API) metadata(w http.ResponseWriter, r *http.Request) {
 	form, ok := p.form(w, r)
 	if !ok {
 		return
@@ -391,7 +393,7 @@ func (p *Prometheus) metadata(w http.ResponseWriter, r *http.Request) {
 	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: data})
 }
 
-func (p *Prometheus) buildInfo(w http.ResponseWriter, r *http.Request) {
+func (p *API) buildInfo(w http.ResponseWriter, r *http.Request) {
 	p.write(w, r, http.StatusOK, promResponse{Status: "success", Data: map[string]string{
 		"version":   p.opts.Version,
 		"revision":  p.opts.Revision,
@@ -463,7 +465,7 @@ func promErrorStatus(err error) (typ string, status int, msg string) {
 
 // fail answers err in Prometheus's error envelope (see promErrorStatus) and
 // logs what the client is not told.
-func (p *Prometheus) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (p *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	typ, status, msg := promErrorStatus(err)
 	ctx := r.Context()
 	switch {
@@ -479,7 +481,7 @@ func (p *Prometheus) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // write encodes body before writing anything, so that an encoding failure
 // can still be answered with a 500.
-func (p *Prometheus) write(w http.ResponseWriter, r *http.Request, status int, body promResponse) {
+func (p *API) write(w http.ResponseWriter, r *http.Request, status int, body promResponse) {
 	out, err := json.Marshal(body)
 	if err != nil {
 		p.logger.ErrorContext(r.Context(), "prometheus api encode failed", "path", r.URL.Path, "err", err)

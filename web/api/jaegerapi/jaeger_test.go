@@ -1,4 +1,4 @@
-package api
+package jaegerapi
 
 import (
 	"bytes"
@@ -24,9 +24,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
 
-	"github.com/vigil-obs/vigil/internal/tail"
 	"github.com/vigil-obs/vigil/query/traces"
 	"github.com/vigil-obs/vigil/storage"
+	"github.com/vigil-obs/vigil/web/api"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -178,7 +178,7 @@ var base = time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.UTC)
 func at(d time.Duration) pcommon.Timestamp { return pcommon.NewTimestampFromTime(base.Add(d)) }
 
 func traceID(s string) pcommon.TraceID {
-	id, err := parseTraceID(s)
+	id, err := api.ParseTraceID(s)
 	if err != nil {
 		panic(err)
 	}
@@ -396,7 +396,7 @@ func newSetup(t *testing.T) setup {
 	reader := &memReader{traces: []ptrace.Traces{checkoutTrace(), legacyTrace()}}
 	logs := &bytes.Buffer{}
 	svc := traces.New(reader, traces.Config{Now: func() time.Time { return base.Add(time.Hour) }})
-	j := NewJaeger(svc, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	j := New(svc, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	mux := http.NewServeMux()
 	j.Register(mux)
 	return setup{mux: mux, reader: reader, logs: logs}
@@ -619,43 +619,12 @@ func TestJaegerMethodNotAllowed(t *testing.T) {
 }
 
 func TestNewJaegerNilLogger(t *testing.T) {
-	j := NewJaeger(traces.New(&memReader{err: errors.New("boom")}, traces.Config{}), nil)
+	j := New(traces.New(&memReader{err: errors.New("boom")}, traces.Config{}), nil)
 	mux := http.NewServeMux()
 	j.Register(mux)
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/services", nil))
 	if rec.Code != 500 {
 		t.Errorf("status = %d, want 500", rec.Code)
-	}
-}
-
-func TestErrorStatus(t *testing.T) {
-	tests := []struct {
-		name       string
-		err        error
-		wantStatus int
-		wantMsg    string
-	}{
-		{"param", paramError("limit", "must be an integer", errors.New("x")), 400, "parameter 'limit' must be an integer: x"},
-		{"wrapped param", fmt.Errorf("parse: %w", paramError("end", "bad", nil)), 400, "parameter 'end' bad"},
-		{"not found", fmt.Errorf("get: %w", storage.ErrNotFound), 404, "trace not found"},
-		{"unavailable", fmt.Errorf("get: %w", storage.ErrUnavailable), 503, "storage unavailable, retry later"},
-		{"deadline", fmt.Errorf("get: %w", context.DeadlineExceeded), 504, "query timed out"},
-		{"deadline and unavailable", errors.Join(storage.ErrUnavailable, context.DeadlineExceeded), 504, "query timed out"},
-		{"canceled", context.Canceled, 499, "request canceled"},
-		{"other", errors.New("pq: secret"), 500, "internal server error"},
-		{"tail quota", fmt.Errorf("subscribe: %w", &tail.QuotaError{Quota: tail.Quota{Key: tailKeyToken + "abc", Limit: 2}}), 429,
-			"too many live-tail connections with this token (at most 2); close one and retry"},
-		{"tail full", fmt.Errorf("subscribe: %w", tail.ErrTooManySubscribers), 503, "too many live-tail subscribers"},
-		{"tail closed", tail.ErrClosed, 503, "live tail closed"},
-		{"handshake", &handshakeError{status: 403, err: errors.New("origin not allowed")}, 403, "origin not allowed"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			status, msg := errorStatus(tt.err, "trace")
-			if status != tt.wantStatus || msg != tt.wantMsg {
-				t.Errorf("errorStatus = %d %q, want %d %q", status, msg, tt.wantStatus, tt.wantMsg)
-			}
-		})
 	}
 }

@@ -1,4 +1,4 @@
-package api
+package jaegerapi
 
 import (
 	"encoding/json"
@@ -9,6 +9,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vigil-obs/vigil/web/api"
 )
 
 func TestKeyValue(t *testing.T) {
@@ -126,7 +128,7 @@ func FuzzConvertTrace(f *testing.F) {
 		if !ok {
 			return
 		}
-		out, err := json.Marshal(envelope{Data: []uiTrace{tr}})
+		out, err := json.Marshal(api.Envelope{Data: []uiTrace{tr}})
 		if err != nil {
 			t.Fatalf("encode: %v", err)
 		}
@@ -205,7 +207,7 @@ func BenchmarkConvertTrace10k(b *testing.B) {
 		if !ok {
 			b.Fatal("not converted")
 		}
-		out, err := json.Marshal(envelope{Data: []uiTrace{tr}, Total: 1})
+		out, err := json.Marshal(api.Envelope{Data: []uiTrace{tr}, Total: 1})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,12 +1,10 @@
-package api
+package jaegerapi
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/vigil-obs/vigil/query/traces"
 	"github.com/vigil-obs/vigil/storage"
+	"github.com/vigil-obs/vigil/web/api"
 )
 
 // Limits of a trace search request. They are part of the API contract: a
@@ -44,62 +43,14 @@ const (
 	paramLimit       = "limit"
 	paramMinDuration = "minDuration"
 	paramMaxDuration = "maxDuration"
-	paramTraceID     = "traceID"
-	paramPrettyPrint = "prettyPrint"
+	paramTraceID     = api.ParamTraceID
 )
-
-// requestError is a client error: the request itself is wrong. It maps to
-// 400 and its text goes to the client unchanged, so it must name the
-// parameter and say what is wrong with it.
-type requestError struct {
-	msg string
-	err error
-}
-
-func (e *requestError) Error() string {
-	if e.err == nil {
-		return e.msg
-	}
-	return e.msg + ": " + e.err.Error()
-}
-
-func (e *requestError) Unwrap() error { return e.err }
-
-// paramError reports a bad value of one query or path parameter.
-func paramError(param, what string, err error) error {
-	return &requestError{msg: "parameter '" + param + "' " + what, err: err}
-}
 
 // traceSearch is a parsed GET /api/traces request: either a search
 // (traces.Query) or, when TraceIDs is not empty, a lookup by IDs.
 type traceSearch struct {
 	traces.Query
 	TraceIDs []pcommon.TraceID
-}
-
-// parseQueryString parses a raw query string strictly: a malformed escape is
-// an error instead of a silently dropped parameter, and every name and
-// value, known to the route or not, must pass checkParams with
-// MaxParamBytes (no NUL byte, valid UTF-8).
-func parseQueryString(raw string) (url.Values, error) {
-	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return nil, &requestError{msg: "malformed query string", err: err}
-	}
-	if b := checkParams(q, anyParam); b != nil {
-		return nil, b.requestError()
-	}
-	return q, nil
-}
-
-// pathParam returns the path wildcard name of r once it passes
-// checkParamValue with MaxParamBytes.
-func pathParam(r *http.Request, name string) (string, error) {
-	v := r.PathValue(name)
-	if err := checkParamValue(v, MaxParamBytes); err != nil {
-		return "", paramError(name, err.Error(), nil)
-	}
-	return v, nil
 }
 
 // parseTraceSearch parses the parameters of GET /api/traces as Jaeger's query
@@ -131,7 +82,7 @@ func parseTraceSearch(q url.Values) (traceSearch, error) {
 		ts.Lookback = 0
 	}
 	if !ts.StartMin.IsZero() && !ts.StartMax.IsZero() && ts.StartMin.After(ts.StartMax) {
-		return traceSearch{}, paramError(paramStart, "must not be after 'end'", nil)
+		return traceSearch{}, api.ParamError(paramStart, "must not be after 'end'", nil)
 	}
 
 	if ts.Tags, err = parseTags(q[paramTag], q[paramTags]); err != nil {
@@ -148,11 +99,11 @@ func parseTraceSearch(q url.Values) (traceSearch, error) {
 	}
 	if ids := q[paramTraceID]; len(ids) > 0 {
 		if len(ids) > MaxSearchTraceIDs {
-			return traceSearch{}, paramError(paramTraceID, fmt.Sprintf("is repeated %d times, at most %d are allowed", len(ids), MaxSearchTraceIDs), nil)
+			return traceSearch{}, api.ParamError(paramTraceID, fmt.Sprintf("is repeated %d times, at most %d are allowed", len(ids), MaxSearchTraceIDs), nil)
 		}
 		seen := make(map[pcommon.TraceID]struct{}, len(ids))
 		for _, s := range ids {
-			id, err := parseTraceID(s)
+			id, err := api.ParseTraceID(s)
 			if err != nil {
 				return traceSearch{}, err
 			}
@@ -165,10 +116,10 @@ func parseTraceSearch(q url.Values) (traceSearch, error) {
 	}
 
 	if len(ts.TraceIDs) == 0 && ts.Service == "" {
-		return traceSearch{}, paramError(paramService, "is required", nil)
+		return traceSearch{}, api.ParamError(paramService, "is required", nil)
 	}
 	if ts.DurationMin != 0 && ts.DurationMax != 0 && ts.DurationMax < ts.DurationMin {
-		return traceSearch{}, paramError(paramMaxDuration, "must not be less than 'minDuration'", nil)
+		return traceSearch{}, api.ParamError(paramMaxDuration, "must not be less than 'minDuration'", nil)
 	}
 	return ts, nil
 }
@@ -178,10 +129,10 @@ func parseTraceSearch(q url.Values) (traceSearch, error) {
 func parseMicros(param, s string) (time.Time, error) {
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return time.Time{}, paramError(param, "must be an integer number of microseconds since the Unix epoch", err)
+		return time.Time{}, api.ParamError(param, "must be an integer number of microseconds since the Unix epoch", err)
 	}
 	if v < 0 {
-		return time.Time{}, paramError(param, "must not be negative", nil)
+		return time.Time{}, api.ParamError(param, "must not be negative", nil)
 	}
 	return time.UnixMicro(v).UTC(), nil
 }
@@ -193,10 +144,10 @@ func parseDuration(param, s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, paramError(param, "must be a duration such as 1.2s, 100ms or 50us", err)
+		return 0, api.ParamError(param, "must be a duration such as 1.2s, 100ms or 50us", err)
 	}
 	if d < 0 {
-		return 0, paramError(param, "must not be negative", nil)
+		return 0, api.ParamError(param, "must not be negative", nil)
 	}
 	return d, nil
 }
@@ -220,17 +171,17 @@ func parseLookback(s string) (time.Duration, error) {
 	if unit != 0 {
 		n, err := strconv.ParseUint(s[:len(s)-1], 10, 63)
 		if err != nil || n > uint64(math.MaxInt64/int64(unit)) {
-			return 0, paramError(paramLookback, "must be a duration such as 1h, 2d or custom", err)
+			return 0, api.ParamError(paramLookback, "must be a duration such as 1h, 2d or custom", err)
 		}
 		d = time.Duration(n) * unit
 	} else {
 		var err error
 		if d, err = time.ParseDuration(s); err != nil {
-			return 0, paramError(paramLookback, "must be a duration such as 1h, 2d or custom", err)
+			return 0, api.ParamError(paramLookback, "must be a duration such as 1h, 2d or custom", err)
 		}
 	}
 	if d <= 0 {
-		return 0, paramError(paramLookback, "must be positive", nil)
+		return 0, api.ParamError(paramLookback, "must be positive", nil)
 	}
 	return d, nil
 }
@@ -242,13 +193,13 @@ func parseLimit(s string) (int, error) {
 	}
 	v, err := strconv.ParseInt(s, 10, 32)
 	if err != nil {
-		return 0, paramError(paramLimit, "must be an integer", err)
+		return 0, api.ParamError(paramLimit, "must be an integer", err)
 	}
 	switch {
 	case v < 0:
-		return 0, paramError(paramLimit, "must not be negative", nil)
+		return 0, api.ParamError(paramLimit, "must not be negative", nil)
 	case v > traces.MaxLimit:
-		return 0, paramError(paramLimit, fmt.Sprintf("must be at most %d", traces.MaxLimit), nil)
+		return 0, api.ParamError(paramLimit, fmt.Sprintf("must be at most %d", traces.MaxLimit), nil)
 	}
 	return int(v), nil
 }
@@ -266,40 +217,40 @@ func parseTags(simple, jsonTags []string) (map[string]string, error) {
 	for _, t := range simple {
 		k, v, ok := strings.Cut(t, ":")
 		if !ok {
-			return nil, paramError(paramTag, fmt.Sprintf("must be key:value, got %q", truncate(t, 64)), nil)
+			return nil, api.ParamError(paramTag, fmt.Sprintf("must be key:value, got %q", api.Truncate(t, 64)), nil)
 		}
 		if k == "" {
-			return nil, paramError(paramTag, fmt.Sprintf("has an empty key in %q", truncate(t, 64)), nil)
+			return nil, api.ParamError(paramTag, fmt.Sprintf("has an empty key in %q", api.Truncate(t, 64)), nil)
 		}
 		tags[k] = v
 		if len(tags) > MaxSearchTags {
-			return nil, paramError(paramTag, fmt.Sprintf("gives more than %d tags", MaxSearchTags), nil)
+			return nil, api.ParamError(paramTag, fmt.Sprintf("gives more than %d tags", MaxSearchTags), nil)
 		}
 	}
 	for _, raw := range jsonTags {
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(raw), &obj); err != nil {
-			return nil, paramError(paramTags, "must be a JSON object such as {\"http.status_code\":\"500\"}", err)
+			return nil, api.ParamError(paramTags, "must be a JSON object such as {\"http.status_code\":\"500\"}", err)
 		}
 		for k, rv := range obj {
 			if k == "" {
-				return nil, paramError(paramTags, "has an empty key", nil)
+				return nil, api.ParamError(paramTags, "has an empty key", nil)
 			}
 			// JSON escapes (\u0000) can spell what the raw parameter
 			// check let through.
-			if err := checkParamValue(k, MaxParamBytes); err != nil {
-				return nil, paramError(paramTags, "has a key that "+err.Error(), nil)
+			if err := api.CheckValue(k, api.MaxParamBytes); err != nil {
+				return nil, api.ParamError(paramTags, "has a key that "+err.Error(), nil)
 			}
 			v, err := jsonScalarString(rv)
 			if err != nil {
-				return nil, paramError(paramTags, fmt.Sprintf("has a bad value for %q", truncate(k, 64)), err)
+				return nil, api.ParamError(paramTags, fmt.Sprintf("has a bad value for %q", api.Truncate(k, 64)), err)
 			}
-			if err := checkParamValue(v, MaxParamBytes); err != nil {
-				return nil, paramError(paramTags, fmt.Sprintf("has a value for %q that %v", truncate(k, 64), err), nil)
+			if err := api.CheckValue(v, api.MaxParamBytes); err != nil {
+				return nil, api.ParamError(paramTags, fmt.Sprintf("has a value for %q that %v", api.Truncate(k, 64), err), nil)
 			}
 			tags[k] = v
 			if len(tags) > MaxSearchTags {
-				return nil, paramError(paramTags, fmt.Sprintf("gives more than %d tags", MaxSearchTags), nil)
+				return nil, api.ParamError(paramTags, fmt.Sprintf("gives more than %d tags", MaxSearchTags), nil)
 			}
 		}
 	}
@@ -326,39 +277,7 @@ func jsonScalarString(raw json.RawMessage) (string, error) {
 		// json.Unmarshal has already validated the literal.
 		return string(raw), nil
 	}
-	return "", fmt.Errorf("want a string, number or boolean, got %s", truncate(string(raw), 32))
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-// parseTraceID parses a trace ID of 1 to 32 hex digits, left-padded with
-// zeros to 128 bits, as Jaeger's model.TraceIDFromString accepts it. The
-// all-zero ID is invalid in OTLP and W3C trace context, so it is rejected.
-func parseTraceID(s string) (pcommon.TraceID, error) {
-	if s == "" {
-		return pcommon.TraceID{}, paramError(paramTraceID, "must not be empty", nil)
-	}
-	if len(s) > 32 {
-		return pcommon.TraceID{}, paramError(paramTraceID, fmt.Sprintf("must be at most 32 hex digits, got %d characters", len(s)), nil)
-	}
-	var buf [32]byte
-	for i := range 32 - len(s) {
-		buf[i] = '0'
-	}
-	copy(buf[32-len(s):], s)
-	var id pcommon.TraceID
-	if _, err := hex.Decode(id[:], buf[:]); err != nil {
-		return pcommon.TraceID{}, paramError(paramTraceID, "must be hexadecimal", err)
-	}
-	if id.IsEmpty() {
-		return pcommon.TraceID{}, paramError(paramTraceID, "must not be zero", nil)
-	}
-	return id, nil
+	return "", fmt.Errorf("want a string, number or boolean, got %s", api.Truncate(string(raw), 32))
 }
 
 // validSpanKind reports whether /api/operations accepts k as 'spanKind'
@@ -375,10 +294,10 @@ func validSpanKind(k string) bool {
 func parseOperationQuery(q url.Values) (storage.OperationQuery, error) {
 	oq := storage.OperationQuery{Service: q.Get(paramService), SpanKind: q.Get(paramSpanKind)}
 	if oq.Service == "" {
-		return storage.OperationQuery{}, paramError(paramService, "is required", nil)
+		return storage.OperationQuery{}, api.ParamError(paramService, "is required", nil)
 	}
 	if !validSpanKind(oq.SpanKind) {
-		return storage.OperationQuery{}, paramError(paramSpanKind, fmt.Sprintf("must be one of server, client, producer, consumer, internal, got %q", truncate(oq.SpanKind, 32)), nil)
+		return storage.OperationQuery{}, api.ParamError(paramSpanKind, fmt.Sprintf("must be one of server, client, producer, consumer, internal, got %q", api.Truncate(oq.SpanKind, 32)), nil)
 	}
 	return oq, nil
 }
