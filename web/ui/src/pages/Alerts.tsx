@@ -70,24 +70,34 @@ interface Notification {
   time: string;
   receiver: string;
   integration: string;
-  group_key?: string;
-  firing?: number;
-  resolved?: number;
+  index: number;
+  groupKey: string;
+  firing: number;
+  resolved: number;
   ok: boolean;
-  error?: string;
-  duration_ms?: number;
+  retry: boolean;
+  message: string;
+  durationMs: number;
+  test: boolean;
 }
 
 interface ReceiverInfo {
   name: string;
-  integrations: string[];
+  integrations: { type: string; index: number }[];
+}
+
+interface TestResult {
+  receiver: string;
+  ok: boolean;
+  integrations: { type: string; index: number; ok: boolean; retry: boolean; message: string; durationMs: number }[];
 }
 
 interface RulesStatus {
-  last_reload?: string;
+  lastReload?: string;
   success: boolean;
   error?: string;
   files?: string[];
+  leader?: boolean;
 }
 
 const tabs = ['alerts', 'rules', 'silences', 'notifications'] as const;
@@ -406,10 +416,10 @@ function Notifications({ tick }: { tick: number }) {
     setTesting(name);
     setResult(undefined);
     try {
-      const r = await apiSend<{ data: { integrations?: { integration: string; ok: boolean; error?: string; answer?: string }[] } }>('POST', '/api/vigil/receivers/' + encodeURIComponent(name) + '/test');
+      const r = await apiSend<{ data: TestResult }>('POST', '/api/vigil/receivers/' + encodeURIComponent(name) + '/test');
       const ints = r.data?.integrations ?? [];
-      const ok = ints.every((i) => i.ok);
-      setResult({ name, ok, text: ints.map((i) => `${i.integration}: ${i.ok ? 'OK' : i.error ?? ''}${i.answer ? ' — ' + i.answer : ''}`).join('\n') || 'OK' });
+      const text = ints.map((i) => `${i.type}[${i.index}]: ${i.ok ? 'OK' : t('common.error')}${i.message ? ' — ' + i.message : ''} (${i.durationMs.toFixed(0)} ms)`).join('\n');
+      setResult({ name, ok: r.data.ok, text: text || t('alerts.noIntegrations') });
     } catch (e) {
       setResult({ name, ok: false, text: (e as Error).message });
     } finally {
@@ -425,7 +435,7 @@ function Notifications({ tick }: { tick: number }) {
           {(receivers.data ?? []).map((r) => (
             <div class="receiver-row" key={r.name} data-receiver={r.name}>
               <strong>{r.name}</strong>
-              <span class="muted small">{r.integrations.join(', ') || '–'}</span>
+              <span class="muted small">{r.integrations.map((i) => i.type).join(', ') || '–'}</span>
               <button class="test-receiver" disabled={testing === r.name} onClick={() => test(r.name)}>
                 {testing === r.name ? t('common.loading') : t('alerts.test')}
               </button>
@@ -452,12 +462,15 @@ function Notifications({ tick }: { tick: number }) {
               <tr key={i}>
                 <td title={n.time}>{ago(n.time, now)}</td>
                 <td>
-                  {n.receiver} <span class="muted small">{n.integration}</span>
+                  {n.receiver} <span class="muted small">{n.integration}[{n.index}]{n.test ? ' · ' + t('alerts.testSend') : ''}</span>
                 </td>
                 <td>
-                  {n.firing ?? 0} {t('alerts.state.firing')} · {n.resolved ?? 0} {t('alerts.resolved')}
+                  {n.firing} {t('alerts.state.firing')} · {n.resolved} {t('alerts.resolved')}
                 </td>
-                <td class={n.ok ? '' : 'error-text'}>{n.ok ? 'OK' : n.error}{n.duration_ms !== undefined ? ` (${n.duration_ms} ms)` : ''}</td>
+                <td class={n.ok ? '' : 'error-text'}>
+                  {n.ok ? 'OK' : t('common.error')}
+                  {n.message ? ': ' + n.message : ''} <span class="muted small">({n.durationMs.toFixed(0)} ms{!n.ok && n.retry ? ', ' + t('alerts.retried') : ''})</span>
+                </td>
               </tr>
             ))}
           </tbody>
