@@ -47,8 +47,10 @@ type Config struct {
 	// Webhooks are the URLs notified when no Alertmanager file is set.
 	Webhooks []string `yaml:"webhooks"`
 	// ExternalURL is the URL Vigil is reached at, for links in
-	// notifications (externalURL in webhooks, silence links).
-	ExternalURL string `yaml:"external_url"`
+	// notifications (externalURL in webhooks, silence links). It is not a
+	// key of this section: Vigil's configuration sets it from
+	// alerting.external_url, which rule evaluation shares.
+	ExternalURL string `yaml:"-"`
 	// ResolveTimeout is how long an alert posted without an end time stays
 	// firing unless posted again (default 5m), with the webhook and log
 	// configurations; an Alertmanager file sets its own

@@ -14,17 +14,11 @@ import (
 
 // decodeConfig decodes a config file strictly, as cmd/vigil does.
 func decodeConfig(path string) (notify.Config, error) {
-	var c notify.Config
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return c, err
+		return notify.Config{}, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
+	return decodeConfigBytes(raw)
 }
 
 func TestConfigFiles(t *testing.T) {
@@ -51,8 +45,25 @@ func TestConfigFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Webhooks) != 2 || c.RepeatInterval.String() != "2h0m0s" || c.HistoryRetention.Hours() != 336 ||
-		!strings.HasPrefix(c.ExternalURL, "https://") {
+	if len(c.Webhooks) != 2 || c.RepeatInterval.String() != "2h0m0s" || c.HistoryRetention.Hours() != 336 {
 		t.Fatalf("decoded %+v", c)
 	}
+	// external_url belongs to the alerting section, which rules share.
+	if _, err := decodeConfigBytes([]byte("external_url: https://vigil.example.com/\n")); err == nil {
+		t.Fatal("external_url accepted as a key of the notify section")
+	}
+	c.ExternalURL = "vigil:8080"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "external_url") {
+		t.Fatalf("Validate of a relative external URL: %v", err)
+	}
+}
+
+func decodeConfigBytes(raw []byte) (notify.Config, error) {
+	var c notify.Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
 }

@@ -119,10 +119,10 @@ func (c Config) Validate() error {
 	if c.ExternalURL != "" {
 		u, err := url.Parse(c.ExternalURL)
 		if err != nil {
-			return fmt.Errorf("rules.external_url: %w", err)
+			return fmt.Errorf("external_url: %w", err)
 		}
 		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-			return fmt.Errorf("rules.external_url: %q is not an absolute http(s) URL", c.ExternalURL)
+			return fmt.Errorf("external_url: %q is not an absolute http(s) URL", c.ExternalURL)
 		}
 	}
 	return nil

@@ -7,7 +7,9 @@
 // log path, the metric path (remote_write ingest, bytes per sample
 // before and after compaction), or Vigil's peak memory under 64
 // concurrent maximum-size OTLP/HTTP requests and 64 slow connections,
-// against its GOMEMLIMIT (memory).
+// against its GOMEMLIMIT (memory), or the time from a scripted fault to
+// its webhook for Vigil and for Debian's Prometheus + Alertmanager fed the
+// same samples (alerting).
 //
 // It starts the vigil binary (build it first: make build) on a fresh
 // database of the given server, so that Vigil's CPU and memory are its own
@@ -45,6 +47,8 @@ type options struct {
 	inflightBytes int64 // memory: ingest.max_inflight_bytes of Vigil; 0 keeps its default
 	memorySlow    bool  // memory: measure the slow connections
 	memoryPosts   bool  // memory: measure the concurrent posts
+
+	alertRounds int // alerting: scripted faults, each on its own job
 }
 
 func main() {
@@ -57,7 +61,7 @@ func main() {
 	flag.DurationVar(&o.maxDuration, "max-duration", 3*time.Minute, "stop the ingest phase after this long")
 	flag.IntVar(&o.queries, "queries", 300, "requests per latency measurement")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
-	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections)")
+	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections), alerting (fault-to-webhook latency against Prometheus + Alertmanager)")
 	flag.IntVar(&o.series, "series", 10_000, "metrics: active series")
 	flag.IntVar(&o.samples, "samples", 10_000_000, "metrics: samples to ingest through remote_write (whole scrape rounds)")
 	flag.Float64Var(&o.hours, "hours", 24, "metrics: hours of every series at 15 s backfilled, compacted and measured")
@@ -66,6 +70,7 @@ func main() {
 	flag.Int64Var(&o.inflightBytes, "inflight-bytes", 0, "memory: ingest.max_inflight_bytes passed to Vigil in a configuration file (0: Vigil's default)")
 	flag.BoolVar(&o.memorySlow, "memory-slow", true, "memory: open 64 slow connections first (a minute at Vigil's default read timeout)")
 	flag.BoolVar(&o.memoryPosts, "memory-posts", true, "memory: post 64 exports of 16 MiB at once")
+	flag.IntVar(&o.alertRounds, "alert-rounds", 7, "alerting: scripted faults (each 20–25 s after the previous one)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -86,8 +91,10 @@ func main() {
 		err = runMetrics(ctx, o, logger, os.Stdout)
 	case "memory":
 		err = runMemory(ctx, o, logger, os.Stdout)
+	case "alerting":
+		err = runAlerting(ctx, o, logger, os.Stdout)
 	default:
-		err = fmt.Errorf("-signal %q: want traces, jaeger, logs, metrics or memory", o.signal)
+		err = fmt.Errorf("-signal %q: want traces, jaeger, logs, metrics, memory or alerting", o.signal)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil-bench:", err)

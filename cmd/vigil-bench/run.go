@@ -144,6 +144,11 @@ type vigilProc struct {
 // receiver too when all is set, each on a free loopback port; env is added
 // to its environment ("KEY=value").
 func startVigil(ctx context.Context, bin, dbURL string, all bool, env ...string) (*vigilProc, error) {
+	return startVigilWith(ctx, bin, dbURL, all, nil, env...)
+}
+
+// startVigilWith is startVigil with extra command-line arguments.
+func startVigilWith(ctx context.Context, bin, dbURL string, all bool, extra []string, env ...string) (*vigilProc, error) {
 	args := []string{"serve", "--db", dbURL, "--http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0", "--log-format", "json"}
 	recv := []string{"--otlp-http", "--jaeger-udp-compact", "--jaeger-udp-binary", "--jaeger-http", "--jaeger-grpc", "--zipkin"}
 	for _, f := range recv {
@@ -153,6 +158,7 @@ func startVigil(ctx context.Context, bin, dbURL string, all bool, env ...string)
 			args = append(args, f+"=")
 		}
 	}
+	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-obs/vigil/alerting/notify"
+	"github.com/vigil-obs/vigil/alerting/rules"
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/ingest/jaeger"
 	"github.com/vigil-obs/vigil/ingest/otlp"
@@ -65,10 +68,40 @@ type Config struct {
 	// Query bounds PromQL evaluation (the Prometheus API and, later, rule
 	// evaluation).
 	Query promql.Config `yaml:"query"`
+	// Alerting is rule evaluation and notification delivery.
+	Alerting AlertingConfig `yaml:"alerting"`
 
 	// deprecated lists the old keys the file used, each with its new
 	// key, for the caller to log once it has a logger.
 	deprecated []deprecatedKey
+}
+
+// AlertingConfig is the alerting section: the keys of rule evaluation
+// (alerting/rules: rule_files, default_rules, evaluation_interval, …) and
+// of notification delivery (alerting/notify: alertmanager_config,
+// webhooks, …) side by side. external_url is rules' key and serves both.
+type AlertingConfig struct {
+	Rules  rules.Config  `yaml:",inline"`
+	Notify notify.Config `yaml:",inline"`
+}
+
+// notifyConfig is the notification configuration with the shared
+// external URL.
+func (a AlertingConfig) notifyConfig() notify.Config {
+	n := a.Notify
+	n.ExternalURL = a.Rules.ExternalURL
+	return n
+}
+
+// Validate checks both halves, naming keys under alerting.
+func (a AlertingConfig) Validate() error {
+	if err := a.Rules.Validate(); err != nil {
+		return fmt.Errorf("alerting: %w", err)
+	}
+	if err := a.notifyConfig().Validate(); err != nil {
+		return fmt.Errorf("alerting: %w", err)
+	}
+	return nil
 }
 
 // OTLPConfig is the OTLP receiver's listeners (YAML section otlp).
@@ -274,7 +307,8 @@ func defaultConfig() Config {
 		Logs:            LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
 		Metrics: MetricsConfig{CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour),
 			Pipeline: pipeline.DefaultMetricConfig()},
-		Query: promql.DefaultConfig(),
+		Query:    promql.DefaultConfig(),
+		Alerting: AlertingConfig{Rules: rules.DefaultConfig()},
 	}
 }
 
@@ -340,6 +374,9 @@ func (c *Config) Validate() error {
 	}
 	if time.Duration(c.Metrics.CompactionDelay) < 0 {
 		return fmt.Errorf("metrics.compaction_delay: %s is negative", c.Metrics.CompactionDelay)
+	}
+	if err := c.Alerting.Validate(); err != nil {
+		return err
 	}
 	return c.Logs.Pipeline.Validate()
 }
@@ -521,7 +558,34 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.Query.MaxConcurrent, "query-max-concurrent", c.Query.MaxConcurrent, "most PromQL queries evaluated at once; others wait")
 	fs.DurationVar(&c.Query.LookbackDelta, "query-lookback-delta", c.Query.LookbackDelta, "how far back an instant selector looks for a sample")
 	fs.StringVar(&c.Query.LogFile, "query-log-file", c.Query.LogFile, "file receiving one JSON line per PromQL query (empty = off)")
+	fs.StringSliceVar(&c.Alerting.Rules.RuleFiles, "rules", c.Alerting.Rules.RuleFiles, "Prometheus rule files to evaluate, as globs (repeat or comma-separate)")
+	fs.Var(boolPtrValue{&c.Alerting.Rules.DefaultRules}, "default-rules", "evaluate the shipped rule pack (vigil rules defaults prints it)")
+	fs.Lookup("default-rules").NoOptDefVal = "true"
+	fs.StringVar(&c.Alerting.Notify.AlertmanagerConfig, "alertmanager-config", c.Alerting.Notify.AlertmanagerConfig, "Alertmanager configuration file (routes, receivers, inhibit rules, templates; plus feishu_configs, dingtalk_configs, wecom_robot_configs)")
+	fs.StringSliceVar(&c.Alerting.Notify.Webhooks, "alert-webhook", c.Alerting.Notify.Webhooks, "without --alertmanager-config: URL sent Alertmanager webhook v4 notifications, grouped by alertname and service (repeat)")
+	fs.StringVar(&c.Alerting.Rules.ExternalURL, "external-url", c.Alerting.Rules.ExternalURL, "URL Vigil is reached at, for links in alerts and notifications")
 }
+
+// boolPtrValue is a pflag.Value for an optional boolean (nil = default).
+type boolPtrValue struct{ b **bool }
+
+func (v boolPtrValue) String() string {
+	if *v.b == nil {
+		return "true"
+	}
+	return strconv.FormatBool(**v.b)
+}
+
+func (v boolPtrValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*v.b = &b
+	return nil
+}
+
+func (v boolPtrValue) Type() string { return "bool" }
 
 // envName is the environment variable of a flag: VIGIL_ and the flag name
 // in upper case with dashes as underscores. Token flags are plural there.

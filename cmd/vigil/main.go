@@ -3,9 +3,11 @@
 // PostgreSQL, and serves them through the Jaeger query API, the
 // Prometheus HTTP API, the log API and the web UI.
 //
-//	vigil serve     run the server
-//	vigil migrate   apply database migrations and exit
-//	vigil version   print the version
+//	vigil serve                  run the server
+//	vigil migrate                apply database migrations and exit
+//	vigil rules check FILE…      validate and lint Prometheus rule files
+//	vigil rules defaults         print the shipped rule pack
+//	vigil version                print the version
 package main
 
 import (
@@ -19,6 +21,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vigil-obs/vigil/alerting/rules"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -41,7 +45,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newMigrateCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newMigrateCmd(), newRulesCmd(), newVersionCmd())
 	return root
 }
 
@@ -83,6 +87,35 @@ func newServeCmd() *cobra.Command {
 
 func newMigrateCmd() *cobra.Command {
 	return configCommand("migrate", "Apply pending database migrations and exit", migrate)
+}
+
+func newRulesCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "rules", Short: "Work with Prometheus rule files"}
+	var lintFatal bool
+	check := &cobra.Command{
+		Use:   "check FILE...",
+		Short: "Validate rule files as promtool check rules does, and lint them for common pitfalls",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			errs, warns := rules.Check(files, cmd.OutOrStdout())
+			if errs > 0 || (lintFatal && warns > 0) {
+				return fmt.Errorf("%d error(s), %d warning(s)", errs, warns)
+			}
+			return nil
+		},
+	}
+	check.Flags().BoolVar(&lintFatal, "lint-fatal", false, "exit non-zero on lint warnings too")
+	defaults := &cobra.Command{
+		Use:   "defaults",
+		Short: "Print the rule pack Vigil evaluates unless alerting.default_rules is false",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := cmd.OutOrStdout().Write(rules.DefaultRules())
+			return err
+		},
+	}
+	cmd.AddCommand(check, defaults)
+	return cmd
 }
 
 func newVersionCmd() *cobra.Command {

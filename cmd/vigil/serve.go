@@ -6,15 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/prometheus/notifier"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigil-obs/vigil/alerting/notify"
+	"github.com/vigil-obs/vigil/alerting/rules"
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/ingest/jaeger"
 	"github.com/vigil-obs/vigil/ingest/otlp"
@@ -32,6 +39,8 @@ import (
 	"github.com/vigil-obs/vigil/query/traces"
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/alertstore"
+	"github.com/vigil-obs/vigil/storage/postgres/leader"
 	"github.com/vigil-obs/vigil/storage/postgres/logstore"
 	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
 	"github.com/vigil-obs/vigil/storage/postgres/servicestore"
@@ -40,7 +49,9 @@ import (
 	"github.com/vigil-obs/vigil/web/api"
 	"github.com/vigil-obs/vigil/web/api/jaegerapi"
 	"github.com/vigil-obs/vigil/web/api/logsapi"
+	"github.com/vigil-obs/vigil/web/api/notifyapi"
 	"github.com/vigil-obs/vigil/web/api/promapi"
+	"github.com/vigil-obs/vigil/web/api/rulesapi"
 	"github.com/vigil-obs/vigil/web/ui"
 )
 
@@ -148,6 +159,8 @@ type server struct {
 	rcv        *otlp.Receiver
 	jaeger     *jaeger.Receiver // nil when every Jaeger/Zipkin address is empty
 	engine     *promql.Engine
+	rules      *rules.Manager
+	notifier   *notify.Notifier
 	http       *web.Server
 	compact    func(context.Context) error // the metric compactor's loop
 }
@@ -271,6 +284,29 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		return nil, errors.Join(err, closeReceivers(), engine.Close())
 	}
 
+	// Alerting: notifications first, since rule evaluation sends to them.
+	// Each runs on one replica at a time (leader), with its state in the
+	// database.
+	alerting := cfg.Alerting
+	if alerting.Rules.ExternalURL == "" {
+		alerting.Rules.ExternalURL = defaultExternalURL(cfg.HTTP.Address, serverTLS != nil)
+	}
+	notifier, err := notify.New(alerting.notifyConfig(), notify.Options{Logger: logger, Registerer: reg,
+		Store: alertstore.New(pool), Elector: leader.New(pool, leader.KeyNotify, leader.Options{Logger: logger})})
+	if err != nil {
+		return nil, errors.Join(err, closeReceivers(), engine.Close())
+	}
+	ruleMgr, err := rules.New(alerting.Rules, rules.Options{Engine: engine, Queryable: metricStore, Appendable: metricPipe,
+		Notify: forwardAlerts(notifier, logger), Logger: logger, Registerer: reg,
+		Elector: leader.New(pool, leader.KeyRules, leader.Options{Logger: logger})})
+	if err != nil {
+		// New started the notifier's state loader; Run releases it.
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		return nil, errors.Join(err, notifier.Run(cctx), closeReceivers(), engine.Close())
+	}
+	reload := reloader{logger: logger, fns: []func(context.Context) error{ruleMgr.Reload, notifier.Reload}}
+
 	querySvc := traces.New(store, traces.Config{MaxLookback: time.Duration(cfg.Retention)})
 	logsAPI := logsapi.New(querylogs.New(logStore, querylogs.Config{MaxLookback: time.Duration(cfg.Logs.Retention)}),
 		logsapi.Options{Tail: logHub, TailLimits: cfg.Logs.Tail.TailConfig, Logger: logger, AllowedOrigins: cfg.Logs.AllowedOrigins})
@@ -278,7 +314,8 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		Config: cfg.HTTP.Config,
 		APIs: []web.Mounter{jaegerapi.New(querySvc, logger), logsAPI, api.NewServices(services.New(servicestore.New(pool), services.Config{}), logger),
 			promapi.New(engine, querymetrics.New(metricStore, metricStore, querymetrics.Config{Timeout: cfg.Query.Timeout}),
-				promapi.Options{Logger: logger, Revision: version})},
+				promapi.Options{Logger: logger, Revision: version}),
+			rulesapi.New(ruleMgr, logger), notifyapi.New(notifier, logger), reload},
 		Ingest:     map[string]http.Handler{"POST /api/v1/write": remoteWrite},
 		IngestAuth: ingestTokens,
 		Ready:      ready,
@@ -289,10 +326,12 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		TLS:        serverTLS,
 	})
 	if err != nil {
-		return nil, errors.Join(err, closeReceivers(), engine.Close())
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		return nil, errors.Join(err, notifier.Run(cctx), closeReceivers(), engine.Close())
 	}
 	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, metricPipe: metricPipe, logHub: logHub, rcv: rcv, jaeger: jrcv,
-		engine: engine, http: srv, compact: compactor.Run}, nil
+		engine: engine, rules: ruleMgr, notifier: notifier, http: srv, compact: compactor.Run}, nil
 }
 
 // Run serves until ctx is cancelled, then stops the receivers, drains the
@@ -329,10 +368,98 @@ func (s *server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.parts.Run(gctx) })
 	g.Go(func() error { return s.compact(gctx) })
+	g.Go(func() error { return s.notifier.Run(gctx) })
+	g.Go(func() error { return s.rules.Run(gctx) })
+	g.Go(func() error {
+		// SIGHUP reloads the rule files and the Alertmanager configuration,
+		// as POST /-/reload does.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		r := reloader{logger: s.logger, fns: []func(context.Context) error{s.rules.Reload, s.notifier.Reload}}
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-hup:
+				s.logger.InfoContext(gctx, "reloading on SIGHUP")
+				_ = r.reload(gctx)
+			}
+		}
+	})
 	err := g.Wait()
 	stopPipe()
 	pipes.Wait()
 	err = errors.Join(err, s.engine.Close())
 	s.logger.Info("vigil stopped")
 	return err
+}
+
+// forwardAlerts hands the rule engine's alerts to the notifier, which
+// stores them for the replica that dispatches.
+func forwardAlerts(n *notify.Notifier, logger *slog.Logger) rules.NotifyFunc {
+	return func(ctx context.Context, alerts []*notifier.Alert) {
+		if len(alerts) == 0 {
+			return
+		}
+		out := make([]notify.Alert, 0, len(alerts))
+		for _, a := range alerts {
+			out = append(out, notify.Alert{Labels: a.Labels.Map(), Annotations: a.Annotations.Map(),
+				StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL})
+		}
+		if err := n.Send(ctx, out...); err != nil {
+			// The rule engine sends firing alerts again every resend delay.
+			logger.WarnContext(ctx, "send alerts to the notifier", "alerts", len(out), "err", err)
+		}
+	}
+}
+
+// reloader re-reads the rule files and the Alertmanager configuration:
+// POST or PUT /-/reload, as on Prometheus and Alertmanager, and SIGHUP.
+// Each part keeps its previous configuration when the new one is invalid.
+type reloader struct {
+	logger *slog.Logger
+	fns    []func(context.Context) error
+}
+
+// Register mounts /-/reload.
+func (r reloader) Register(mux *http.ServeMux) {
+	h := func(w http.ResponseWriter, req *http.Request) {
+		if err := r.reload(req.Context()); err != nil {
+			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+	mux.HandleFunc("POST /-/reload", h)
+	mux.HandleFunc("PUT /-/reload", h)
+}
+
+// reload runs every part's reload; the parts log their own failures.
+func (r reloader) reload(ctx context.Context) error {
+	var errs []error
+	for _, f := range r.fns {
+		errs = append(errs, f(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// defaultExternalURL is the URL of the main port as others reach it: this
+// host's name when the address names no host; empty when the port is
+// chosen at start (":0"), leaving links relative.
+func defaultExternalURL(addr string, tls bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" || port == "" {
+		return ""
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if host, err = os.Hostname(); err != nil || host == "" {
+			host = "localhost"
+		}
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
 }
