@@ -49,6 +49,7 @@ type options struct {
 	memoryPosts   bool  // memory: measure the concurrent posts
 
 	alertRounds int // alerting: scripted faults, each on its own job
+	ruleRounds  int // rules: evaluation rounds measured
 }
 
 func main() {
@@ -61,7 +62,7 @@ func main() {
 	flag.DurationVar(&o.maxDuration, "max-duration", 3*time.Minute, "stop the ingest phase after this long")
 	flag.IntVar(&o.queries, "queries", 300, "requests per latency measurement")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
-	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections), alerting (fault-to-webhook latency against Prometheus + Alertmanager)")
+	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections), alerting (fault-to-webhook latency against Prometheus + Alertmanager), rules (1,000 rules over 10,000 series every 15 s)")
 	flag.IntVar(&o.series, "series", 10_000, "metrics: active series")
 	flag.IntVar(&o.samples, "samples", 10_000_000, "metrics: samples to ingest through remote_write (whole scrape rounds)")
 	flag.Float64Var(&o.hours, "hours", 24, "metrics: hours of every series at 15 s backfilled, compacted and measured")
@@ -71,6 +72,7 @@ func main() {
 	flag.BoolVar(&o.memorySlow, "memory-slow", true, "memory: open 64 slow connections first (a minute at Vigil's default read timeout)")
 	flag.BoolVar(&o.memoryPosts, "memory-posts", true, "memory: post 64 exports of 16 MiB at once")
 	flag.IntVar(&o.alertRounds, "alert-rounds", 7, "alerting: scripted faults (each 20–25 s after the previous one)")
+	flag.IntVar(&o.ruleRounds, "rule-rounds", 12, "rules: 15 s evaluation rounds measured")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -93,8 +95,10 @@ func main() {
 		err = runMemory(ctx, o, logger, os.Stdout)
 	case "alerting":
 		err = runAlerting(ctx, o, logger, os.Stdout)
+	case "rules":
+		err = runRules(ctx, o, logger, os.Stdout)
 	default:
-		err = fmt.Errorf("-signal %q: want traces, jaeger, logs, metrics, memory or alerting", o.signal)
+		err = fmt.Errorf("-signal %q: want traces, jaeger, logs, metrics, memory, alerting or rules", o.signal)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil-bench:", err)

@@ -7,11 +7,21 @@ const (
 	// that existed before are checked against the labels meant. The CTE's
 	// insert is not visible to its own SELECT, so a missing row is one
 	// this statement inserted.
+	// The generation of the series dictionary is bumped in the same
+	// statement when a row was inserted (a data-modifying WITH runs
+	// whether or not the main query reads it), so a reader that sees the
+	// new generation sees the new series.
 	insertSeriesSQL = `WITH ins AS (
 		INSERT INTO metric_series (id, labels)
 		SELECT id, l::integer[] FROM unnest($1::bigint[], $2::text[]) AS u(id, l)
-		ON CONFLICT (id) DO NOTHING)
+		ON CONFLICT (id) DO NOTHING
+		RETURNING id),
+	bump AS (
+		UPDATE metric_series_generation SET gen = gen + 1 WHERE EXISTS (SELECT 1 FROM ins))
 		SELECT id, labels::text FROM metric_series WHERE id = ANY($1)`
+
+	// seriesGenerationSQL reads the generation of the series dictionary.
+	seriesGenerationSQL = "SELECT gen FROM metric_series_generation"
 
 	// upsertPairsSQL returns the ids of the label pairs ($1 names, $2
 	// values), inserting the missing ones: DO UPDATE (a no-op) so that

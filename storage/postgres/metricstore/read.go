@@ -260,11 +260,7 @@ func (s *Store) selectSeries(ctx context.Context, mint, maxt int64, labelsOnly b
 	if mint > maxt {
 		return &seriesSet{idx: -1}, nil
 	}
-	f, err := s.resolve(ctx, matchers)
-	if err != nil || f.empty {
-		return &seriesSet{idx: -1}, err
-	}
-	series, err := s.matchingSeries(ctx, f)
+	series, err := s.selectedSeries(ctx, matchers)
 	if err != nil || len(series) == 0 {
 		return &seriesSet{idx: -1}, err
 	}

@@ -60,6 +60,8 @@ type Store struct {
 	pairByID map[int32]labelPair
 	series   map[uint64]struct{}          // series ids known to exist with their labels
 	metadata map[string]metadata.Metadata // metric family metadata last written or read
+
+	selections selectionCache // which series a set of matchers selects
 }
 
 // Options are the dependencies of a Store.
