@@ -16,10 +16,10 @@ func TestSelectionCacheSeesNewSeries(t *testing.T) {
 	ctx := context.Background()
 	other := New(b.store.pool, b.parts, Options{}) // another replica
 	job := labels.MustNewMatcher(labels.MatchEqual, "job", "api")
-	name := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "http_requests_total")
+	name := labels.MustNewMatcher(labels.MatchEqual, "__name__", "http_requests_total")
 	code := labels.MustNewMatcher(labels.MatchRegexp, "code", "5..")
 	series := func(code string) labels.Labels {
-		return labels.FromStrings(labels.MetricName, "http_requests_total", "job", "api", "code", code)
+		return labels.FromStrings("__name__", "http_requests_total", "job", "api", "code", code)
 	}
 	appendAll(t, b.store, series("500"), readSample{t: 1000, f: 1})
 	appendAll(t, b.store, series("200"), readSample{t: 1000, f: 1})
@@ -66,7 +66,7 @@ func TestSelectionCacheSeesNewSeries(t *testing.T) {
 	if n := len(selectAll(t, b.store, 0, 10_000, name, none)); n != 0 {
 		t.Fatalf("selected %d series of job web", n)
 	}
-	appendAll(t, other, labels.FromStrings(labels.MetricName, "http_requests_total", "job", "web"), readSample{t: 1000, f: 1})
+	appendAll(t, other, labels.FromStrings("__name__", "http_requests_total", "job", "web"), readSample{t: 1000, f: 1})
 	if n := len(selectAll(t, b.store, 0, 10_000, name, none)); n != 1 {
 		t.Fatalf("selected %d series of job web after adding one, want 1", n)
 	}
