@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/vigil-obs/vigil/internal/pgtest"
@@ -475,6 +477,24 @@ func TestAlertingRulesToWebhook(t *testing.T) {
 		}
 		return false, string(body)
 	})
+
+	// The queue drains: the alert resolves, and the webhook (send_resolved)
+	// is told so.
+	writeSamples(t, base, 3, map[string]string{"__name__": "queue_length", "queue": "emails", "instance": "worker-1"})
+	waitUntil(t, "resolved notification", func() (bool, string) {
+		for _, m := range hook.messages() {
+			if r := alertOf(m, "QueueTooLong"); m.Status == "resolved" && r.Status == "resolved" && r.Fingerprint == a.Fingerprint &&
+				r.StartsAt.Equal(a.StartsAt) && r.EndsAt.After(r.StartsAt) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", hook.messages())
+	})
+	code, body = getBody(base + "/api/v1/alerts")
+	alerts.Data.Alerts = nil
+	if code != 200 || json.Unmarshal(body, &alerts) != nil || len(alerts.Data.Alerts) != 0 {
+		t.Errorf("/api/v1/alerts after the alert resolved: %d %s", code, body)
+	}
 }
 
 // TestAlertingAmtool drives Vigil's Alertmanager API with Alertmanager's
@@ -678,5 +698,177 @@ alerting:
 	if code != 200 || json.Unmarshal(body, &as) != nil || len(as) != 1 || as[0].Status.State != "active" ||
 		len(as[0].Receivers) != 1 || as[0].Receivers[0].Name != "hook" {
 		t.Errorf("/api/v2/alerts: %d %s", code, body)
+	}
+}
+
+// TestAlertingReceiversAndReload sends a test notification through a
+// receiver, then reloads a changed Alertmanager configuration (the new
+// route takes over) and an invalid one (rejected, the previous one stays
+// in force).
+func TestAlertingReceiversAndReload(t *testing.T) {
+	first, second := newAlertHook(t), newAlertHook(t)
+	dir := t.TempDir()
+	amFile := writeFile(t, dir, "alertmanager.yml", hookRoute(first.URL(), []string{"alertname"}, "1h"))
+	off := false
+	ts := startServer(t, pgtest.NewDatabase(t), func(c *Config) {
+		c.Alerting.Rules.DefaultRules = &off
+		c.Alerting.Notify.AlertmanagerConfig = amFile
+	})
+	base := ts.httpURL
+
+	code, body := getBody(base + "/api/vigil/receivers")
+	if code != 200 || !strings.Contains(string(body), `"hook"`) || !strings.Contains(string(body), "webhook") {
+		t.Errorf("/api/vigil/receivers: %d %s", code, body)
+	}
+	if strings.Contains(string(body), first.srv.URL) {
+		t.Errorf("/api/vigil/receivers shows the webhook URL: %s", body)
+	}
+	res := postJSONAny(t, base+"/api/vigil/receivers/hook/test")
+	if !strings.Contains(res, `"ok":true`) {
+		t.Errorf("receiver test: %s", res)
+	}
+	if n := len(first.firing("VigilTestAlert", nil)); n != 1 {
+		t.Errorf("the webhook received %d test notifications, want 1: %+v", n, first.messages())
+	}
+	waitUntil(t, "test send in the history", func() (bool, string) {
+		code, body := getBody(base + "/api/vigil/notifications?receiver=hook")
+		return code == 200 && strings.Contains(string(body), `"test":true`) && strings.Contains(string(body), `"ok":true`), string(body)
+	})
+	if code, body := getBody(base + "/api/vigil/receivers/nosuch/test"); code == 200 {
+		t.Errorf("GET of the test endpoint answered 200: %s", body)
+	}
+	resp, err := http.Post(base+"/api/vigil/receivers/nosuch/test", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("test of an unknown receiver: %d, want 404 or 400", resp.StatusCode)
+	}
+
+	post := func(name string) {
+		postJSONAny(t, base+"/api/v2/alerts", fmt.Sprintf(`[{"labels":{"alertname":%q}}]`, name))
+	}
+	post("BeforeReload")
+	waitUntil(t, "first webhook notified", func() (bool, string) {
+		return len(first.firing("BeforeReload", nil)) == 1, fmt.Sprintf("%+v", first.messages())
+	})
+
+	// A new configuration routes to the second webhook.
+	writeFile(t, dir, "alertmanager.yml", hookRoute(second.URL(), []string{"alertname"}, "1h"))
+	if resp, err := http.Post(base+"/-/reload", "", nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("reload: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	post("AfterReload")
+	waitUntil(t, "second webhook notified", func() (bool, string) {
+		return len(second.firing("AfterReload", nil)) == 1, fmt.Sprintf("%+v", second.messages())
+	})
+
+	// An invalid configuration is refused and the second webhook stays.
+	writeFile(t, dir, "alertmanager.yml", "route:\n  receiver: missing\nreceivers: []\n")
+	resp, err = http.Post(base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("reload of an invalid configuration: %d, want 500", resp.StatusCode)
+	}
+	code, body = getBody(base + "/api/vigil/alertmanager/status")
+	if code != 200 || !strings.Contains(string(body), `"error":`) {
+		t.Errorf("alertmanager status after the invalid reload: %d %s", code, body)
+	}
+	post("AfterBadReload")
+	waitUntil(t, "second webhook still notified", func() (bool, string) {
+		return len(second.firing("AfterBadReload", nil)) == 1, fmt.Sprintf("%+v", second.messages())
+	})
+	if n := len(first.firing("AfterReload", nil)) + len(first.firing("AfterBadReload", nil)); n != 0 {
+		t.Errorf("the first webhook received %d notifications after the reload", n)
+	}
+	// The alert groups of the v2 API show the route's receiver.
+	code, body = getBody(base + "/api/v2/alerts/groups")
+	if code != 200 || !strings.Contains(string(body), `"AfterBadReload"`) || !strings.Contains(string(body), `"name":"hook"`) {
+		t.Errorf("/api/v2/alerts/groups: %d %s", code, body)
+	}
+}
+
+// postJSONAny posts body (none when omitted) to u, expecting a 2xx
+// answer, and returns the answer.
+func postJSONAny(t testing.TB, u string, body ...string) string {
+	t.Helper()
+	resp, err := http.Post(u, "application/json", strings.NewReader(strings.Join(body, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST %s: %d %s", u, resp.StatusCode, raw)
+	}
+	return string(raw)
+}
+
+// TestAlertingWebhookFlagDefaultRules runs the configuration of the
+// flags alone: the shipped rule pack evaluates cleanly on the store, and
+// --alert-webhook receives every alert grouped by alertname and service.
+func TestAlertingWebhookFlagDefaultRules(t *testing.T) {
+	hook := newAlertHook(t)
+	ts := startServer(t, pgtest.NewDatabase(t), func(c *Config) {
+		c.Alerting.Rules.EvaluationInterval = model.Duration(time.Second)
+		c.Alerting.Notify.Webhooks = []string{hook.URL()}
+		c.Alerting.Notify.GroupWait = 100 * time.Millisecond
+		c.Alerting.Notify.GroupInterval = time.Second
+	})
+	base := ts.httpURL
+	writeSamples(t, base, 1, map[string]string{"__name__": "up", "job": "api", "instance": "api-1"},
+		map[string]string{"__name__": "process_resident_memory_bytes", "job": "api", "instance": "api-1"})
+
+	// Every default rule is evaluated, without error.
+	started := time.Now()
+	waitUntil(t, "default rules evaluated", func() (bool, string) {
+		code, body := getBody(base + "/api/v1/rules")
+		var r promRulesResponse
+		if code != 200 || json.Unmarshal(body, &r) != nil || len(r.Data.Groups) == 0 {
+			return false, fmt.Sprintf("%d %s", code, body)
+		}
+		n := 0
+		for _, g := range r.Data.Groups {
+			if !g.LastEvaluation.After(started) {
+				return false, string(body)
+			}
+			for _, rule := range g.Rules {
+				if rule.Health != "ok" {
+					return false, string(body)
+				}
+				n++
+			}
+		}
+		return n >= 4, string(body)
+	})
+	code, body := getBody(base + "/api/vigil/rules/status")
+	var st rulesStatus
+	if code != 200 || json.Unmarshal(body, &st) != nil || !st.Data.Success || !st.Data.Leader {
+		t.Errorf("rules status: %d %s", code, body)
+	}
+
+	postJSONAny(t, base+"/api/v2/alerts", `[
+		{"labels":{"alertname":"Grouped","service":"checkout","instance":"a"}},
+		{"labels":{"alertname":"Grouped","service":"checkout","instance":"b"}},
+		{"labels":{"alertname":"Grouped","service":"payments","instance":"a"}},
+		{"labels":{"alertname":"Grouped","instance":"c"}}]`)
+	waitUntil(t, "three groups notified", func() (bool, string) {
+		return len(hook.firing("Grouped", nil)) >= 3, fmt.Sprintf("%+v", hook.messages())
+	})
+	got := map[string]int{}
+	for _, m := range hook.firing("Grouped", nil) {
+		if m.Receiver == "" || m.Version != "4" {
+			t.Errorf("notification envelope: %+v", m)
+		}
+		got[m.GroupLabels["service"]] += len(m.Alerts)
+	}
+	if want := map[string]int{"checkout": 2, "payments": 1, "": 1}; !maps.Equal(got, want) {
+		t.Errorf("alerts per service group: %v, want %v", got, want)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	promversion "github.com/prometheus/common/version"
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-obs/vigil/alerting/rules"
@@ -30,6 +31,9 @@ var version = "dev"
 
 func main() {
 	tuneGC()
+	// Alertmanager's /api/v2/status (amtool compares it with its own) and
+	// Prometheus's build info read the version from here.
+	promversion.Version = version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {

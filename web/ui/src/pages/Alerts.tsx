@@ -359,7 +359,7 @@ function Silences({ tick, prefill, onChange }: { tick: number; prefill: string; 
         <div class="row">
           <label>
             {t('alerts.hours')}
-            <input name="hours" type="number" min="0.1" step="0.5" value={hours} onInput={(e) => setHours((e.target as HTMLInputElement).value)} />
+            <input name="hours" type="number" min="0.1" step="any" value={hours} onInput={(e) => setHours((e.target as HTMLInputElement).value)} />
           </label>
           <label>
             {t('alerts.author')}
