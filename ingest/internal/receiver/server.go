@@ -236,8 +236,9 @@ type HTTPOptions struct {
 
 // HTTPServer is an HTTP server bound to its listener.
 type HTTPServer struct {
-	srv *http.Server
-	ln  net.Listener
+	srv    *http.Server
+	ln     net.Listener
+	active atomic.Int64 // requests whose handler has not returned
 }
 
 // ListenHTTP binds addr and builds an HTTP server of h with what every
@@ -257,14 +258,20 @@ func ListenHTTP(addr string, h http.Handler, cfg Config, o HTTPOptions) (*HTTPSe
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &HTTPServer{ln: ln, srv: &http.Server{
-		Handler:           h,
+	s := &HTTPServer{ln: ln}
+	s.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.active.Add(1)
+			defer s.active.Add(-1)
+			h.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
 		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}}, nil
+	}
+	return s, nil
 }
 
 // Addr returns the bound address.
@@ -279,14 +286,21 @@ func (s *HTTPServer) Serve() error {
 }
 
 // Shutdown implements Server: http.Server.Shutdown, then Close when ctx
-// ends.
+// ends. http.Server.Shutdown also waits for connections that were opened
+// but have sent no request yet (for up to 5 s); those are closed without
+// an error, since no request is cut: only handlers still running make the
+// shutdown Unfinished.
 func (s *HTTPServer) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	if err == nil {
 		return nil
 	}
+	running := s.active.Load()
 	closeErr := s.srv.Close()
 	if ctx.Err() != nil {
+		if running == 0 {
+			return closeErr
+		}
 		return errors.Join(&Unfinished{What: "requests still running"}, closeErr)
 	}
 	return errors.Join(err, closeErr)

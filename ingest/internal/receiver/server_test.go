@@ -216,6 +216,39 @@ func TestGroupShutdownBound(t *testing.T) {
 	close(b.release)
 }
 
+// TestHTTPShutdownWithSilentConnection checks that a connection that was
+// opened but sent no request does not make a shutdown "unfinished":
+// http.Server.Shutdown waits up to 5 s for such a connection, and no
+// request is cut by closing it.
+func TestHTTPShutdownWithSilentConnection(t *testing.T) {
+	cfg := Config{}.WithDefaults()
+	noContent := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	hs, err := ListenHTTP("127.0.0.1:0", noContent, cfg, HTTPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve() }()
+	conn, err := net.Dial("tcp", hs.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A request on another connection proves the server accepts, so the
+	// silent connection has been accepted too by the time Shutdown runs.
+	if err := get(hs.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with only a silent connection open: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
 // failing is a Server whose Serve fails at once.
 type failing struct{ stopped chan struct{} }
 
