@@ -123,8 +123,9 @@ type Status struct {
 }
 
 // New builds a Notifier and loads its configuration; the Alertmanager file
-// must be valid. Nothing runs before Run, which must be called (it
-// releases what New allocates). The API handler answers from the start.
+// must be valid. Nothing is dispatched before Run; Run, or Close when Run
+// will not be called, releases what New allocates. The API handler answers
+// from the start.
 func New(cfg Config, opts Options) (*Notifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("notify config: %w", err)
@@ -220,13 +221,22 @@ func externalURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// Close releases what New allocated (the alert store's collector, the
+// API) for a Notifier whose Run will not be called. It is idempotent; Run
+// calls it when it returns.
+func (n *Notifier) Close() {
+	n.closeOnce.Do(func() {
+		n.alerts.Close()
+		n.api.Shutdown()
+	})
+}
+
 // Run syncs state with the database and, while this replica leads (always
 // without an Elector), dispatches notifications, until ctx ends. It
 // returns once its goroutines have ended, after writing the pending
 // silence and notification log changes.
 func (n *Notifier) Run(ctx context.Context) error {
-	defer n.closeOnce.Do(n.alerts.Close)
-	defer n.api.Shutdown()
+	defer n.Close()
 
 	// Catch up before anything dispatches, so that nothing already sent
 	// is sent again and silences apply from the first notification.

@@ -161,6 +161,7 @@ type server struct {
 	engine     *promql.Engine
 	rules      *rules.Manager
 	notifier   *notify.Notifier
+	reload     reloader // the rules' and the notifier's reload, for SIGHUP
 	http       *web.Server
 	compact    func(context.Context) error // the metric compactor's loop
 }
@@ -300,10 +301,8 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		Notify: forwardAlerts(notifier, logger), Logger: logger, Registerer: reg,
 		Elector: leader.New(pool, leader.KeyRules, leader.Options{Logger: logger})})
 	if err != nil {
-		// New started the notifier's state loader; Run releases it.
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		return nil, errors.Join(err, notifier.Run(cctx), closeReceivers(), engine.Close())
+		notifier.Close()
+		return nil, errors.Join(err, closeReceivers(), engine.Close())
 	}
 	reload := reloader{logger: logger, fns: []func(context.Context) error{ruleMgr.Reload, notifier.Reload}}
 
@@ -326,12 +325,11 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		TLS:        serverTLS,
 	})
 	if err != nil {
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		return nil, errors.Join(err, notifier.Run(cctx), closeReceivers(), engine.Close())
+		notifier.Close()
+		return nil, errors.Join(err, closeReceivers(), engine.Close())
 	}
 	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, metricPipe: metricPipe, logHub: logHub, rcv: rcv, jaeger: jrcv,
-		engine: engine, rules: ruleMgr, notifier: notifier, http: srv, compact: compactor.Run}, nil
+		engine: engine, rules: ruleMgr, notifier: notifier, reload: reload, http: srv, compact: compactor.Run}, nil
 }
 
 // Run serves until ctx is cancelled, then stops the receivers, drains the
@@ -376,14 +374,13 @@ func (s *server) Run(ctx context.Context) error {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
-		r := reloader{logger: s.logger, fns: []func(context.Context) error{s.rules.Reload, s.notifier.Reload}}
 		for {
 			select {
 			case <-gctx.Done():
 				return nil
 			case <-hup:
 				s.logger.InfoContext(gctx, "reloading on SIGHUP")
-				_ = r.reload(gctx)
+				_ = s.reload.reload(gctx)
 			}
 		}
 	})

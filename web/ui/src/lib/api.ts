@@ -36,37 +36,18 @@ export function errorMessage(body: unknown, status: number): string {
   return `HTTP ${status}`;
 }
 
-/** apiGet fetches a JSON document; it throws ApiError on a non-2xx answer. */
-export async function apiGet<T>(path: string, params?: Params, signal?: AbortSignal): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json' };
-  const token = getToken();
-  if (token) headers.Authorization = 'Bearer ' + token;
-  const res = await fetch(withParams(path, params), { headers, signal, credentials: 'same-origin' });
-  let body: unknown = null;
-  const text = await res.text();
-  if (text) {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = null;
-    }
-  }
-  if (res.status === 401) markUnauthorized();
-  if (!res.ok) throw new ApiError(res.status, errorMessage(body, res.status));
-  return body as T;
-}
-
-export function isAbort(e: unknown): boolean {
-  return e instanceof DOMException && e.name === 'AbortError';
-}
-
-/** apiSend sends a JSON body (or none) with method; it returns the decoded answer and throws ApiError on a non-2xx answer. */
-export async function apiSend<T>(method: 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+/**
+ * request sends one request with the bearer token and decodes its JSON
+ * answer; it throws ApiError on a non-2xx answer, with the server's
+ * message. A non-JSON body reads as null for GET and as its text for the
+ * other methods (Alertmanager's API answers some errors in plain text).
+ */
+async function request<T>(method: string, url: string, body: unknown, signal?: AbortSignal): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   const token = getToken();
   if (token) headers.Authorization = 'Bearer ' + token;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(path, {
+  const res = await fetch(url, {
     method,
     headers,
     signal,
@@ -79,7 +60,7 @@ export async function apiSend<T>(method: 'POST' | 'PUT' | 'DELETE', path: string
     try {
       parsed = JSON.parse(text);
     } catch {
-      parsed = text;
+      parsed = method === 'GET' ? null : text;
     }
   }
   if (res.status === 401) markUnauthorized();
@@ -88,4 +69,18 @@ export async function apiSend<T>(method: 'POST' | 'PUT' | 'DELETE', path: string
     throw new ApiError(res.status, msg);
   }
   return parsed as T;
+}
+
+/** apiGet fetches a JSON document; it throws ApiError on a non-2xx answer. */
+export function apiGet<T>(path: string, params?: Params, signal?: AbortSignal): Promise<T> {
+  return request<T>('GET', withParams(path, params), undefined, signal);
+}
+
+/** apiSend sends a JSON body (or none) with method; it returns the decoded answer and throws ApiError on a non-2xx answer. */
+export function apiSend<T>(method: 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  return request<T>(method, path, body, signal);
+}
+
+export function isAbort(e: unknown): boolean {
+  return e instanceof DOMException && e.name === 'AbortError';
 }
