@@ -18,6 +18,7 @@ import (
 type scenario struct {
 	alert    string
 	instance string
+	service  string // service_name, for the rules over span-derived series
 	hold     int // the rule's `for`, minutes
 	bad      int // first minute of the fault
 	good     int // first minute after it
@@ -32,6 +33,8 @@ var scenarios = []scenario{
 	{alert: "HighLatency", instance: "10.0.0.3:8080", hold: 5, bad: 10, good: 25, pendingBy: 12, resolvedBy: 31},
 	{alert: "HighMemoryUsage", instance: "10.0.0.4:9100", hold: 10, bad: 10, good: 30, pendingBy: 10, resolvedBy: 30},
 	{alert: "ServiceDown", instance: "10.0.0.5:8080", hold: 1, bad: 10, good: 20, pendingBy: 10, resolvedBy: 20},
+	{alert: "HighSpanErrorRate", service: "orders", hold: 5, bad: 10, good: 25, pendingBy: 13, resolvedBy: 31},
+	{alert: "HighSpanLatency", service: "search", hold: 5, bad: 10, good: 25, pendingBy: 12, resolvedBy: 31},
 }
 
 // defaultRulesSeries is 45 minutes of series, one sample every 15s, in
@@ -81,6 +84,23 @@ func defaultRulesSeries() []sample {
 			up = 0
 		}
 		out = append(out, sample{series("__name__", "up", "job", "user-service", "instance", "10.0.0.5:8080"), ts, up})
+
+		// The same faults seen only through span-derived series: server
+		// spans of orders fail like checkout's requests (and catalog's 1 %
+		// like the healthy instance's), search's get slow (milliseconds).
+		span := func(name, service, status string, more ...string) labels.Labels {
+			return series(append([]string{"__name__", name, "service_name", service, "span_name", "GET /x",
+				"span_kind", "SPAN_KIND_SERVER", "status_code", status, "vigil_replica", "r1"}, more...)...)
+		}
+		out = append(out,
+			sample{span("traces_span_metrics_calls", "orders", "STATUS_CODE_UNSET"), ts, ok},
+			sample{span("traces_span_metrics_calls", "orders", "STATUS_CODE_ERROR"), ts, failed},
+			sample{span("traces_span_metrics_calls", "catalog", "STATUS_CODE_UNSET"), ts, okHealthy},
+			sample{span("traces_span_metrics_calls", "catalog", "STATUS_CODE_ERROR"), ts, failedHealthy},
+		)
+		for b, le := range []string{"100", "500", "1000", "2000", "5000", "+Inf"} {
+			out = append(out, sample{span("traces_span_metrics_duration_bucket", "search", "STATUS_CODE_UNSET", "le", le), ts, counts[b]})
+		}
 	}
 	return out
 }
@@ -106,14 +126,14 @@ func TestDefaultRulesFireAndResolve(t *testing.T) {
 		for _, sc := range scenarios {
 			state := "inactive"
 			for _, a := range all {
-				if a.Labels.Get(labels.AlertName) == sc.alert && a.Labels.Get("instance") == sc.instance {
+				if a.Labels.Get(labels.AlertName) == sc.alert && a.Labels.Get("instance") == sc.instance && a.Labels.Get("service_name") == sc.service {
 					state = a.State
 				}
 			}
 			states[sc.alert] = append(states[sc.alert], state)
 		}
 		for _, a := range all {
-			if a.Labels.Get("instance") == "10.0.0.2:8080" {
+			if a.Labels.Get("instance") == "10.0.0.2:8080" || a.Labels.Get("service_name") == "catalog" {
 				t.Errorf("minute %d: the healthy service alerts: %s", n, a.Labels)
 			}
 		}

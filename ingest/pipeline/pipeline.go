@@ -53,7 +53,13 @@ func (c Config) Validate() error {
 
 // Options holds the pipeline's dependencies.
 type Options struct {
-	Writer     SpanWriter
+	Writer SpanWriter
+	// Committed, when set, is called after each successful commit with
+	// the requests it held, in queue order, before they are answered: the
+	// service graph and span metrics (ingest/derive) count exactly what
+	// was stored. It runs on a writer goroutine: it must not block, and it
+	// must not modify the traces.
+	Committed  func(batch []ptrace.Traces)
 	Logger     *slog.Logger          // nil = discard
 	Registerer prometheus.Registerer // nil = no metrics
 }
@@ -74,7 +80,8 @@ func New(cfg Config, opts Options) (*Pipeline, error) {
 	}
 	b, err := newBatcher(batchConfig{cfg.MaxQueueSpans, cfg.MaxBatchSpans, cfg.Writers, cfg.WriteTimeout},
 		batchSpec[ptrace.Traces]{signal: "traces", unit: "spans",
-			count: func(td ptrace.Traces) int { return td.SpanCount() }, write: opts.Writer.WriteTraces},
+			count: func(td ptrace.Traces) int { return td.SpanCount() }, write: opts.Writer.WriteTraces,
+			committed: opts.Committed},
 		opts.Logger, opts.Registerer)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,7 +183,17 @@ func TestBadRequestDoesNotFailNeighbours(t *testing.T) {
 	g := gate{SpanWriter: failing{store}, open: make(chan struct{})}
 	cfg := DefaultConfig()
 	cfg.Writers = 1
-	p, err := New(cfg, Options{Writer: g})
+	// The committed hook sees exactly the spans that were stored, never
+	// those of a failed batch.
+	var seen, poisonSeen atomic.Int64
+	p, err := New(cfg, Options{Writer: g, Committed: func(batch []ptrace.Traces) {
+		for _, td := range batch {
+			seen.Add(int64(td.SpanCount()))
+			if td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Name() == "poison" {
+				poisonSeen.Add(1)
+			}
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,5 +233,8 @@ func TestBadRequestDoesNotFailNeighbours(t *testing.T) {
 	}
 	if got := count(); got != 8 {
 		t.Fatalf("stored %d spans, want 8", got)
+	}
+	if seen.Load() != 8 || poisonSeen.Load() != 0 {
+		t.Fatalf("committed hook saw %d spans (%d poisoned requests), want 8 and 0", seen.Load(), poisonSeen.Load())
 	}
 }
