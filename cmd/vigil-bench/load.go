@@ -18,91 +18,125 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-var services = []struct {
-	name string
-	ops  []string
-}{
-	{"gateway", []string{"GET /api/users/:id", "POST /api/orders", "GET /api/products"}},
-	{"user-service", []string{"GET /users/:id", "SELECT users", "redis GET"}},
-	{"order-service", []string{"POST /orders", "INSERT orders", "kafka publish"}},
-	{"inventory-service", []string{"GET /stock/:sku", "SELECT stock"}},
+// planSpan is one span of the benchmark's ten-span trace.
+type planSpan struct {
+	service int    // index in services
+	name    string // span name
+	kind    ptrace.SpanKind
+	parent  int // index in tracePlan, -1 for the root
+	attrs   map[string]string
 }
 
-// newRequest builds an export request of n ten-span traces: a gateway
-// server span calling three services, each with a client and a database
-// span, ~10 attributes per span, ids and times filled by refresh.
+var services = []string{"gateway", "user-service", "order-service", "inventory-service"}
+
+// tracePlan is the ten-span trace every request carries: the gateway's
+// server span calls three services (a client span on the gateway, a
+// server span on the callee), which query their databases and publish to
+// a queue, as an instrumented fleet reports it, so that the service graph
+// pairs every call.
+var tracePlan = []planSpan{
+	{0, "GET /api/users/:id", ptrace.SpanKindServer, -1, nil},
+	{0, "GET", ptrace.SpanKindClient, 0, map[string]string{"server.address": "user-service"}},
+	{1, "GET /users/:id", ptrace.SpanKindServer, 1, nil},
+	{1, "SELECT users", ptrace.SpanKindClient, 2, map[string]string{"db.system": "postgresql", "db.name": "users"}},
+	{0, "POST", ptrace.SpanKindClient, 0, map[string]string{"server.address": "order-service"}},
+	{2, "POST /orders", ptrace.SpanKindServer, 4, nil},
+	{2, "INSERT orders", ptrace.SpanKindClient, 5, map[string]string{"db.system": "postgresql", "db.name": "orders"}},
+	{2, "orders publish", ptrace.SpanKindProducer, 5, map[string]string{"messaging.system": "kafka", "messaging.destination.name": "orders"}},
+	{0, "GET", ptrace.SpanKindClient, 0, map[string]string{"server.address": "inventory-service"}},
+	{3, "GET /stock/:sku", ptrace.SpanKindServer, 8, nil},
+}
+
+// planOf returns the tracePlan indexes of service si's spans, in order.
+func planOf(si int) []int {
+	var out []int
+	for i, p := range tracePlan {
+		if p.service == si {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// newRequest builds an export request of n ten-span traces (tracePlan),
+// ~10 attributes per span, ids and times filled by refresh.
 func newRequest(n int) ptraceotlp.ExportRequest {
 	td := ptrace.NewTraces()
 	for si, svc := range services {
 		rs := td.ResourceSpans().AppendEmpty()
 		ra := rs.Resource().Attributes()
-		ra.PutStr("service.name", svc.name)
+		ra.PutStr("service.name", svc)
 		ra.PutStr("service.version", "1.4.2")
-		ra.PutStr("host.name", fmt.Sprintf("%s-7d9f8b-%d", svc.name, si))
+		ra.PutStr("host.name", fmt.Sprintf("%s-7d9f8b-%d", svc, si))
 		ra.PutStr("telemetry.sdk.language", "go")
 		ss := rs.ScopeSpans().AppendEmpty()
 		ss.Scope().SetName("go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp")
 		ss.Scope().SetVersion("0.63.0")
-		per := 1
-		if si > 0 {
-			per = 3
-		}
+		mine := planOf(si)
 		for t := 0; t < n; t++ {
-			for k := 0; k < per; k++ {
+			for k, pi := range mine {
+				p := tracePlan[pi]
 				sp := ss.Spans().AppendEmpty()
-				sp.SetName(svc.ops[k%len(svc.ops)])
-				sp.SetKind(ptrace.SpanKind(2 + k%2))
+				sp.SetName(p.name)
+				sp.SetKind(p.kind)
 				a := sp.Attributes()
 				a.PutStr("http.request.method", "GET")
 				a.PutStr("url.path", "/api/users/12345")
 				a.PutStr("http.route", "/api/users/:id")
 				a.PutInt("http.response.status_code", 200)
-				a.PutStr("server.address", svc.name)
+				a.PutStr("server.address", svc)
 				a.PutInt("server.port", 8080)
 				a.PutStr("network.protocol.version", "1.1")
 				a.PutStr("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)")
 				a.PutStr("request.id", "")
 				a.PutInt("thread.id", int64(k))
+				for key, v := range p.attrs {
+					a.PutStr(key, v)
+				}
 			}
 		}
 	}
 	return ptraceotlp.NewExportRequestFromTraces(td)
 }
 
-// refresh gives every trace of req new random ids, parent links and
-// a start time within the last hour, as if the spans had arrived over an
-// hour (so that searches over "the last hour" meet the density of a fleet
-// sending ~1M spans an hour, not of one burst); about 2% of gateway spans
-// become errors.
+// refresh gives every trace of req new random ids, parent links (those
+// of tracePlan) and a start time within the last hour, as if the spans
+// had arrived over an hour (so that searches over "the last hour" meet
+// the density of a fleet sending ~1M spans an hour, not of one burst);
+// about 2% of gateway spans become errors.
 func refresh(req ptraceotlp.ExportRequest, n int, rng *rand.Rand) {
 	td := req.Traces()
 	now := time.Now()
 	ids := make([]pcommon.TraceID, n)
-	roots := make([]pcommon.SpanID, n)
+	spanIDs := make([][]pcommon.SpanID, n)
 	bases := make([]time.Time, n)
 	for i := range ids {
 		binary.LittleEndian.PutUint64(ids[i][:8], rng.Uint64())
 		binary.LittleEndian.PutUint64(ids[i][8:], rng.Uint64())
 		bases[i] = now.Add(-time.Duration(rng.Int64N(int64(59 * time.Minute))))
+		spanIDs[i] = make([]pcommon.SpanID, len(tracePlan))
+		for k := range tracePlan {
+			binary.LittleEndian.PutUint64(spanIDs[i][k][:], rng.Uint64()|1)
+		}
 	}
 	for si := 0; si < td.ResourceSpans().Len(); si++ {
 		spans := td.ResourceSpans().At(si).ScopeSpans().At(0).Spans()
-		per := spans.Len() / n
+		mine := planOf(si)
 		for i := 0; i < spans.Len(); i++ {
-			t := i / per
+			t, pi := i/len(mine), mine[i%len(mine)]
 			sp := spans.At(i)
-			var sid pcommon.SpanID
-			binary.LittleEndian.PutUint64(sid[:], rng.Uint64()|1)
 			sp.SetTraceID(ids[t])
-			sp.SetSpanID(sid)
+			sp.SetSpanID(spanIDs[t][pi])
+			if parent := tracePlan[pi].parent; parent >= 0 {
+				sp.SetParentSpanID(spanIDs[t][parent])
+			}
 			start := bases[t].Add(time.Duration(rng.IntN(500)) * time.Millisecond)
 			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
 			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(1+rng.IntN(200_000)) * time.Microsecond)))
 			a := sp.Attributes()
 			a.PutStr("request.id", fmt.Sprintf("%016x", rng.Uint64()))
 			a.PutStr("url.path", fmt.Sprintf("/api/users/%d", rng.IntN(100000)))
-			if si == 0 {
-				roots[t] = sid
+			if pi == 0 {
 				code := int64(200)
 				if rng.IntN(50) == 0 {
 					code = 500
@@ -111,8 +145,6 @@ func refresh(req ptraceotlp.ExportRequest, n int, rng *rand.Rand) {
 					sp.Status().SetCode(ptrace.StatusCodeUnset)
 				}
 				a.PutInt("http.response.status_code", code)
-			} else {
-				sp.SetParentSpanID(roots[t])
 			}
 		}
 	}

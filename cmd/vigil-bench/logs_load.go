@@ -74,9 +74,9 @@ func newLogRequest(n int) plogotlp.ExportRequest {
 	for si, svc := range services {
 		rl := ld.ResourceLogs().AppendEmpty()
 		ra := rl.Resource().Attributes()
-		ra.PutStr("service.name", svc.name)
+		ra.PutStr("service.name", svc)
 		ra.PutStr("service.version", "1.4.2")
-		ra.PutStr("host.name", fmt.Sprintf("%s-7d9f8b-%d", svc.name, si))
+		ra.PutStr("host.name", fmt.Sprintf("%s-7d9f8b-%d", svc, si))
 		ra.PutStr("telemetry.sdk.language", "nodejs")
 		sl := rl.ScopeLogs().AppendEmpty()
 		sl.Scope().SetName("winston")

@@ -342,7 +342,7 @@ func measureQueries(ctx context.Context, pool *pgxpool.Pool, base string, o opti
 	}
 	tags := []string{`{"http.response.status_code":"500"}`, `{"error":"true"}`, `{"host.name":"user-service-7d9f8b-1"}`, `{"http.route":"/api/users/:id"}`}
 	for i := 0; i < o.queries; i++ {
-		svc := services[i%len(services)].name
+		svc := services[i%len(services)]
 		q := url.Values{"service": {svc}, "tags": {tags[i%len(tags)]}, "lookback": {"1h"}, "limit": {"20"}}
 		d, body, err := get(base + "/api/traces?" + q.Encode())
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-obs/vigil/alerting/notify"
 	"github.com/vigil-obs/vigil/alerting/rules"
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/derive"
 	"github.com/vigil-obs/vigil/ingest/jaeger"
 	"github.com/vigil-obs/vigil/ingest/otlp"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
@@ -65,6 +66,9 @@ type Config struct {
 	Log         LogConfig         `yaml:"log"`
 	Limits      ingest.Limits     `yaml:"limits"`
 	Pipeline    pipeline.Config   `yaml:"pipeline"`
+	// Derive configures the RED and service-graph series derived from
+	// spans at ingest (ingest/derive).
+	Derive derive.Config `yaml:"derive"`
 	// Query bounds PromQL evaluation (the Prometheus API and, later, rule
 	// evaluation).
 	Query promql.Config `yaml:"query"`
@@ -304,6 +308,7 @@ func defaultConfig() Config {
 		MaxRequestBytes: 16 << 20,
 		Log:             LogConfig{Level: "info", Format: "text"},
 		Pipeline:        pipeline.DefaultConfig(),
+		Derive:          derive.DefaultConfig(),
 		Logs:            LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
 		Metrics: MetricsConfig{CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour),
 			Pipeline: pipeline.DefaultMetricConfig()},
@@ -350,6 +355,9 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	if err := c.Derive.Validate(); err != nil {
+		return err
 	}
 	if err := c.Pipeline.Validate(); err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-obs/vigil/alerting/notify"
 	"github.com/vigil-obs/vigil/alerting/rules"
 	"github.com/vigil-obs/vigil/ingest"
+	"github.com/vigil-obs/vigil/ingest/derive"
 	"github.com/vigil-obs/vigil/ingest/jaeger"
 	"github.com/vigil-obs/vigil/ingest/otlp"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
@@ -42,6 +43,7 @@ import (
 	"github.com/vigil-obs/vigil/storage/postgres/alertstore"
 	"github.com/vigil-obs/vigil/storage/postgres/leader"
 	"github.com/vigil-obs/vigil/storage/postgres/logstore"
+	"github.com/vigil-obs/vigil/storage/postgres/mapstore"
 	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
 	"github.com/vigil-obs/vigil/storage/postgres/servicestore"
 	"github.com/vigil-obs/vigil/storage/postgres/spanstore"
@@ -155,6 +157,7 @@ type server struct {
 	pipe       *pipeline.Pipeline
 	logPipe    *pipeline.LogPipeline
 	metricPipe *pipeline.MetricPipeline
+	derive     *derive.Deriver // nil when derive.enabled is false
 	logHub     *tail.Hub[storage.LogRecord]
 	rcv        *otlp.Receiver
 	jaeger     *jaeger.Receiver // nil when every Jaeger/Zipkin address is empty
@@ -201,13 +204,29 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		return nil, fmt.Errorf("create partitions: %w", err)
 	}
 	store := spanstore.New(pool, parts)
-
-	pipe, err := pipeline.New(cfg.Pipeline, pipeline.Options{Writer: store, Logger: logger, Registerer: reg})
+	metricStore := metricstore.New(pool, parts, metricstore.Options{Logger: logger})
+	metricPipe, err := pipeline.NewMetrics(cfg.Metrics.Pipeline, pipeline.MetricOptions{
+		Writer: metricStore, Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	// RED and service-graph series are derived from the spans the
+	// pipeline commits and written through the metric pipeline.
+	mapStore := mapstore.NewWithPartitions(pool, parts)
+	var deriver *derive.Deriver
+	spanOpts := pipeline.Options{Writer: store, Logger: logger, Registerer: reg}
+	if cfg.Derive.Enabled {
+		deriver, err = derive.New(cfg.Derive, derive.Options{Appendable: metricPipe, Pairs: mapStore, Logger: logger, Registerer: reg})
+		if err != nil {
+			return nil, err
+		}
+		spanOpts.Committed = deriver.Committed
+	}
+	pipe, err := pipeline.New(cfg.Pipeline, spanOpts)
 	if err != nil {
 		return nil, err
 	}
 	logStore := logstore.New(pool, parts)
-	metricStore := metricstore.New(pool, parts, metricstore.Options{Logger: logger})
 	compactor, err := metricstore.NewCompactor(metricStore, metricstore.CompactorConfig{Interval: time.Duration(cfg.Metrics.CompactionInterval),
 		Delay: time.Duration(cfg.Metrics.CompactionDelay)}, metricstore.CompactorOptions{Registerer: reg, Logger: logger})
 	if err != nil {
@@ -216,11 +235,6 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	logHub := tail.New[storage.LogRecord](cfg.Logs.Tail.Config)
 	logPipe, err := pipeline.NewLogs(cfg.Logs.Pipeline, pipeline.LogOptions{
 		Writer: logStore, Committed: querylogs.Publisher(logHub), Logger: logger, Registerer: reg})
-	if err != nil {
-		return nil, err
-	}
-	metricPipe, err := pipeline.NewMetrics(cfg.Metrics.Pipeline, pipeline.MetricOptions{
-		Writer: metricStore, Logger: logger, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +342,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		notifier.Close()
 		return nil, errors.Join(err, closeReceivers(), engine.Close())
 	}
-	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, metricPipe: metricPipe, logHub: logHub, rcv: rcv, jaeger: jrcv,
+	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, metricPipe: metricPipe, derive: deriver, logHub: logHub, rcv: rcv, jaeger: jrcv,
 		engine: engine, rules: ruleMgr, notifier: notifier, reload: reload, http: srv, compact: compactor.Run}, nil
 }
 
@@ -339,15 +353,26 @@ func (s *server) Run(ctx context.Context) error {
 	s.logger.InfoContext(ctx, "serving", "http", s.http.Addr(), "otlp_grpc", s.rcv.GRPCAddr(), "otlp_http", s.rcv.HTTPAddr())
 
 	// The pipelines outlive the receivers so that requests they accepted
-	// are committed before Vigil exits.
-	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
-	var pipes sync.WaitGroup
-	for _, run := range []func(context.Context) error{s.pipe.Run, s.logPipe.Run, s.metricPipe.Run} {
-		pipes.Add(1)
-		go func() {
-			defer pipes.Done()
-			_ = run(pipeCtx)
-		}()
+	// are committed before Vigil exits, in three stages: the span and log
+	// pipelines drain first, then the deriver writes what their last
+	// batches added, then the metric pipeline drains.
+	background := context.WithoutCancel(ctx)
+	stages := [][]func(context.Context) error{{s.pipe.Run, s.logPipe.Run}, nil, {s.metricPipe.Run}}
+	if s.derive != nil {
+		stages[1] = append(stages[1], s.derive.Run)
+	}
+	stops := make([]func(), len(stages))
+	for i, stage := range stages {
+		stageCtx, stop := context.WithCancel(background)
+		var wg sync.WaitGroup
+		for _, run := range stage {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = run(stageCtx)
+			}()
+		}
+		stops[i] = func() { stop(); wg.Wait() }
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -385,8 +410,9 @@ func (s *server) Run(ctx context.Context) error {
 		}
 	})
 	err := g.Wait()
-	stopPipe()
-	pipes.Wait()
+	for _, stop := range stops {
+		stop()
+	}
 	err = errors.Join(err, s.engine.Close())
 	s.logger.Info("vigil stopped")
 	return err

@@ -51,6 +51,7 @@ var partitionedTables = []partitionedTable{
 	{name: "logs", period: LogWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
 	{name: "metric_samples", period: SampleWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
 	{name: "metric_chunks", period: 24 * time.Hour, layout: partitionDateLayout},
+	{name: "servicemap_traces", period: 24 * time.Hour, layout: partitionDateLayout},
 }
 
 // partitionedTableNames returns the names of partitionedTables.

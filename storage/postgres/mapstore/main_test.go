@@ -1,0 +1,13 @@
+package mapstore_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests when a goroutine outlives them
+// (the pools of the tests).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
