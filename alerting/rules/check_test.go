@@ -23,7 +23,7 @@ func check(t *testing.T, paths ...string) (out string, errs, warns int) {
 func TestCheckDefaultRulesAreClean(t *testing.T) {
 	p := writeRules(t, t.TempDir(), "defaults.yml", string(DefaultRules()))
 	out, errs, warns := check(t, p)
-	want := "Checking " + p + "\n  SUCCESS: 6 rules found\n\n"
+	want := "Checking " + p + "\n  SUCCESS: 7 rules found\n\n"
 	if errs != 0 || warns != 0 || out != want {
 		t.Fatalf("errors %d, warnings %d, output:\n%s\nwant:\n%s", errs, warns, out, want)
 	}

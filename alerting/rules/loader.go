@@ -31,8 +31,9 @@ const DefaultRulesFile = "vigil:default_rules.yml"
 // DefaultRules returns the shipped rule pack, a Prometheus rule file:
 // HighErrorRate, HighLatency, HighMemoryUsage and ServiceDown in the
 // group vigil-defaults, and HighSpanErrorRate and HighSpanLatency over the
-// span-derived series in vigil-span-defaults. The caller may modify the
-// returned slice.
+// span-derived series in vigil-span-defaults, and ServiceSilent over the
+// last-seen series of pushing services in vigil-liveness-defaults. The
+// caller may modify the returned slice.
 func DefaultRules() []byte { return slices.Clone(defaultRules) }
 
 // ruleSet is one validated set of rule files: what a reload loads.

@@ -35,6 +35,9 @@ var scenarios = []scenario{
 	{alert: "ServiceDown", instance: "10.0.0.5:8080", hold: 1, bad: 10, good: 20, pendingBy: 10, resolvedBy: 20},
 	{alert: "HighSpanErrorRate", service: "orders", hold: 5, bad: 10, good: 25, pendingBy: 13, resolvedBy: 31},
 	{alert: "HighSpanLatency", service: "search", hold: 5, bad: 10, good: 25, pendingBy: 12, resolvedBy: 31},
+	// Silent from minute 10: 75 s later the rule is pending, 15 s after
+	// that firing (evaluated every 15 s); this harness evaluates minutes.
+	{alert: "ServiceSilent", service: "mobile-api", hold: 1, bad: 10, good: 20, pendingBy: 12, resolvedBy: 20},
 }
 
 // defaultRulesSeries is 45 minutes of series, one sample every 15s, in
@@ -45,7 +48,7 @@ func defaultRulesSeries() []sample {
 	inBad := func(ts time.Time, sc scenario) bool {
 		return !ts.Before(minute(sc.bad)) && ts.Before(minute(sc.good))
 	}
-	var ok, failed, okHealthy, failedHealthy float64
+	var ok, failed, okHealthy, failedHealthy, lastSeen float64
 	buckets := []string{"0.1", "0.5", "1", "2", "5", "+Inf"}
 	counts := make([]float64, len(buckets))
 	for i := 0; i <= 45*4; i++ {
@@ -101,6 +104,12 @@ func defaultRulesSeries() []sample {
 		for b, le := range []string{"100", "500", "1000", "2000", "5000", "+Inf"} {
 			out = append(out, sample{span("traces_span_metrics_duration_bucket", "search", "STATUS_CODE_UNSET", "le", le), ts, counts[b]})
 		}
+		// A service that only pushes: last seen now, except while silent.
+		if !inBad(ts, scenarios[6]) {
+			lastSeen = float64(ts.Unix())
+		}
+		out = append(out, sample{series("__name__", "vigil_service_last_seen_timestamp_seconds", "service_name", "mobile-api",
+			"service_instance_id", "pod-7", "vigil_replica", "r1"), ts, lastSeen})
 	}
 	return out
 }
@@ -394,4 +403,49 @@ func (e *termElector) Run(ctx context.Context, lead func(context.Context) error)
 		end()
 	}
 	return nil
+}
+
+// TestServiceSilentWithinTwoMinutes evaluates the shipped liveness rule
+// every 15 s, as its group interval says: a service that pushed until
+// minute 5 and then went silent fires ServiceSilent within two minutes.
+func TestServiceSilentWithinTwoMinutes(t *testing.T) {
+	st := newStore(t)
+	silentAt := minute(5)
+	var in []sample
+	for ts := t0; !ts.After(minute(10)); ts = ts.Add(15 * time.Second) {
+		last := ts
+		if ts.After(silentAt) {
+			last = silentAt
+		}
+		in = append(in, sample{series("__name__", "vigil_service_last_seen_timestamp_seconds", "service_name", "mobile-api",
+			"vigil_replica", "r1"), ts, float64(last.Unix())})
+	}
+	st.load(t, in)
+	cfg := testConfig()
+	on := true
+	cfg.DefaultRules = &on
+	r := start(t, newManager(t, st, cfg, Options{}))
+	var firedAt time.Time
+	for ts := t0.Add(15 * time.Second); !ts.After(minute(10)); ts = ts.Add(15 * time.Second) {
+		r.evalAt(t, ts)
+		all, err := r.m.ActiveAlerts(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range all {
+			if a.Labels.Get(labels.AlertName) != "ServiceSilent" {
+				continue
+			}
+			if ts.Before(silentAt.Add(75 * time.Second)) {
+				t.Fatalf("%s: ServiceSilent %s while the service was sending", ts.Sub(t0), a.State)
+			}
+			if a.State == "firing" && firedAt.IsZero() {
+				firedAt = ts
+			}
+		}
+	}
+	if firedAt.IsZero() || firedAt.Sub(silentAt) > 2*time.Minute {
+		t.Fatalf("ServiceSilent fired %s after the service went silent, want within 2m", firedAt.Sub(silentAt))
+	}
+	t.Logf("fired %s after the last data", firedAt.Sub(silentAt))
 }
