@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vigil-obs/vigil/ingest/derive"
+	"github.com/vigil-obs/vigil/storage"
 )
 
 // benchTraces builds n traces of 4 spans as instrumented HTTP services
@@ -73,62 +74,73 @@ func benchTraces(n int) (ptrace.Traces, int) {
 	return td, 4 * n
 }
 
+// rollupCases run a benchmark with the map rollups kept, as with a
+// database, and without, so that their cost shows.
+var rollupCases = []struct {
+	name    string
+	rollups derive.RollupStore
+}{{"rollups", discardRollups{}}, {"none", nil}}
+
 // BenchmarkCommitted measures the ingest-path cost per span (ns/span,
 // allocs/span) of batches of 1000 spans, with writer goroutines calling
 // concurrently.
 func BenchmarkCommitted(b *testing.B) {
-	cfg := derive.DefaultConfig()
-	cfg.Replica = "bench"
-	d, err := derive.New(cfg, derive.Options{Appendable: &capture{}})
-	if err != nil {
-		b.Fatal(err)
+	for _, rc := range rollupCases {
+		b.Run(rc.name, func(b *testing.B) {
+			cfg := derive.DefaultConfig()
+			cfg.Replica = "bench"
+			d, err := derive.New(cfg, derive.Options{Appendable: &capture{}, Rollups: rc.rollups})
+			if err != nil {
+				b.Fatal(err)
+			}
+			td, spans := benchTraces(250)
+			batch := []ptrace.Traces{td}
+			d.Committed(batch) // create the series
+			if err := d.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					d.Committed(batch)
+				}
+			})
+			b.StopTimer()
+			perSpan := float64(b.Elapsed().Nanoseconds()) / float64(b.N*spans)
+			b.ReportMetric(perSpan, "ns/span")
+			b.ReportMetric(0, "ns/op")
+		})
 	}
-	td, spans := benchTraces(250)
-	batch := []ptrace.Traces{td}
-	d.Committed(batch) // create the series
-	if err := d.Flush(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			d.Committed(batch)
-		}
-	})
-	b.StopTimer()
-	perSpan := float64(b.Elapsed().Nanoseconds()) / float64(b.N*spans)
-	b.ReportMetric(perSpan, "ns/span")
-	b.ReportMetric(0, "ns/op")
 }
 
 // BenchmarkCommittedSerial is BenchmarkCommitted from one goroutine, for
 // allocations per span.
 func BenchmarkCommittedSerial(b *testing.B) {
-	cfg := derive.DefaultConfig()
-	d, err := derive.New(cfg, derive.Options{Appendable: &capture{}})
-	if err != nil {
-		b.Fatal(err)
+	for _, rc := range rollupCases {
+		b.Run(rc.name, func(b *testing.B) {
+			d, err := derive.New(derive.DefaultConfig(), derive.Options{Appendable: &capture{}, Rollups: rc.rollups})
+			if err != nil {
+				b.Fatal(err)
+			}
+			td, spans := benchTraces(250)
+			batch := []ptrace.Traces{td}
+			d.Committed(batch)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				d.Committed(batch)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*spans), "ns/span")
+			b.ReportMetric(float64(testing.AllocsPerRun(1, func() { d.Committed(batch) }))/float64(spans), "allocs/span")
+		})
 	}
-	td, spans := benchTraces(250)
-	batch := []ptrace.Traces{td}
-	d.Committed(batch)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		d.Committed(batch)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*spans), "ns/span")
-	b.ReportMetric(float64(testing.AllocsPerRun(1, func() { d.Committed(batch) }))/float64(spans), "allocs/span")
 }
 
-// BenchmarkFlush measures a flush of 10,000 span-metrics series and 1,000
-// edges (the time Committed may wait for the snapshot is part of it).
+// BenchmarkFlush measures a flush of 10,000 span-metrics series, 1,000
+// edges and, with rollups, 100 nodes (the time Committed may wait for the
+// snapshot is part of it).
 func BenchmarkFlush(b *testing.B) {
-	d, err := derive.New(derive.DefaultConfig(), derive.Options{Appendable: discard{}})
-	if err != nil {
-		b.Fatal(err)
-	}
 	td := ptrace.NewTraces()
 	for s := range 100 {
 		rs := td.ResourceSpans().AppendEmpty()
@@ -138,21 +150,33 @@ func BenchmarkFlush(b *testing.B) {
 			sp := spans.AppendEmpty()
 			sp.SetName(fmt.Sprint("op-", o))
 			sp.SetKind(ptrace.SpanKindClient)
-			if o < 10 {
+			switch {
+			case o < 10:
 				sp.Attributes().PutStr("db.system", "postgresql")
 				sp.Attributes().PutStr("db.name", fmt.Sprint("db-", o))
+			case o < 20:
+				sp.SetKind(ptrace.SpanKindServer)
+				sp.SetParentSpanID(pcommon.SpanID{1})
 			}
 		}
 	}
-	d.Committed([]ptrace.Traces{td})
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		d.Committed([]ptrace.Traces{td})
-		if err := d.Flush(ctx); err != nil {
-			b.Fatal(err)
-		}
+	for _, rc := range rollupCases {
+		b.Run(rc.name, func(b *testing.B) {
+			d, err := derive.New(derive.DefaultConfig(), derive.Options{Appendable: discard{}, Rollups: rc.rollups})
+			if err != nil {
+				b.Fatal(err)
+			}
+			d.Committed([]ptrace.Traces{td})
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				d.Committed([]ptrace.Traces{td})
+				if err := d.Flush(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -168,3 +192,10 @@ func (discardApp) Append(promstorage.SeriesRef, labels.Labels, int64, int64, flo
 }
 func (discardApp) Commit() error   { return nil }
 func (discardApp) Rollback() error { return nil }
+
+// discardRollups is a RollupStore that keeps nothing.
+type discardRollups struct{}
+
+func (discardRollups) WriteMapRollups(context.Context, time.Time, []storage.MapRollup) error {
+	return nil
+}

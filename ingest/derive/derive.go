@@ -40,13 +40,26 @@ type PairStore interface {
 	WriteEdgeTraces(ctx context.Context, traces []storage.EdgeTrace) error
 }
 
+// RollupStore keeps the service map's per-minute rollups
+// (storage/postgres/mapstore implements it).
+type RollupStore interface {
+	// WriteMapRollups writes the cumulative counts of rows' keys as of
+	// minute (the flush time truncated to the minute, UTC), replacing the
+	// rows of an earlier write in that minute, in one transaction: on
+	// error nothing is written.
+	WriteMapRollups(ctx context.Context, minute time.Time, rows []storage.MapRollup) error
+}
+
 // Options are the Deriver's dependencies.
 type Options struct {
 	Appendable promstorage.AppendableV2 // the metric pipeline; required
 	Pairs      PairStore                // nil = pair only in memory (single replica)
-	Logger     *slog.Logger             // nil = discard
-	Registerer prometheus.Registerer    // nil = no self-metrics
-	Now        func() time.Time         // nil = time.Now
+	// Rollups receives the map rollups; nil = Pairs when it is a
+	// RollupStore, else no rollups are kept.
+	Rollups    RollupStore
+	Logger     *slog.Logger          // nil = discard
+	Registerer prometheus.Registerer // nil = no self-metrics
+	Now        func() time.Time      // nil = time.Now
 }
 
 // Limits of the bookkeeping tables that only speed things up.
@@ -62,6 +75,7 @@ type Deriver struct {
 	cfg     Config
 	app     promstorage.AppendableV2
 	pairs   PairStore
+	rollups RollupStore // nil: no map rollups
 	logger  *slog.Logger
 	now     func() time.Time
 	replica string
@@ -78,10 +92,19 @@ type Deriver struct {
 	pending    map[pairKey]pendingHalf
 	intern     map[string]string
 	routes     map[routeKey]string
-	lastOK     time.Time        // last committed flush (creation at first)
-	justStaled map[any]struct{} // keys marked stale at lastOK
-	// lastSamples is the size of the last flush, to size the next.
+	nodes      map[nodeKey]*nodeState // only with rollups
+	nextInc    int64                  // the last incarnation given
+	lastOK     time.Time              // last committed flush (creation at first)
+	justStaled map[any]struct{}       // keys marked stale at lastOK
+	// lastSamples and lastRollups are the size of the last flush, to
+	// size the next.
 	lastSamples int
+	lastRollups int
+
+	// mapRows are the rollups not yet written, by incarnation: the counts
+	// taken by the last flush of each key whose write has not succeeded
+	// yet. Guarded by flushMu.
+	mapRows map[int64]storage.MapRollup
 }
 
 // pairKey is the pairing key of a half.
@@ -137,8 +160,11 @@ func New(cfg Config, opts Options) (*Deriver, error) {
 		_, _ = rand.Read(b[:])
 		replica = host + "-" + hex.EncodeToString(b[:])
 	}
+	if opts.Rollups == nil {
+		opts.Rollups, _ = opts.Pairs.(RollupStore)
+	}
 	d := &Deriver{
-		cfg: cfg, app: opts.Appendable, pairs: opts.Pairs, now: opts.Now, replica: replica,
+		cfg: cfg, app: opts.Appendable, pairs: opts.Pairs, rollups: opts.Rollups, now: opts.Now, replica: replica,
 		logger:     opts.Logger.With("component", "derive"),
 		red:        map[redKey]*redSeries{},
 		edges:      map[edgeKey]*edgeSeries{},
@@ -148,6 +174,13 @@ func New(cfg Config, opts Options) (*Deriver, error) {
 		intern:     map[string]string{},
 		routes:     map[routeKey]string{},
 		justStaled: map[any]struct{}{},
+		nodes:      map[nodeKey]*nodeState{},
+		mapRows:    map[int64]storage.MapRollup{},
+		// Incarnations count from the wall clock's nanoseconds at
+		// creation, so that a process restarted under the same replica
+		// name never reuses one (it would have to have created more keys
+		// than nanoseconds passed).
+		nextInc: time.Now().UnixNano(),
 	}
 	d.lastOK = d.now()
 	m, err := newSelfMetrics(opts.Registerer, d)
@@ -326,7 +359,10 @@ func (d *Deriver) spanLocked(res *resourceInfo, span ptrace.Span, a *spanAttrs, 
 	if s, e := span.StartTimestamp(), span.EndTimestamp(); e > s && e-s <= math.MaxInt64 {
 		dur = time.Duration(e - s)
 	}
-	d.redLocked(res, name, uint8(kind), uint8(status), dur, now)
+	red := d.redLocked(res, name, uint8(kind), uint8(status), dur, now)
+	if d.rollups != nil && red != nil && (kind == ptrace.SpanKindServer || kind == ptrace.SpanKindConsumer) {
+		d.nodeLocked(red, failed, dur)
+	}
 
 	h := Half{
 		TraceID: span.TraceID(), Service: res.service, Environment: res.env, Namespace: res.ns,
@@ -429,8 +465,9 @@ func (d *Deriver) admitLocked() bool {
 	return true
 }
 
-// redLocked counts a span in its span-metrics series.
-func (d *Deriver) redLocked(res *resourceInfo, name string, kind, status uint8, dur time.Duration, now time.Time) {
+// redLocked counts a span in its span-metrics series and returns it, or
+// nil when it could not be held.
+func (d *Deriver) redLocked(res *resourceInfo, name string, kind, status uint8, dur time.Duration, now time.Time) *redSeries {
 	k := redKey{service: res.service, name: name, env: res.env, ns: res.ns, kind: kind, status: status}
 	s := d.red[k]
 	if s == nil {
@@ -443,7 +480,7 @@ func (d *Deriver) redLocked(res *resourceInfo, name string, kind, status uint8, 
 	}
 	if s == nil {
 		if !d.admitLocked() {
-			return
+			return nil
 		}
 		if k.name != overflowName {
 			ops := d.ops[k.service]
@@ -464,6 +501,35 @@ func (d *Deriver) redLocked(res *resourceInfo, name string, kind, status uint8, 
 	}
 	s.changed = true
 	s.h.observe(msBounds[:], float64(dur)/float64(time.Millisecond))
+	return s
+}
+
+// newIncLocked returns a new incarnation of a map key.
+func (d *Deriver) newIncLocked() int64 {
+	d.nextInc++
+	return d.nextInc
+}
+
+// nodeLocked counts a server or consumer span, whose span-metrics series
+// is r, in its map node. A node holds as many keys as the span-metrics
+// series it is made from, so MaxSeries bounds nodes too.
+func (d *Deriver) nodeLocked(r *redSeries, failed bool, dur time.Duration) {
+	n := r.node
+	if n == nil || n.dead {
+		k := nodeKey{service: r.key.service, env: r.key.env, ns: r.key.ns}
+		n = d.nodes[k]
+		if n == nil {
+			n = &nodeState{key: k, inc: d.newIncLocked(), h: newHist(secBounds)}
+			d.nodes[k] = n
+		}
+		r.node = n
+	}
+	n.dirty = true
+	n.calls++
+	if failed {
+		n.failed++
+	}
+	n.h.observe(secBounds, dur.Seconds())
 }
 
 // edgeLocked counts a call of an edge from its client half c and server
@@ -475,7 +541,7 @@ func (d *Deriver) edgeLocked(k edgeKey, c, s *Half, now time.Time) {
 		if !d.admitLocked() {
 			return
 		}
-		e = &edgeSeries{key: k, server: newHist(secBounds[:]), client: newHist(secBounds[:])}
+		e = &edgeSeries{key: k, server: newHist(secBounds), client: newHist(secBounds), inc: d.newIncLocked()}
 		e.lastActive = now
 		d.edges[k] = e
 	}
@@ -486,13 +552,13 @@ func (d *Deriver) edgeLocked(k edgeKey, c, s *Half, now time.Time) {
 		s = c
 	}
 	failed := c.Failed || s.Failed
-	e.changed = true
+	e.changed, e.mapDirty = true, true
 	e.total++
 	if failed {
 		e.failed++
 	}
-	e.client.observe(secBounds[:], c.Duration.Seconds())
-	e.server.observe(secBounds[:], s.Duration.Seconds())
+	e.client.observe(secBounds, c.Duration.Seconds())
+	e.server.observe(secBounds, s.Duration.Seconds())
 	if !e.example.set || (failed && !e.example.failed) {
 		e.example = exampleTrace{set: true, failed: failed, traceID: c.TraceID, start: c.Start, duration: c.Duration}
 	}

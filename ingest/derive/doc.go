@@ -1,15 +1,16 @@
 // Package derive computes span metrics (RED: rate, errors, duration) and
 // the service graph from the spans the span pipeline has committed, and
 // writes them as Prometheus series through the metric pipeline, so that
-// the service map, Jaeger's Monitor tab and /api/dependencies read them
-// with PromQL like any other metric.
+// PromQL, Grafana, the alert rules and Jaeger's Monitor tab read them like
+// any other metric; and it writes per-minute rollups of the same calls,
+// from which the service map and /api/dependencies are read.
 //
 // It sits beside the span pipeline: ingest/pipeline calls
 // Deriver.Committed with every committed batch; Deriver.Run flushes the
 // aggregated series every flush interval into a storage.AppendableV2 (the
-// metric pipeline, hence the metric store), and, when several replicas
-// share a database, pairs halves of calls through a PairStore
-// (storage/postgres/mapstore).
+// metric pipeline, hence the metric store) and the rollups into a
+// RollupStore, and, when several replicas share a database, pairs halves
+// of calls through a PairStore (storage/postgres/mapstore is both).
 //
 // # Span metrics
 //
@@ -111,10 +112,41 @@
 // Each flush also writes, through the PairStore, at most one example trace
 // per edge seen since the last flush, a failed call when there was one.
 //
+// # Map rollups
+//
+// With a RollupStore (Options.Rollups, or the PairStore when it is one),
+// the Deriver also keeps the calls of the map by key: every edge (the
+// dimensions of the traces_service_graph_* series) and every node (a
+// service in its environment and namespace: its server and consumer
+// spans, those with status Error, and their durations). The counts are
+// those of the Prometheus series (calls, failed calls, server and client
+// latencies in the buckets of storage.MapLatencyBounds, with their sums
+// in seconds), cumulative from zero since the key was created. Each key
+// gets an incarnation when it is created: a number unique within the
+// replica (they count up from the wall clock's nanoseconds when the
+// Deriver was made, so a restart under the same replica name never reuses
+// one); an edge forgotten after SeriesIdleTimeout, and a node none of
+// whose spans was seen for that long, get a new one when seen again.
+//
+// Each flush writes, in one call, the cumulative counts of every key that
+// changed since they were last taken, stamped with the flush time
+// truncated to the minute (a later flush in the same minute replaces the
+// row). A failed write is counted (vigil_derive_map_rollup_failures_total)
+// and its rows are kept and written with the next flush, updated by then
+// if their key changed again; a key forgotten meanwhile is written too.
+// Calls are therefore counted in the minute of the write that first held
+// them. At most MaxSeries rows wait that way; beyond, rows are dropped
+// (vigil_derive_map_rollups_dropped_total) and their calls show only when
+// their key is written again. The map of a window [start, end) is, per
+// key, its last row before end minus its last row before start
+// (storage/postgres/mapstore's MapTotals).
+//
 // # Cost
 //
 // Committed runs on the ingest path: it reads each span's attributes in
 // one pass, updates maps under one lock per resource, copies only the
-// strings of new series and waiting halves, and does no I/O.
-// BenchmarkCommitted measures it.
+// strings of new series and waiting halves, and does no I/O; a server or
+// consumer span's node is reached through its span-metrics series, so the
+// rollups add no map lookup. BenchmarkCommitted and BenchmarkFlush
+// measure it, with and without rollups.
 package derive

@@ -60,7 +60,9 @@ func (d *Deriver) Run(ctx context.Context) error {
 }
 
 // Flush writes the series as of now, offers halves older than PairingTimeout to the
-// PairStore, expires those parked longer than SharedPairingTimeout, and writes edge traces.
+// PairStore, expires those parked longer than SharedPairingTimeout, writes edge traces,
+// and writes the map rollups of the keys updated since the last flush (and those a
+// failed write left) through the RollupStore.
 // Pairs completed by the PairStore are counted before the series are written.
 // When the series cannot be committed, the appender is rolled back, the
 // failure counted, and the in-memory state kept: the next flush writes the
@@ -86,7 +88,96 @@ func (d *Deriver) flush(ctx context.Context, final bool) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := d.writeRollups(ctx, now); err != nil {
+		d.m.rollupFails.Inc()
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// writeRollups takes the counts of every edge and node updated since the
+// last flush, forgets the nodes idle for SeriesIdleTimeout, and writes the
+// counts, with the rows of earlier failed writes (d.mapRows), at the
+// minute of now. On failure the rows are kept in d.mapRows (the counts are
+// cumulative, so the next flush's write makes up for this one), up to
+// MaxSeries rows: beyond, rows are dropped and counted, and the calls
+// they held show in a later minute when their key is updated again (or
+// not at all, for a key forgotten meanwhile). Called with flushMu held.
+func (d *Deriver) writeRollups(ctx context.Context, now time.Time) error {
+	if d.rollups == nil {
+		return nil
+	}
+	idleCut := now.Add(-d.cfg.SeriesIdleTimeout)
+	d.mu.Lock()
+	rows := make([]storage.MapRollup, 0, d.lastRollups)
+	counts := make([]uint64, 0, 2*(len(secBounds)+1)*d.lastRollups)
+	take := func(h *hist) []uint64 {
+		counts = append(counts, h.counts...)
+		return counts[len(counts)-len(h.counts) : len(counts) : len(counts)]
+	}
+	for _, e := range d.edges {
+		if !e.mapDirty {
+			continue
+		}
+		e.mapDirty = false
+		k := &e.key
+		rows = append(rows, storage.MapRollup{
+			Key: storage.MapKey{Replica: d.replica, Incarnation: e.inc, Client: k.client, Server: k.server, ConnectionType: k.conn,
+				ClientEnv: k.clientEnv, ClientNs: k.clientNs, ServerEnv: k.serverEnv, ServerNs: k.serverNs},
+			Counts: storage.MapCounts{Calls: e.total, Failed: e.failed, ServerHist: take(&e.server), ClientHist: take(&e.client),
+				ServerSum: e.server.sum, ClientSum: e.client.sum},
+		})
+	}
+	for k, n := range d.nodes {
+		if !n.dirty {
+			if n.lastActive.Before(idleCut) {
+				n.dead = true
+				delete(d.nodes, k)
+			}
+			continue
+		}
+		n.dirty, n.lastActive = false, now
+		rows = append(rows, storage.MapRollup{
+			Key:    storage.MapKey{Replica: d.replica, Incarnation: n.inc, Node: true, Server: k.service, ServerEnv: k.env, ServerNs: k.ns},
+			Counts: storage.MapCounts{Calls: n.calls, Failed: n.failed, ServerHist: take(&n.h), ServerSum: n.h.sum},
+		})
+	}
+	d.lastRollups = len(rows)
+	d.mu.Unlock()
+	merged := len(d.mapRows) > 0
+	if merged {
+		// Rows of failed writes: this flush's counts of a key replace
+		// its older ones.
+		d.keepRollups(rows)
+		rows = rows[:0]
+		for _, r := range d.mapRows {
+			rows = append(rows, r)
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := d.rollups.WriteMapRollups(ctx, now.UTC().Truncate(time.Minute), rows); err != nil {
+		if !merged {
+			d.keepRollups(rows)
+		}
+		return fmt.Errorf("write map rollups: %w", err)
+	}
+	clear(d.mapRows)
+	return nil
+}
+
+// keepRollups keeps rows for the next write in d.mapRows, replacing the
+// rows of the same keys, up to MaxSeries rows: beyond, rows of other keys
+// are dropped and counted. Called with flushMu held.
+func (d *Deriver) keepRollups(rows []storage.MapRollup) {
+	for _, r := range rows {
+		if _, ok := d.mapRows[r.Key.Incarnation]; !ok && len(d.mapRows) >= d.cfg.MaxSeries {
+			d.m.rollupsDropped.Inc()
+			continue
+		}
+		d.mapRows[r.Key.Incarnation] = r
+	}
 }
 
 // pair settles the halves waiting longer than PairingTimeout (all of
@@ -98,7 +189,7 @@ func (d *Deriver) pair(ctx context.Context, now time.Time, final bool) error {
 	var offer []Half
 	d.mu.Lock()
 	for k, p := range d.pending {
-		if p.arrived > cutoff.UnixNano() && !(final && d.pairs != nil) {
+		if p.arrived > cutoff.UnixNano() && (!final || d.pairs == nil) {
 			continue
 		}
 		delete(d.pending, k)

@@ -16,6 +16,8 @@ type selfMetrics struct {
 	pendingHalves  prometheus.GaugeFunc
 	derivedSeries  prometheus.GaugeFunc
 	edgeTraceFails prometheus.Counter
+	rollupFails    prometheus.Counter
+	rollupsDropped prometheus.Counter
 }
 
 func newSelfMetrics(reg prometheus.Registerer, d *Deriver) (*selfMetrics, error) {
@@ -33,6 +35,10 @@ func newSelfMetrics(reg prometheus.Registerer, d *Deriver) (*selfMetrics, error)
 			Name: "vigil_derive_flush_duration_seconds", Help: "Duration of flushes of derived series.", Buckets: prometheus.DefBuckets}),
 		edgeTraceFails: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_derive_edge_trace_failures_total", Help: "Writes of example traces of edges that failed (the examples are lost)."}),
+		rollupFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_derive_map_rollup_failures_total", Help: "Writes of the service map's rollups that failed (retried with the next flush)."}),
+		rollupsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_derive_map_rollups_dropped_total", Help: "Rollups of map keys dropped because too many waited for a write to succeed."}),
 	}
 	m.pendingHalves = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vigil_derive_pending_halves", Help: "Client and server halves waiting in memory for their partner."},
@@ -50,7 +56,7 @@ func newSelfMetrics(reg prometheus.Registerer, d *Deriver) (*selfMetrics, error)
 		})
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.spans, m.flushFailures, m.seriesDropped, m.foldedByName,
-			m.flushDuration, m.pendingHalves, m.derivedSeries, m.edgeTraceFails} {
+			m.flushDuration, m.pendingHalves, m.derivedSeries, m.edgeTraceFails, m.rollupFails, m.rollupsDropped} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register derive metrics: %w", err)
 			}

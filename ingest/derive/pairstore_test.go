@@ -2,6 +2,8 @@ package derive_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -90,6 +92,24 @@ func TestPairAcrossReplicas(t *testing.T) {
 	lone := map[string]string{"server": "back"}
 	if got := a.app.last(unpaired, lone) + b.app.last(unpaired, lone); got != 1 {
 		t.Errorf("unpaired{server=back} = %v, want 1", got)
+	}
+
+	// The map rollups of both replicas (their Pairs store keeps them) sum
+	// to the same calls.
+	now := a.clock.Now().Truncate(time.Minute)
+	totals, err := store.MapTotals(ctx, storage.MapWindowQuery{Start: now.Add(-time.Hour), End: now.Add(time.Hour), KeyLookback: 12 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]uint64{}
+	for _, tot := range totals {
+		calls[fmt.Sprint(tot.Node, tot.Client, ">", tot.Server, "/", tot.ConnectionType)] = tot.Counts.Calls
+		if tot.Client == "front" && tot.Server == "back" && tot.Counts.Failed != 1 {
+			t.Errorf("failed calls front>back = %d, want 1", tot.Counts.Failed)
+		}
+	}
+	if want := map[string]uint64{"falsefront>back/": 1, "falsefront>ghost/virtual_node": 1, "true>back/": 2}; !maps.Equal(calls, want) {
+		t.Errorf("map totals %v, want %v", calls, want)
 	}
 
 	// The example trace of the edge.

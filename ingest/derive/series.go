@@ -1,13 +1,15 @@
 package derive
 
 import (
-	"sort"
+	"math"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
+
+	"github.com/vigil-obs/vigil/storage"
 )
 
 // Names of the derived metrics and of their labels.
@@ -43,8 +45,9 @@ const (
 // Bucket bounds: milliseconds for span metrics, seconds for the service
 // graph; +Inf is implied.
 var (
-	msBounds  = [...]float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 15000, 30000, 60000}
-	secBounds = [...]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60}
+	msBounds = [...]float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 15000, 30000, 60000}
+	// secBounds are also the buckets of the map rollups.
+	secBounds = storage.MapLatencyBounds
 )
 
 // Label values of span kinds and status codes, by their OTLP numbers.
@@ -113,8 +116,27 @@ type hist struct {
 func newHist(bounds []float64) hist { return hist{counts: make([]uint64, len(bounds)+1)} }
 
 func (h *hist) observe(bounds []float64, v float64) {
-	h.counts[sort.SearchFloat64s(bounds, v)]++
+	h.counts[bucketOf(bounds, v)]++
 	h.sum += v
+}
+
+// bucketOf returns the index of the first of bounds at or above v
+// (len(bounds) for none, or NaN), as sort.SearchFloat64s does, without its
+// indirect calls: it runs for every span and call.
+func bucketOf(bounds []float64, v float64) int {
+	if math.IsNaN(v) {
+		return len(bounds)
+	}
+	lo, hi := 0, len(bounds)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if bounds[m] < v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // count is the number of observations.
@@ -149,7 +171,7 @@ func leValues(bounds []float64) []string {
 // le values of msBounds and secBounds.
 var (
 	msLE  = leValues(msBounds[:])
-	secLE = leValues(secBounds[:])
+	secLE = leValues(secBounds)
 )
 
 // histLabels appends the label sets of a histogram family name over the
@@ -192,6 +214,9 @@ type redSeries struct {
 	seriesState
 	key redKey
 	h   hist // of msBounds
+	// node is the map node the series' server or consumer spans count
+	// in (nil until one does, or forgotten when node.dead).
+	node *nodeState
 }
 
 func (s *redSeries) state() *seriesState { return &s.seriesState }
@@ -230,6 +255,10 @@ type edgeSeries struct {
 	total, failed  uint64
 	server, client hist // of secBounds
 	example        exampleTrace
+	// inc is the map rollups' incarnation of the edge; mapDirty is set
+	// when it changed since its counts were last taken for the rollups.
+	inc      int64
+	mapDirty bool
 }
 
 // exampleTrace is the call kept as the edge's example in a flush.
@@ -293,3 +322,24 @@ func (s *countSeries) build(b *labels.ScratchBuilder, replica string) {
 }
 
 func (s *countSeries) values(dst []float64) []float64 { return append(dst, float64(s.n)) }
+
+// nodeKey identifies a node of the map rollups: a service in an
+// environment and a namespace.
+type nodeKey struct {
+	service, env, ns string
+}
+
+// nodeState is the map rollups' counts of a node: its server and
+// consumer spans, those with status Error, and their durations. It is not
+// a Prometheus series (the span-metrics series hold the same calls by
+// span name); it lives as long as one of its spans' series is updated
+// within SeriesIdleTimeout. Guarded by Deriver.mu.
+type nodeState struct {
+	key           nodeKey
+	inc           int64
+	calls, failed uint64
+	h             hist      // of secBounds
+	dirty         bool      // updated since its counts were last taken
+	lastActive    time.Time // flush time of the last flush that took them
+	dead          bool      // forgotten: a span counts in a new node
+}

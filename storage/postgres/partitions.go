@@ -52,6 +52,7 @@ var partitionedTables = []partitionedTable{
 	{name: "metric_samples", period: SampleWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
 	{name: "metric_chunks", period: 24 * time.Hour, layout: partitionDateLayout},
 	{name: "servicemap_traces", period: 24 * time.Hour, layout: partitionDateLayout},
+	{name: "servicemap_rollups", period: 24 * time.Hour, layout: partitionDateLayout},
 }
 
 // partitionedTableNames returns the names of partitionedTables.

@@ -3,7 +3,6 @@ package mapstore_test
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -218,7 +217,7 @@ func TestEdgeTraces(t *testing.T) {
 		for _, g := range got {
 			ids = append(ids, g.TraceID[0])
 		}
-		if fmt.Sprint(ids) != fmt.Sprint(tc.want) {
+		if string(ids) != string(tc.want) {
 			t.Errorf("%+v: traces %v, want %v", tc.q, ids, tc.want)
 		}
 	}
