@@ -239,7 +239,7 @@ func (t *Tracker) Flush(ctx context.Context) error {
 
 func (t *Tracker) labels(k instance) labels.Labels {
 	b := labels.NewScratchBuilder(4)
-	b.Add(labels.MetricName, MetricName)
+	b.Add(model.MetricNameLabel, MetricName)
 	b.Add("service_name", k.service)
 	if k.id != "" {
 		b.Add("service_instance_id", k.id)
