@@ -43,6 +43,7 @@ type TraceReader interface {
 // concurrent use; it keeps no state between requests.
 type API struct {
 	reader TraceReader
+	smap   ServiceMapReader // nil: no dependency or Monitor routes
 	resp   *api.Responder
 }
 
@@ -54,6 +55,11 @@ func New(r TraceReader, logger *slog.Logger) *API {
 	}
 	return &API{reader: r, resp: api.NewResponder(logger.With("component", "jaeger_api"), "jaeger api")}
 }
+
+// SetServiceMap gives the API the service-map query layer, which adds the
+// dependency and Monitor routes (see registerServiceMap) to Register. Call
+// it before Register; without it those routes are not served.
+func (j *API) SetServiceMap(m ServiceMapReader) { j.smap = m }
 
 // Register adds the Jaeger API routes to mux:
 //
@@ -73,6 +79,9 @@ func (j *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/operations", j.operations)
 	mux.HandleFunc("GET /api/traces", j.findTraces)
 	mux.HandleFunc("GET /api/traces/{traceID}", j.trace)
+	if j.smap != nil {
+		j.registerServiceMap(mux)
+	}
 }
 
 func (j *API) services(w http.ResponseWriter, r *http.Request) {
