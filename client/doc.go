@@ -3,8 +3,9 @@
 // instances:
 //
 //   - discovery through a discovery.Resolver (static list, DNS A/AAAA or SRV
-//     with TTL refresh, or any pluggable scheme such as Consul), keeping the
-//     last known good set when discovery fails;
+//     with TTL refresh, Consul's or Vigil's health API with blocking
+//     queries, or any pluggable scheme), keeping the last known good set
+//     when discovery fails; package registry registers an instance;
 //   - balancing with a balance.Balancer (P2C over peak-EWMA latency by
 //     default; round robin, smooth weighted round robin, least outstanding
 //     requests, or consistent hashing with bounded load for affinity keys);

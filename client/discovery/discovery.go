@@ -61,11 +61,11 @@ var ErrNoInstances = errors.New("no instances")
 
 // Target is a parsed service target URL: scheme://authority/endpoint?query.
 type Target struct {
-	// Scheme selects the resolver: "static", "dns", "dns+srv", or one of
-	// the Builders given to Build.
+	// Scheme selects the resolver: "static", "dns", "dns+srv", "consul",
+	// or one of the Builders given to Build.
 	Scheme string
 	// Authority is scheme-specific; for DNS it is the name server to ask
-	// (host:port), empty for the system's.
+	// (host:port), empty for the system's; for Consul the agent's address.
 	Authority string
 	// Endpoint is the part after the authority's slash: the address list,
 	// host name or SRV name.
@@ -228,8 +228,10 @@ type BuilderFunc func(t Target) (Resolver, error)
 // Build calls f.
 func (f BuilderFunc) Build(t Target) (Resolver, error) { return f(t) }
 
-// Build returns the resolver for t: Static for "static", DNS for "dns" and
-// "dns+srv", or builders[t.Scheme].
+// Build returns the resolver for t: builders[t.Scheme] when given, else
+// Static for "static", DNS for "dns" and "dns+srv", and Consul with the
+// default agent (DefaultConsulAgent, no token) for "consul"; register
+// ConsulBuilder under "consul" to set the agent, token or timing.
 func Build(t Target, builders map[string]Builder) (Resolver, error) {
 	if b, ok := builders[t.Scheme]; ok {
 		r, err := b.Build(t)
@@ -251,6 +253,12 @@ func Build(t Target, builders map[string]Builder) (Resolver, error) {
 			return nil, err
 		}
 		return NewDNS(cfg)
+	case "consul":
+		cfg, err := ConsulConfigFromTarget(t, ConsulConfig{})
+		if err != nil {
+			return nil, err
+		}
+		return NewConsul(cfg, ConsulOptions{})
 	}
 	return nil, fmt.Errorf("target %s: unknown scheme %q", t, t.Scheme)
 }

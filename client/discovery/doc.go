@@ -9,13 +9,19 @@
 //     name servers and reports the records' TTL, so refreshes follow the zone
 //     — which also covers Kubernetes headless services
 //     (my-svc.my-ns.svc.cluster.local, or its _port._proto SRV names);
-//   - a Consul health-API resolver maps Snapshot.Version to X-Consul-Index and
-//     blocks in a long poll until the set changes; a Kubernetes EndpointSlice
-//     watcher maps it to a resourceVersion. Neither needs a new interface.
+//   - Consul queries the health endpoint of Consul's HTTP API (or Vigil's
+//     Consul-compatible one, on :8500 by default) with blocking queries:
+//     Snapshot.Version carries X-Consul-Index, and each query is held by
+//     the server until the set changes. It keeps Consul's client rules
+//     (index reset when it goes backwards, rate-limited query starts,
+//     backoff after failures); package registry is its other half. A
+//     Kubernetes EndpointSlice watcher would fit the same interface, with
+//     Version as its resourceVersion.
 //
 // A Watcher drives one Resolver: it keeps the last known good set when
 // resolution fails or returns nothing, retries with backoff, and reports how
 // stale its set is. Targets are written as URLs (dns:///host:port,
-// dns+srv:///_http._tcp.name, static:///a:1,b:2=3) and parsed by ParseTarget;
-// further schemes are plugged in with Builders.
+// dns+srv:///_http._tcp.name, static:///a:1,b:2=3,
+// consul:///name?tag=v1&passing=true) and parsed by ParseTarget; further
+// schemes are plugged in with Builders.
 package discovery

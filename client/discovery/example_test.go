@@ -38,9 +38,9 @@ func Example() {
 	// stale for 0s
 }
 
-// Other registries plug in through Builders: this one stands in for a Consul
-// health-API resolver, whose Snapshot.Version would carry X-Consul-Index for
-// blocking queries.
+// Other registries plug in through Builders, and a Builder given for a
+// built-in scheme replaces it: this one stands in for the Consul resolver,
+// whose Snapshot.Version carries X-Consul-Index for blocking queries.
 func ExampleBuilderFunc() {
 	consul := discovery.BuilderFunc(func(t discovery.Target) (discovery.Resolver, error) {
 		return discovery.ResolverFunc(func(ctx context.Context, prev discovery.Snapshot) (discovery.Snapshot, error) {

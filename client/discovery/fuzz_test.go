@@ -81,3 +81,41 @@ func FuzzParseResolvConf(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeConsulHealth(f *testing.F) {
+	f.Add([]byte(`[{"Node":{"Node":"n1","Address":"10.0.0.1"},"Service":{"ID":"a","Service":"s","Port":80,"Tags":["v1"],"Meta":{"k":"v"},"Weights":{"Passing":3,"Warning":1}},"Checks":[{"CheckID":"c","Status":"passing"}]}]`))
+	f.Add([]byte(`[{"Node":{"Address":"10.0.0.1"},"Service":{"ID":"b","Address":"fd00::1","Port":65535}},{"Node":{"Address":"10.0.0.1"},"Service":{"ID":"a","Address":"fd00::1","Port":65535,"Weights":{"Passing":-4}}}]`))
+	f.Add([]byte(`[{"Node":{},"Service":{"Port":70000}},{"Service":{"Address":"h:1","Port":1}},{"Checks":[{"Status":"warning"}],"Service":{"Address":"h","Port":1}}]`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		for _, unhealthy := range []bool{false, true} {
+			in, err := DecodeConsulHealth(data, unhealthy)
+			if err != nil {
+				continue
+			}
+			for i, x := range in {
+				if x.Weight < 1 {
+					t.Fatalf("weight %d", x.Weight)
+				}
+				if err := checkHostPort(x.Addr); err != nil {
+					t.Fatalf("accepted bad address %q: %v", x.Addr, err)
+				}
+				if i > 0 && in[i-1].Addr >= x.Addr {
+					t.Fatalf("not sorted or duplicate: %q then %q", in[i-1].Addr, x.Addr)
+				}
+				if !unhealthy && x.Meta[MetaConsulHealth] != "passing" {
+					t.Fatalf("unhealthy %q kept: %q", x.Addr, x.Meta[MetaConsulHealth])
+				}
+			}
+			if len(in) > 0 {
+				if _, err := NewStatic(in); err != nil {
+					t.Fatalf("NewStatic rejected decoded instances: %v", err)
+				}
+			}
+		}
+	})
+}

@@ -17,4 +17,15 @@
 // mode=fail&rate=0.5, or mode=ok) on the gateway, or /admin/fault on an
 // instance itself; GET /admin/instances on the gateway shows what the client
 // thinks of each instance. The -fault flag sets instance 3's fault at start.
+//
+// With -consul-addr (Vigil's Consul-compatible API, e.g. 127.0.0.1:8500),
+// each user-service instance registers itself there (meta
+// metrics_path=/metrics and scrape_interval, so Vigil scrapes it), keeps a
+// TTL check passing (-consul-ttl, passed every TTL/3), registers again if the
+// registry forgot it, and deregisters on exit; the gateway then discovers
+// the instances through consul:///user-service with blocking queries instead
+// of the static addresses. Without the flag nothing is registered. A token,
+// if the registry needs one, comes from CONSUL_HTTP_TOKEN.
+//
+//	vigil-demo -consul-addr 127.0.0.1:8500 -load 20
 package main

@@ -23,9 +23,13 @@ func main() {
 	fs.Float64Var(&cfg.LoadRPS, "load", cfg.LoadRPS, "requests per second the built-in load generator sends to the gateway (0: off)")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "stop after this long (0: run until interrupted)")
 	fs.DurationVar(&cfg.MetricInterval, "metric-interval", cfg.MetricInterval, "OTLP metric export interval")
+	fs.StringVar(&cfg.ConsulAddr, "consul-addr", cfg.ConsulAddr, "Consul HTTP API (Vigil's, e.g. 127.0.0.1:8500) the user-service instances register with and the gateway discovers them through (empty: static addresses)")
+	fs.DurationVar(&cfg.ConsulTTL, "consul-ttl", cfg.ConsulTTL, "TTL check of the registrations, passed every TTL/3")
+	fs.DurationVar(&cfg.ScrapeInterval, "scrape-interval", cfg.ScrapeInterval, "scrape_interval meta of the registrations (0: Vigil's default)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	_ = fs.Parse(os.Args[1:]) // flag.ExitOnError: a bad flag exits with the usage
 	cfg.UserAddrs = strings.Split(*users, ",")
+	cfg.ConsulToken = os.Getenv("CONSUL_HTTP_TOKEN") // a secret: not a flag
 
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -57,5 +61,7 @@ func defaultConfig() config {
 		Fault:          "none",
 		SlowDelay:      800 * time.Millisecond,
 		MetricInterval: 10 * time.Second,
+		ConsulTTL:      15 * time.Second,
+		ScrapeInterval: 15 * time.Second,
 	}
 }

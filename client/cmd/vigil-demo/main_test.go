@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+
+	"github.com/vigil-obs/vigil/client/internal/consultest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -77,26 +80,9 @@ func httpDo(t *testing.T, method, url, body string) (int, string) {
 // instance failing, every service exposes the seed's metrics, and spans,
 // metrics and logs reach the receiver.
 func TestDemoFleet(t *testing.T) {
-	otlpLn := listen(t)
-	traces, metrics, logs := &traceSink{}, &metricSink{}, &logSink{}
-	srv := grpc.NewServer()
-	ptraceotlp.RegisterGRPCServer(srv, traces)
-	pmetricotlp.RegisterGRPCServer(srv, metrics)
-	plogotlp.RegisterGRPCServer(srv, logs)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		if err := srv.Serve(otlpLn); err != nil {
-			t.Errorf("serve otlp: %v", err)
-		}
-	}()
-	defer func() {
-		srv.Stop()
-		<-served
-	}()
-
+	otlp, traces, metrics, logs := startOTLP(t)
 	cfg := defaultConfig()
-	cfg.OTLPEndpoint = otlpLn.Addr().String()
+	cfg.OTLPEndpoint = otlp
 	cfg.Fault = "fail"
 	cfg.MetricInterval = time.Hour // flushed at shutdown
 	cfg.LogLevel = slog.LevelWarn
@@ -121,21 +107,7 @@ func TestDemoFleet(t *testing.T) {
 		}
 	}()
 
-	// Wait for the gateway to see user-service.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(gw + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("gateway never became ready")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitReady(t, gw)
 
 	// The third instance fails every request; retries and ejection hide it.
 	for i := 1; i <= 30; i++ {
@@ -192,6 +164,49 @@ func TestDemoFleet(t *testing.T) {
 	}
 }
 
+// startOTLP runs an in-test OTLP gRPC receiver until the test ends and
+// returns its address and sinks.
+func startOTLP(t *testing.T) (string, *traceSink, *metricSink, *logSink) {
+	t.Helper()
+	otlpLn := listen(t)
+	traces, metrics, logs := &traceSink{}, &metricSink{}, &logSink{}
+	srv := grpc.NewServer()
+	ptraceotlp.RegisterGRPCServer(srv, traces)
+	pmetricotlp.RegisterGRPCServer(srv, metrics)
+	plogotlp.RegisterGRPCServer(srv, logs)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(otlpLn); err != nil {
+			t.Errorf("serve otlp: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		srv.Stop()
+		<-served
+	})
+	return otlpLn.Addr().String(), traces, metrics, logs
+}
+
+// waitReady waits for the gateway to see user-service.
+func waitReady(t *testing.T, gw string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(gw + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("gateway never became ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
@@ -203,6 +218,8 @@ func TestConfigValidate(t *testing.T) {
 		{Fault: "none", SlowDelay: -1, UserAddrs: []string{"x"}},
 		{Fault: "none", LoadRPS: -1, UserAddrs: []string{"x"}},
 		{Fault: "none"},
+		{Fault: "none", UserAddrs: []string{"x"}, ConsulAddr: "127.0.0.1:8500"},
+		{Fault: "none", UserAddrs: []string{"x"}, ConsulAddr: "127.0.0.1:8500", ConsulTTL: time.Second, ScrapeInterval: time.Microsecond},
 	} {
 		if err := c.validate(); err == nil {
 			t.Errorf("validate(%+v) = nil", c)
@@ -210,5 +227,136 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := defaultConfig().validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDemoFleetConsul runs the demo with -consul-addr against an in-test
+// Consul-compatible agent: every user-service instance registers with a TTL
+// check and scrape meta, the gateway discovers them through blocking
+// queries and serves requests, follows a deregistration at once, and the
+// instances deregister on shutdown.
+func TestDemoFleetConsul(t *testing.T) {
+	otlp, _, _, _ := startOTLP(t)
+	agent := consultest.New(t)
+	cfg := defaultConfig()
+	cfg.OTLPEndpoint = otlp
+	cfg.MetricInterval = time.Hour
+	cfg.LogLevel = slog.LevelWarn
+	cfg.ConsulAddr = agent.Addr()
+	cfg.ConsulTTL = 300 * time.Millisecond // passes every 100ms
+	cfg.gatewayLn = listen(t)
+	cfg.userLns = []net.Listener{listen(t), listen(t), listen(t)}
+	gw := "http://" + cfg.gatewayLn.Addr().String()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}
+	defer stop()
+
+	waitReady(t, gw)
+	svcs := agent.Services()
+	if len(svcs) != 3 {
+		t.Fatalf("%d registrations, want 3: %v", len(svcs), svcs)
+	}
+	for i, ln := range cfg.userLns {
+		port := ln.Addr().(*net.TCPAddr).Port
+		id := "user-service-127.0.0.1-" + itoa(port)
+		reg, ok := svcs[id]
+		if !ok {
+			t.Fatalf("instance %d not registered as %s: %v", i+1, id, svcs)
+		}
+		if reg.Name != "user-service" || reg.Address != "127.0.0.1" || reg.Port != port ||
+			reg.Meta["metrics_path"] != "/metrics" || reg.Meta["scrape_interval"] != "15s" || reg.Meta["instance"] != "user-service-"+itoa(i+1) {
+			t.Fatalf("registration %+v", reg)
+		}
+		if reg.Check == nil || reg.Check.TTL != "300ms" {
+			t.Fatalf("check %+v, want a 300ms TTL", reg.Check)
+		}
+	}
+	// The TTL checks are kept passing with the note.
+	eventually(t, "ttl passes", func() bool { return len(agent.Requests("/v1/agent/check/pass/")) >= 3 })
+	if ch, ok := agent.Check("service:user-service-127.0.0.1-" + itoa(cfg.userLns[0].Addr().(*net.TCPAddr).Port)); !ok || ch.Status != "passing" || ch.Output != "user-service-1 serving" {
+		t.Fatalf("check %+v, %v", ch, ok)
+	}
+
+	served := map[string]bool{}
+	for i := 1; i <= 30; i++ {
+		code, body := httpDo(t, http.MethodGet, gw+"/users/"+itoa(i), "")
+		if code != http.StatusOK {
+			t.Fatalf("GET /users/%d = %d %s", i, code, body)
+		}
+		var u struct {
+			ServedBy string `json:"served_by"`
+		}
+		if err := json.Unmarshal([]byte(body), &u); err != nil {
+			t.Fatal(err)
+		}
+		served[u.ServedBy] = true
+	}
+	if len(served) < 2 {
+		t.Errorf("served by %v, want the calls spread over the instances", served)
+	}
+	eventually(t, "a blocking query", func() bool {
+		for _, r := range agent.Requests("/v1/health/service/user-service") {
+			if r.Query.Get("passing") != "true" {
+				t.Fatalf("health query %v without passing", r.Query)
+			}
+			if r.Query.Has("index") && r.Query.Get("wait") != "" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// The gateway follows the registry: a fourth instance joins its set
+	// and leaves it when deregistered.
+	extra := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":1,"served_by":"extra"}`))
+	}))
+	defer extra.Close()
+	extraPort := extra.Listener.Addr().(*net.TCPAddr).Port
+	agent.Register(consultest.Registration{ID: "extra", Name: "user-service", Address: "127.0.0.1", Port: extraPort})
+	agent.SetCheck("service:extra", "extra", "passing")
+	instances := func(n int) func() bool {
+		return func() bool {
+			_, body := httpDo(t, http.MethodGet, gw+"/admin/instances", "")
+			return strings.Count(body, `"addr"`) == n
+		}
+	}
+	eventually(t, "the extra instance in the gateway's set", instances(4))
+	agent.Deregister("extra")
+	eventually(t, "the extra instance out of the gateway's set", instances(3))
+
+	// An agent that lost its state gets the instances back within TTL/3.
+	agent.Forget()
+	eventually(t, "instances registered again", func() bool { return len(agent.Services()) == 3 })
+	eventually(t, "the gateway's set back to three", instances(3))
+
+	stop()
+	if svcs := agent.Services(); len(svcs) != 0 {
+		t.Fatalf("still registered after shutdown: %v", svcs)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
