@@ -7,7 +7,7 @@ ARGS     ?=
 # Packages whose tests need nothing but Go and PostgreSQL.
 PKGS     := ./...
 
-.PHONY: all help build run demo test vet lint fmt-check bench bench-ingest bench-promql bench-alerting fuzz clean
+.PHONY: all help build run demo test vet lint fmt-check bench bench-ingest bench-promql bench-alerting bench-servicemap fuzz clean
 
 all: build
 
@@ -80,7 +80,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## bench: the figures of docs/benchmarks.md (heavy; needs PostgreSQL)
-bench: bench-ingest bench-promql bench-alerting
+bench: bench-ingest bench-promql bench-alerting bench-servicemap
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/... ./web/... ./ingest/...
 	@if [ -f client/go.mod ]; then cd client && $(GO) test -run '^$$' -bench . -benchmem ./...; fi
 
@@ -100,6 +100,12 @@ bench-ingest: build
 bench-alerting: build
 	$(GO) run ./cmd/vigil-bench -signal alerting $(BENCH_ARGS)
 	$(GO) run ./cmd/vigil-bench -signal rules $(BENCH_ARGS)
+
+## bench-servicemap: span ingest with the span-derived series (RED, service graph, map rollups) off and on,
+## alternately, in the same run; the map and dependencies over 200 services / 1,000 edges, last 1 h and 24 h
+bench-servicemap: build
+	$(GO) run ./cmd/vigil-bench -signal derive $(BENCH_ARGS)
+	$(GO) test -run '^$$' -bench 'BenchmarkMap' -benchtime 30x -timeout 30m -v ./storage/postgres/mapstore/ ./query/servicemap/
 
 ## bench-promql: query_range over 1,000 series x 6 h on PostgreSQL (raw, compacted) vs Prometheus's TSDB
 bench-promql:

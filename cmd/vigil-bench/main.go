@@ -48,8 +48,9 @@ type options struct {
 	memorySlow    bool  // memory: measure the slow connections
 	memoryPosts   bool  // memory: measure the concurrent posts
 
-	alertRounds int // alerting: scripted faults, each on its own job
-	ruleRounds  int // rules: evaluation rounds measured
+	alertRounds  int // alerting: scripted faults, each on its own job
+	ruleRounds   int // rules: evaluation rounds measured
+	deriveRounds int // derive: runs with derivation off and on, each
 }
 
 func main() {
@@ -62,7 +63,7 @@ func main() {
 	flag.DurationVar(&o.maxDuration, "max-duration", 3*time.Minute, "stop the ingest phase after this long")
 	flag.IntVar(&o.queries, "queries", 300, "requests per latency measurement")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
-	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections), alerting (fault-to-webhook latency against Prometheus + Alertmanager), rules (1,000 rules over 10,000 series every 15 s)")
+	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections), alerting (fault-to-webhook latency against Prometheus + Alertmanager), rules (1,000 rules over 10,000 series every 15 s), derive (span ingest with the span-derived series off and on)")
 	flag.IntVar(&o.series, "series", 10_000, "metrics: active series")
 	flag.IntVar(&o.samples, "samples", 10_000_000, "metrics: samples to ingest through remote_write (whole scrape rounds)")
 	flag.Float64Var(&o.hours, "hours", 24, "metrics: hours of every series at 15 s backfilled, compacted and measured")
@@ -73,6 +74,7 @@ func main() {
 	flag.BoolVar(&o.memoryPosts, "memory-posts", true, "memory: post 64 exports of 16 MiB at once")
 	flag.IntVar(&o.alertRounds, "alert-rounds", 7, "alerting: scripted faults (each 20–25 s after the previous one)")
 	flag.IntVar(&o.ruleRounds, "rule-rounds", 12, "rules: 15 s evaluation rounds measured")
+	flag.IntVar(&o.deriveRounds, "derive-rounds", 2, "derive: ingest runs with derivation off and on, alternately, each")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -97,8 +99,10 @@ func main() {
 		err = runAlerting(ctx, o, logger, os.Stdout)
 	case "rules":
 		err = runRules(ctx, o, logger, os.Stdout)
+	case "derive":
+		err = runDerive(ctx, o, logger, os.Stdout)
 	default:
-		err = fmt.Errorf("-signal %q: want traces, jaeger, logs, metrics, memory, alerting or rules", o.signal)
+		err = fmt.Errorf("-signal %q: want traces, jaeger, logs, metrics, memory, alerting, rules or derive", o.signal)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil-bench:", err)

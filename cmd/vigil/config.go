@@ -22,8 +22,10 @@ import (
 	"github.com/vigil-obs/vigil/ingest/otlp"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
 	"github.com/vigil-obs/vigil/ingest/promremote"
+	"github.com/vigil-obs/vigil/ingest/scrape"
 	"github.com/vigil-obs/vigil/internal/tail"
 	"github.com/vigil-obs/vigil/query/promql"
+	"github.com/vigil-obs/vigil/registry"
 	"github.com/vigil-obs/vigil/web"
 	"github.com/vigil-obs/vigil/web/api/logsapi"
 )
@@ -66,6 +68,11 @@ type Config struct {
 	Log         LogConfig         `yaml:"log"`
 	Limits      ingest.Limits     `yaml:"limits"`
 	Pipeline    pipeline.Config   `yaml:"pipeline"`
+	// Registry is the Consul-compatible service registry.
+	Registry RegistryConfig `yaml:"registry"`
+	// Scrape holds the scrape jobs (ingest/scrape): a Prometheus file
+	// and/or scrape_configs of Vigil's own.
+	Scrape scrape.Config `yaml:"scrape"`
 	// Derive configures the RED and service-graph series derived from
 	// spans at ingest (ingest/derive).
 	Derive derive.Config `yaml:"derive"`
@@ -127,6 +134,15 @@ type JaegerConfig struct {
 	HTTPAddress string `yaml:"http_address"`
 	// GRPCAddress is the collector's gRPC API (14250).
 	GRPCAddress string `yaml:"grpc_address"`
+}
+
+// RegistryConfig is the Consul-compatible service registry (YAML section
+// registry): its listener and the registry's own settings.
+type RegistryConfig struct {
+	// Address is the Consul HTTP API's address (8500); empty turns the
+	// registry off.
+	Address         string `yaml:"address"`
+	registry.Config `yaml:",inline"`
 }
 
 // ZipkinConfig is the Zipkin v2 receiver's listener (YAML section
@@ -304,6 +320,7 @@ func defaultConfig() Config {
 		Jaeger: JaegerConfig{UDPCompactAddress: ":6831", UDPBinaryAddress: ":6832",
 			HTTPAddress: ":14268", GRPCAddress: ":14250"},
 		Zipkin:          ZipkinConfig{Address: ":9411"},
+		Registry:        RegistryConfig{Address: ":8500", Config: registry.DefaultConfig()},
 		Retention:       model.Duration(7 * 24 * time.Hour),
 		MaxRequestBytes: 16 << 20,
 		Log:             LogConfig{Level: "info", Format: "text"},
@@ -355,6 +372,12 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	if err := c.Registry.Validate(); err != nil {
+		return err
+	}
+	if err := c.Scrape.Validate(); err != nil {
+		return err
 	}
 	if err := c.Derive.Validate(); err != nil {
 		return err
@@ -569,6 +592,8 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringSliceVar(&c.Alerting.Rules.RuleFiles, "rules", c.Alerting.Rules.RuleFiles, "Prometheus rule files to evaluate, as globs (repeat or comma-separate)")
 	fs.Var(boolPtrValue{&c.Alerting.Rules.DefaultRules}, "default-rules", "evaluate the shipped rule pack (vigil rules defaults prints it)")
 	fs.Lookup("default-rules").NoOptDefVal = "true"
+	fs.StringVar(&c.Registry.Address, "consul-api", c.Registry.Address, "address of the Consul-compatible service registry's HTTP API (empty = off)")
+	fs.StringVar(&c.Scrape.ConfigFile, "scrape-config", c.Scrape.ConfigFile, "Prometheus configuration file whose global and scrape_configs are scraped (other sections are ignored); reloaded with the rules")
 	fs.StringVar(&c.Alerting.Notify.AlertmanagerConfig, "alertmanager-config", c.Alerting.Notify.AlertmanagerConfig, "Alertmanager configuration file (routes, receivers, inhibit rules, templates; plus feishu_configs, dingtalk_configs, wecom_robot_configs)")
 	fs.StringSliceVar(&c.Alerting.Notify.Webhooks, "alert-webhook", c.Alerting.Notify.Webhooks, "without --alertmanager-config: URL sent Alertmanager webhook v4 notifications, grouped by alertname and service (repeat)")
 	fs.StringVar(&c.Alerting.Rules.ExternalURL, "external-url", c.Alerting.Rules.ExternalURL, "URL Vigil is reached at, for links in alerts and notifications")

@@ -33,6 +33,7 @@ type testServer struct {
 	grpcAddr string
 	otlpHTTP string
 	jaeger   *jaeger.Receiver
+	registry string // the Consul API's address, "" when off
 	stop     func()
 }
 
@@ -43,6 +44,7 @@ func startServer(t testing.TB, dbURL string, mutate ...func(*Config)) *testServe
 	cfg.HTTP.Address = "127.0.0.1:0"
 	cfg.OTLP = OTLPConfig{GRPCAddress: "127.0.0.1:0", HTTPAddress: "127.0.0.1:0"}
 	cfg.Jaeger, cfg.Zipkin = JaegerConfig{}, ZipkinConfig{}
+	cfg.Registry.Address = ""
 	cfg.Limits.MaxAge = time.Duration(cfg.Retention)
 	for _, m := range mutate {
 		m(&cfg)
@@ -64,6 +66,9 @@ func startServer(t testing.TB, dbURL string, mutate ...func(*Config)) *testServe
 	go func() { done <- s.Run(ctx) }()
 	ts := &testServer{
 		httpURL: "http://" + s.http.Addr(), grpcAddr: s.rcv.GRPCAddr(), otlpHTTP: s.rcv.HTTPAddr(), jaeger: s.jaeger,
+	}
+	if s.registrySrv != nil {
+		ts.registry = s.registrySrv.ln.Addr().String()
 	}
 	stopped := false
 	ts.stop = func() {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/spf13/pflag"
 )
 
@@ -122,7 +123,7 @@ func readmeConfigRows(t *testing.T) []configRow {
 }
 
 // leafTypes are decoded from one YAML value although they are structs.
-var leafTypes = []reflect.Type{reflect.TypeOf(time.Time{})}
+var leafTypes = []reflect.Type{reflect.TypeOf(time.Time{}), reflect.TypeOf(promconfig.GlobalConfig{})}
 
 // yamlKeys adds to keys the dotted YAML keys of the leaves of t, as
 // gopkg.in/yaml.v3 decodes them (inline structs merge into their parent).

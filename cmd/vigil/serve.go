@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"sync"
@@ -17,7 +20,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	promcommon "github.com/prometheus/common/config"
+	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery/consul"
 	"github.com/prometheus/prometheus/notifier"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigil-obs/vigil/alerting/notify"
@@ -25,9 +34,11 @@ import (
 	"github.com/vigil-obs/vigil/ingest"
 	"github.com/vigil-obs/vigil/ingest/derive"
 	"github.com/vigil-obs/vigil/ingest/jaeger"
+	"github.com/vigil-obs/vigil/ingest/liveness"
 	"github.com/vigil-obs/vigil/ingest/otlp"
 	"github.com/vigil-obs/vigil/ingest/pipeline"
 	"github.com/vigil-obs/vigil/ingest/promremote"
+	"github.com/vigil-obs/vigil/ingest/scrape"
 	"github.com/vigil-obs/vigil/internal/auth"
 	"github.com/vigil-obs/vigil/internal/inflight"
 	"github.com/vigil-obs/vigil/internal/pgmanaged"
@@ -36,8 +47,11 @@ import (
 	querylogs "github.com/vigil-obs/vigil/query/logs"
 	querymetrics "github.com/vigil-obs/vigil/query/metrics"
 	"github.com/vigil-obs/vigil/query/promql"
+	"github.com/vigil-obs/vigil/query/servicemap"
 	"github.com/vigil-obs/vigil/query/services"
 	"github.com/vigil-obs/vigil/query/traces"
+	"github.com/vigil-obs/vigil/registry"
+	"github.com/vigil-obs/vigil/registry/consulapi"
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres"
 	"github.com/vigil-obs/vigil/storage/postgres/alertstore"
@@ -45,15 +59,19 @@ import (
 	"github.com/vigil-obs/vigil/storage/postgres/logstore"
 	"github.com/vigil-obs/vigil/storage/postgres/mapstore"
 	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
+	"github.com/vigil-obs/vigil/storage/postgres/registrystore"
 	"github.com/vigil-obs/vigil/storage/postgres/servicestore"
 	"github.com/vigil-obs/vigil/storage/postgres/spanstore"
 	"github.com/vigil-obs/vigil/web"
 	"github.com/vigil-obs/vigil/web/api"
 	"github.com/vigil-obs/vigil/web/api/jaegerapi"
 	"github.com/vigil-obs/vigil/web/api/logsapi"
+	"github.com/vigil-obs/vigil/web/api/mapapi"
 	"github.com/vigil-obs/vigil/web/api/notifyapi"
 	"github.com/vigil-obs/vigil/web/api/promapi"
+	"github.com/vigil-obs/vigil/web/api/registryapi"
 	"github.com/vigil-obs/vigil/web/api/rulesapi"
+	"github.com/vigil-obs/vigil/web/api/scrapeapi"
 	"github.com/vigil-obs/vigil/web/ui"
 )
 
@@ -151,22 +169,26 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // server is a wired Vigil: every component constructed and every port
 // bound, not yet serving.
 type server struct {
-	logger     *slog.Logger
-	stopDB     func()
-	parts      *postgres.Partitions
-	pipe       *pipeline.Pipeline
-	logPipe    *pipeline.LogPipeline
-	metricPipe *pipeline.MetricPipeline
-	derive     *derive.Deriver // nil when derive.enabled is false
-	logHub     *tail.Hub[storage.LogRecord]
-	rcv        *otlp.Receiver
-	jaeger     *jaeger.Receiver // nil when every Jaeger/Zipkin address is empty
-	engine     *promql.Engine
-	rules      *rules.Manager
-	notifier   *notify.Notifier
-	reload     reloader // the rules' and the notifier's reload, for SIGHUP
-	http       *web.Server
-	compact    func(context.Context) error // the metric compactor's loop
+	logger      *slog.Logger
+	stopDB      func()
+	parts       *postgres.Partitions
+	pipe        *pipeline.Pipeline
+	logPipe     *pipeline.LogPipeline
+	metricPipe  *pipeline.MetricPipeline
+	derive      *derive.Deriver // nil when derive.enabled is false
+	live        *liveness.Tracker
+	logHub      *tail.Hub[storage.LogRecord]
+	rcv         *otlp.Receiver
+	jaeger      *jaeger.Receiver // nil when every Jaeger/Zipkin address is empty
+	engine      *promql.Engine
+	rules       *rules.Manager
+	scraper     *scrape.Manager
+	registry    *registry.Registry // nil when registry.address is empty
+	registrySrv *registryServer
+	notifier    *notify.Notifier
+	reload      reloader // the rules' and the notifier's reload, for SIGHUP
+	http        *web.Server
+	compact     func(context.Context) error // the metric compactor's loop
 }
 
 // newServer connects (or starts) the database, migrates it, and builds
@@ -212,17 +234,33 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	}
 	// RED and service-graph series are derived from the spans the
 	// pipeline commits and written through the metric pipeline.
+	// Every replica labels what it derives with its own vigil_replica.
+	deriveCfg := cfg.Derive
+	if deriveCfg.Replica == "" {
+		deriveCfg.Replica = replicaID()
+	}
 	mapStore := mapstore.NewWithPartitions(pool, parts)
 	var deriver *derive.Deriver
-	spanOpts := pipeline.Options{Writer: store, Logger: logger, Registerer: reg}
-	if cfg.Derive.Enabled {
-		deriver, err = derive.New(cfg.Derive, derive.Options{Appendable: metricPipe, Pairs: mapStore, Logger: logger, Registerer: reg})
+	if deriveCfg.Enabled {
+		deriver, err = derive.New(deriveCfg, derive.Options{Appendable: metricPipe, Pairs: mapStore, Logger: logger, Registerer: reg})
 		if err != nil {
 			return nil, err
 		}
-		spanOpts.Committed = deriver.Committed
 	}
-	pipe, err := pipeline.New(cfg.Pipeline, spanOpts)
+	// When each service last sent anything, for the liveness rule.
+	livenessCfg := liveness.DefaultConfig()
+	livenessCfg.Replica, livenessCfg.FlushInterval = deriveCfg.Replica, deriveCfg.FlushInterval
+	live, err := liveness.New(livenessCfg, liveness.Options{Appendable: metricPipe, Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	pipe, err := pipeline.New(cfg.Pipeline, pipeline.Options{Writer: store, Logger: logger, Registerer: reg,
+		Committed: func(batch []ptrace.Traces) {
+			if deriver != nil {
+				deriver.Committed(batch)
+			}
+			live.Traces(batch)
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -233,8 +271,9 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		return nil, err
 	}
 	logHub := tail.New[storage.LogRecord](cfg.Logs.Tail.Config)
+	publish := querylogs.Publisher(logHub)
 	logPipe, err := pipeline.NewLogs(cfg.Logs.Pipeline, pipeline.LogOptions{
-		Writer: logStore, Committed: querylogs.Publisher(logHub), Logger: logger, Registerer: reg})
+		Writer: logStore, Committed: func(batch []plog.Logs) { publish(batch); live.Logs(batch) }, Logger: logger, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +294,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if err != nil {
 		return nil, fmt.Errorf("auth.read_tokens: %w", err)
 	}
-	rcv, err := otlp.New(cfg.otlpConfig(), otlp.Options{Budget: budget, Traces: pipe, Logs: logPipe, MetricPoints: pipeline.NewOTLPMetrics(metricPipe, cfg.Metrics.OTLP, logger),
+	rcv, err := otlp.New(cfg.otlpConfig(), otlp.Options{Budget: budget, Traces: pipe, Logs: logPipe, MetricPoints: seenMetrics{pipeline.NewOTLPMetrics(metricPipe, cfg.Metrics.OTLP, logger), live},
 		Logger: logger, Metrics: metrics, Auth: ingestTokens, TLS: serverTLS})
 	if err != nil {
 		return nil, err
@@ -318,17 +357,71 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		notifier.Close()
 		return nil, errors.Join(err, closeReceivers(), engine.Close())
 	}
-	reload := reloader{logger: logger, fns: []func(context.Context) error{ruleMgr.Reload, notifier.Reload}}
+	// The Consul-compatible registry: its state in the database, its
+	// checks run by one replica at a time, its API on a port of its own.
+	// The instances registered in it are scraped.
+	var regs *registry.Registry
+	var regSrv *registryServer
+	var jobs []*promconfig.ScrapeConfig
+	if cfg.Registry.Address != "" {
+		regs, err = registry.New(cfg.Registry.Config, registry.Options{Store: registrystore.New(pool),
+			Elector:    leader.New(pool, registry.LeaderKey, leader.Options{Logger: logger}),
+			Appendable: metricPipe, Logger: logger, Registerer: reg})
+		if err != nil {
+			notifier.Close()
+			return nil, errors.Join(err, closeReceivers(), engine.Close())
+		}
+		regSrv, err = newRegistryServer(cfg.Registry.Address, consulapi.New(regs, consulapi.Options{Tokens: cfg.Auth.IngestTokens, Logger: logger}))
+		if err != nil {
+			notifier.Close()
+			return nil, errors.Join(err, closeReceivers(), engine.Close())
+		}
+		job := scrape.RegistryJob(regSrv.loopbackAddr())
+		if len(cfg.Auth.IngestTokens) > 0 {
+			for _, sd := range job.ServiceDiscoveryConfigs {
+				if c, ok := sd.(*consul.SDConfig); ok {
+					c.Token = promcommon.Secret(cfg.Auth.IngestTokens[0])
+				}
+			}
+		}
+		jobs = append(jobs, job)
+	}
+	closeRegistry := func() error {
+		if regSrv == nil {
+			return nil
+		}
+		return regSrv.ln.Close()
+	}
+	// Scraping: the jobs of a Prometheus file, of the scrape section and
+	// of the registry, run by one replica at a time.
+	scraper, err := scrape.New(cfg.Scrape, scrape.Options{Appendable: metricPipe, Jobs: jobs, Logger: logger, Registerer: reg,
+		Elector: leader.New(pool, scrape.LeaderKey, leader.Options{Logger: logger})})
+	if err != nil {
+		notifier.Close()
+		return nil, errors.Join(err, closeReceivers(), closeRegistry(), engine.Close())
+	}
+	externalURL, err := url.Parse(alerting.Rules.ExternalURL)
+	if err != nil {
+		notifier.Close()
+		return nil, errors.Join(fmt.Errorf("alerting.external_url: %w", err), closeReceivers(), closeRegistry(), engine.Close())
+	}
+	reload := reloader{logger: logger, fns: []func(context.Context) error{ruleMgr.Reload, notifier.Reload, scraper.Reload}}
 
 	querySvc := traces.New(store, traces.Config{MaxLookback: time.Duration(cfg.Retention)})
+	mapSvc := servicemap.New(servicemap.Config{MaxLookback: time.Duration(cfg.Retention), KeyLookback: deriveCfg.SeriesIdleTimeout + 2*time.Minute},
+		servicemap.Options{Rollups: mapStore, Metrics: metricStore, Engine: engine, EdgeTraces: mapStore})
+	jaegerAPI := jaegerapi.New(querySvc, logger)
+	jaegerAPI.SetServiceMap(mapSvc)
 	logsAPI := logsapi.New(querylogs.New(logStore, querylogs.Config{MaxLookback: time.Duration(cfg.Logs.Retention)}),
 		logsapi.Options{Tail: logHub, TailLimits: cfg.Logs.Tail.TailConfig, Logger: logger, AllowedOrigins: cfg.Logs.AllowedOrigins})
 	srv, err := web.New(cfg.HTTP.Address, web.Options{
 		Config: cfg.HTTP.Config,
-		APIs: []web.Mounter{jaegerapi.New(querySvc, logger), logsAPI, api.NewServices(services.New(servicestore.New(pool), services.Config{}), logger),
+		APIs: []web.Mounter{jaegerAPI, mapapi.New(mapSvc, logger), logsAPI, api.NewServices(services.New(servicestore.New(pool), services.Config{}), logger),
 			promapi.New(engine, querymetrics.New(metricStore, metricStore, querymetrics.Config{Timeout: cfg.Query.Timeout}),
 				promapi.Options{Logger: logger, Revision: version}),
-			rulesapi.New(ruleMgr, logger), notifyapi.New(notifier, logger), reload},
+			rulesapi.New(ruleMgr, logger), notifyapi.New(notifier, logger), reload,
+			scrapeapi.New(scraper, scrapeapi.Options{Logger: logger, ExternalURL: externalURL, ListenAddress: cfg.HTTP.Address}),
+			registryapi.New(regs, logger)},
 		Ingest:     map[string]http.Handler{"POST /api/v1/write": remoteWrite},
 		IngestAuth: ingestTokens,
 		Ready:      ready,
@@ -340,10 +433,10 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	})
 	if err != nil {
 		notifier.Close()
-		return nil, errors.Join(err, closeReceivers(), engine.Close())
+		return nil, errors.Join(err, closeReceivers(), closeRegistry(), engine.Close())
 	}
-	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, metricPipe: metricPipe, derive: deriver, logHub: logHub, rcv: rcv, jaeger: jrcv,
-		engine: engine, rules: ruleMgr, notifier: notifier, reload: reload, http: srv, compact: compactor.Run}, nil
+	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, metricPipe: metricPipe, derive: deriver, live: live, logHub: logHub, rcv: rcv, jaeger: jrcv,
+		engine: engine, rules: ruleMgr, scraper: scraper, registry: regs, registrySrv: regSrv, notifier: notifier, reload: reload, http: srv, compact: compactor.Run}, nil
 }
 
 // Run serves until ctx is cancelled, then stops the receivers, drains the
@@ -358,6 +451,7 @@ func (s *server) Run(ctx context.Context) error {
 	// batches added, then the metric pipeline drains.
 	background := context.WithoutCancel(ctx)
 	stages := [][]func(context.Context) error{{s.pipe.Run, s.logPipe.Run}, nil, {s.metricPipe.Run}}
+	stages[1] = append(stages[1], s.live.Run)
 	if s.derive != nil {
 		stages[1] = append(stages[1], s.derive.Run)
 	}
@@ -393,6 +487,12 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.compact(gctx) })
 	g.Go(func() error { return s.notifier.Run(gctx) })
 	g.Go(func() error { return s.rules.Run(gctx) })
+	g.Go(func() error { return s.scraper.Run(gctx) })
+	if s.registry != nil {
+		g.Go(func() error { return s.registry.Run(gctx) })
+		g.Go(func() error { return s.registrySrv.run(gctx) })
+		s.logger.InfoContext(ctx, "consul-compatible registry", "address", s.registrySrv.ln.Addr().String())
+	}
 	g.Go(func() error {
 		// SIGHUP reloads the rule files and the Alertmanager configuration,
 		// as POST /-/reload does.
@@ -485,4 +585,76 @@ func defaultExternalURL(addr string, tls bool) string {
 		scheme = "https"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
+
+// replicaID names this process in the series it derives (vigil_replica):
+// the host name and six random hex digits, so two processes on one host
+// differ too.
+func replicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "vigil"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// seenMetrics records the resources of the OTLP metrics its consumer
+// stored (all of them, or the valid part) for the liveness series.
+type seenMetrics struct {
+	ingest.MetricConsumer
+	live *liveness.Tracker
+}
+
+// ConsumeMetrics stores md, then records its resources when stored.
+func (s seenMetrics) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	err := s.MetricConsumer.ConsumeMetrics(ctx, md)
+	if err == nil || errors.Is(err, ingest.ErrPartlyStored) {
+		s.live.Metrics(md)
+	}
+	return err
+}
+
+// registryServer serves the registry's Consul HTTP API on its own
+// listener. Blocking queries hold a request for up to consulapi.MaxWait,
+// so writes may take that long; stopping the registry wakes them.
+type registryServer struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+func newRegistryServer(addr string, h http.Handler) (*registryServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("registry.address: %w", err)
+	}
+	return &registryServer{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout: consulapi.MaxWait + time.Minute, IdleTimeout: 2 * time.Minute}}, nil
+}
+
+// loopbackAddr is the address this process reaches the registry at.
+func (r *registryServer) loopbackAddr() string {
+	_, port, _ := net.SplitHostPort(r.ln.Addr().String())
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// run serves until ctx ends, then shuts down within 5 s.
+func (r *registryServer) run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- r.srv.Serve(r.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("registry: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := r.srv.Shutdown(sctx); err != nil {
+		_ = r.srv.Close()
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return nil
 }

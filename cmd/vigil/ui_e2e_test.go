@@ -300,7 +300,7 @@ func TestUIBrowser(t *testing.T) {
 	base := ts.httpURL
 
 	t.Run("services", func(t *testing.T) {
-		b.do(t, chromedp.Navigate(base+"/"))
+		b.do(t, chromedp.Navigate(base+"/services"))
 		b.waitFor(t, `[...document.querySelectorAll('.services-table .service-name')].map(e => e.textContent).join(',') === 'checkout,payment'`)
 		lastSeen := eval[[]string](t, b, `[...document.querySelectorAll('.services-table tbody tr td:last-child')].map(e => e.textContent)`)
 		for _, v := range lastSeen {

@@ -68,6 +68,8 @@ func setup(t *testing.T) bundle {
 	if err := store.UpdateMetadata(ctx, map[string]metadata.Metadata{
 		"http_requests_total": {Type: "counter", Help: "Requests served."},
 		"up":                  {Help: "Whether the target answers."},
+		// Not a family name: skipped, the rest recorded.
+		"scrape_\xff": {Type: "gauge", Help: "sentinel"},
 	}); err != nil {
 		t.Fatalf("metadata: %v", err)
 	}

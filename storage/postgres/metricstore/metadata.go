@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/common/model"
@@ -22,7 +23,9 @@ func (s *Store) UpdateMetadata(ctx context.Context, md map[string]metadata.Metad
 	var fams, types, helps, units []string
 	s.mu.RLock()
 	for f, m := range md {
-		if f == "" || strings.IndexByte(f, 0) >= 0 || (m.Type == "" && m.Help == "" && m.Unit == "") {
+		// A family name that is not valid UTF-8 names no series (Prometheus's
+		// scrape loop passes sentinel bytes for some of its own series).
+		if f == "" || strings.IndexByte(f, 0) >= 0 || !utf8.ValidString(f) || (m.Type == "" && m.Help == "" && m.Unit == "") {
 			continue
 		}
 		m = clampMetadata(m)

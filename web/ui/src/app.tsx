@@ -12,6 +12,8 @@ import { TracePage } from './pages/Trace';
 import { LogsPage } from './pages/Logs';
 import { MetricsPage } from './pages/Metrics';
 import { AlertsPage } from './pages/Alerts';
+import { TargetsPage } from './pages/Targets';
+import { ServiceMapPage } from './pages/ServiceMap';
 import { Login } from './pages/Login';
 
 interface NavItem {
@@ -21,12 +23,15 @@ interface NavItem {
   match: (p: string) => boolean;
 }
 
-// Later pages (service map, registry) add an entry here and a route below.
+// A new page adds an entry here and a route below. The service
+// map is the landing page; data-nav is the path without its slash.
 const nav: NavItem[] = [
-  { path: '/services', label: 'nav.services', match: (p) => p === '/' || p.startsWith('/services') },
+  { path: '/map', label: 'nav.map', match: (p) => p === '/' || p.startsWith('/map') },
+  { path: '/services', label: 'nav.services', match: (p) => p.startsWith('/services') },
   { path: '/traces', label: 'nav.traces', match: (p) => p.startsWith('/traces') || p.startsWith('/trace/') },
   { path: '/logs', label: 'nav.logs', match: (p) => p.startsWith('/logs') },
   { path: '/explore', label: 'nav.metrics', match: (p) => p.startsWith('/explore') },
+  { path: '/targets', label: 'nav.targets', match: (p) => p.startsWith('/targets') },
   { path: '/alerts', label: 'nav.alerts', match: (p) => p.startsWith('/alerts') },
 ];
 
@@ -36,11 +41,13 @@ interface Route {
 }
 
 const routes: Route[] = [
-  { pattern: /^\/(?:services\/?)?$/, page: ServicesPage },
+  { pattern: /^\/(?:map\/?)?$/, page: ServiceMapPage },
+  { pattern: /^\/services\/?$/, page: ServicesPage },
   { pattern: /^\/traces\/?$/, page: TracesPage },
   { pattern: /^\/trace\/([^/]+)\/?$/, page: TracePage },
   { pattern: /^\/logs\/?$/, page: LogsPage },
   { pattern: /^\/explore\/?$/, page: MetricsPage },
+  { pattern: /^\/targets\/?$/, page: TargetsPage },
   { pattern: /^\/alerts\/?$/, page: AlertsPage },
 ];
 

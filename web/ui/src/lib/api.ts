@@ -43,6 +43,11 @@ export function errorMessage(body: unknown, status: number): string {
  * other methods (Alertmanager's API answers some errors in plain text).
  */
 async function request<T>(method: string, url: string, body: unknown, signal?: AbortSignal): Promise<T> {
+  return (await requestWithHeaders<T>(method, url, body, signal)).data;
+}
+
+/** requestWithHeaders is request that also returns the answer's headers. */
+async function requestWithHeaders<T>(method: string, url: string, body: unknown, signal?: AbortSignal): Promise<{ data: T; headers: Headers }> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   const token = getToken();
   if (token) headers.Authorization = 'Bearer ' + token;
@@ -68,12 +73,20 @@ async function request<T>(method: string, url: string, body: unknown, signal?: A
     const msg = typeof parsed === 'string' && parsed ? parsed.trim() : errorMessage(parsed, res.status);
     throw new ApiError(res.status, msg);
   }
-  return parsed as T;
+  return { data: parsed as T, headers: res.headers };
 }
 
 /** apiGet fetches a JSON document; it throws ApiError on a non-2xx answer. */
 export function apiGet<T>(path: string, params?: Params, signal?: AbortSignal): Promise<T> {
   return request<T>('GET', withParams(path, params), undefined, signal);
+}
+
+/**
+ * apiGetWithHeaders is apiGet that also returns the answer's headers
+ * (e.g. X-Vigil-Scrape-Leader); it throws ApiError on a non-2xx answer.
+ */
+export function apiGetWithHeaders<T>(path: string, params?: Params, signal?: AbortSignal): Promise<{ data: T; headers: Headers }> {
+  return requestWithHeaders<T>('GET', withParams(path, params), undefined, signal);
 }
 
 /** apiSend sends a JSON body (or none) with method; it returns the decoded answer and throws ApiError on a non-2xx answer. */
