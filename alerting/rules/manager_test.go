@@ -19,9 +19,9 @@ type scenario struct {
 	alert    string
 	instance string
 	service  string // service_name, for the rules over span-derived series
-	hold     int // the rule's `for`, minutes
-	bad      int // first minute of the fault
-	good     int // first minute after it
+	hold     int    // the rule's `for`, minutes
+	bad      int    // first minute of the fault
+	good     int    // first minute after it
 	// pendingBy and resolvedBy bound when the rule notices the fault and
 	// its end: rates over 5m lag behind their series (the 9 % error share
 	// needs 3 minutes of the 5m window to pass 5 %).
