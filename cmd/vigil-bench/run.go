@@ -158,6 +158,8 @@ func startVigilWith(ctx context.Context, bin, dbURL string, all bool, extra []st
 			args = append(args, f+"=")
 		}
 	}
+	// The registry is off unless extra turns it on (a later flag wins).
+	args = append(args, "--consul-api=")
 	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)

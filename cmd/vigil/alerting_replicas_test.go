@@ -42,7 +42,7 @@ func (r *replica) output() string {
 func startReplica(t *testing.T, bin, name string, args ...string) *replica {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--http", "127.0.0.1:0", "--otlp-grpc=", "--otlp-http", "127.0.0.1:0", "--log-format", "json",
-		"--jaeger-udp-compact=", "--jaeger-udp-binary=", "--jaeger-http=", "--jaeger-grpc=", "--zipkin="}, args...)...)
+		"--jaeger-udp-compact=", "--jaeger-udp-binary=", "--jaeger-http=", "--jaeger-grpc=", "--zipkin=", "--consul-api="}, args...)...)
 	// Only the flags configure the replica.
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "VIGIL_") {

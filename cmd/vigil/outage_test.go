@@ -171,7 +171,7 @@ func TestManagedPostgresBinary(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"),
 		"--http", "127.0.0.1:0", "--otlp-grpc", "", "--otlp-http", "127.0.0.1:0", "--log-format", "json",
-		"--jaeger-udp-compact=", "--jaeger-udp-binary=", "--jaeger-http=", "--jaeger-grpc=", "--zipkin=")
+		"--jaeger-udp-compact=", "--jaeger-udp-binary=", "--jaeger-http=", "--jaeger-grpc=", "--zipkin=", "--consul-api=")
 	cmd.Env = append(os.Environ(), "VIGIL_DB=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -120,7 +120,9 @@ func TestLeadAgain(t *testing.T) {
 		if <-s.leading {
 			t.Fatalf("term %d: still leading", i)
 		}
-		if m.Leader() || len(m.TargetsActive()) != 0 {
+		// The elector starts the next term at once; only after the last
+		// one is "not leading" stable.
+		if i == len(el.ends)-1 && (m.Leader() || len(m.TargetsActive()) != 0) {
 			t.Errorf("term %d: targets after leadership ended", i)
 		}
 	}
