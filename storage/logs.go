@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/vigil-obs/vigil/storage/semconv"
 )
 
 // LogQuery selects log records: a record matches when it meets every set
@@ -26,7 +28,8 @@ type LogQuery struct {
 	SpanID  pcommon.SpanID
 	// Attributes are key=value pairs compared with the string form of a
 	// record attribute, of a top-level field of a map body or of a body
-	// that is a JSON object, or of a resource attribute.
+	// that is a JSON object, or of a resource attribute, under the key or
+	// an alias of it (see AttrMatches).
 	Attributes map[string]string
 	// Start and End bound the record time, inclusive. A store needs
 	// them set: query/logs settles their defaults, the store applies
@@ -93,7 +96,7 @@ func (q LogQuery) Matches(r LogRecord) bool {
 		return false
 	}
 	for k, v := range q.Attributes {
-		if !FieldMatches(lr, r.Resource, k, v) {
+		if !AttrMatches(lr, r.Resource, k, v) {
 			return false
 		}
 	}
@@ -119,6 +122,23 @@ func BodyText(v pcommon.Value) string {
 		return ""
 	}
 	return v.AsString()
+}
+
+// AttrMatches is FieldMatches under key or one of the names the semantic
+// conventions gave it (semconv.Aliases) that hold whatever the kind of
+// call: a record has no span kind, so the aliases of one side only
+// (net.peer.name ↔ server.address, net.host.name ↔ server.address) are
+// left out.
+func AttrMatches(lr plog.LogRecord, res pcommon.Resource, key, want string) bool {
+	if FieldMatches(lr, res, key, want) {
+		return true
+	}
+	for _, a := range semconv.Aliases(key) {
+		if a.Side == semconv.AnySide && FieldMatches(lr, res, a.Key, want) {
+			return true
+		}
+	}
+	return false
 }
 
 // FieldMatches reports whether key has the string form want among the

@@ -228,7 +228,9 @@ func readSpanAttrs(m pcommon.Map, a *spanAttrs) {
 			set(&a.dbSystem, v)
 		case "db.name", "db.namespace":
 			set(&a.dbName, v)
-		case "peer.service":
+		case "peer.service", "service.peer.name":
+			// service.peer.name is what the Zipkin translator makes of
+			// a span's remoteEndpoint.serviceName.
 			set(&a.peerService, v)
 		case "server.address":
 			set(&a.serverAddr, v)

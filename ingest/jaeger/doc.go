@@ -18,8 +18,13 @@
 // with the OpenTelemetry Collector contrib Jaeger and Zipkin translators
 // into pdata, then follows the OTLP receiver's path:
 // ingest.ValidateTracesReport and the same ingest.TraceConsumer (the
-// group-commit pipeline), so that these spans are indistinguishable from
-// OTLP ones in storage and in the Jaeger query API.
+// group-commit pipeline), so that these spans are stored and read like
+// OTLP ones. Their tags are kept as the client sent them, keys and value
+// types: the translators' renaming of http.status_code to
+// http.response.status_code is turned off (its feature gates, at New), and
+// what they still change (error=true and otel.status_code taken into the
+// status, hostname and jaeger.version renamed) is put back (tags.go). A
+// search by either generation of a renamed name finds both (storage/semconv).
 //
 // HTTP and gRPC acknowledge (202 Accepted, as Jaeger and Zipkin do; gRPC
 // OK) only once the consumer has committed the valid spans; invalid input

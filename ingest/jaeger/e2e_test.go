@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -91,6 +93,7 @@ func (s sample) thrift() *jaegerthrift.Batch {
 				str("span.kind", "server"), str("http.method", "GET"),
 				{Key: "http.status_code", VType: jaegerthrift.TagType_LONG, VLong: new(int64(500))},
 				{Key: "error", VType: jaegerthrift.TagType_BOOL, VBool: new(true)},
+				str("http.url", "http://shop/cart"), str("peer.service", "cart-db"),
 				{Key: "ratio", VType: jaegerthrift.TagType_DOUBLE, VDouble: new(0.25)},
 				{Key: "blob", VType: jaegerthrift.TagType_BINARY, VBinary: []byte{1, 2, 3}},
 			},
@@ -118,7 +121,8 @@ func (s sample) model() model.Batch {
 			StartTime: s.start, Duration: 1500 * time.Microsecond,
 			Tags: []model.KeyValue{
 				model.String("span.kind", "server"), model.String("http.method", "GET"), model.Int64("http.status_code", 500),
-				model.Bool("error", true), model.Float64("ratio", 0.25), model.Binary("blob", []byte{1, 2, 3}),
+				model.Bool("error", true), model.String("http.url", "http://shop/cart"), model.String("peer.service", "cart-db"),
+				model.Float64("ratio", 0.25), model.Binary("blob", []byte{1, 2, 3}),
 			},
 			Logs: []model.Log{{Timestamp: s.start.Add(100 * time.Microsecond), Fields: []model.KeyValue{model.String("event", "exception"), model.String("message", "boom")}}},
 		}, {
@@ -193,7 +197,7 @@ func checkJaegerSample(t *testing.T, s sample, td ptrace.Traces) {
 		if sp.span.TraceID() != s.traceID() {
 			t.Errorf("trace id = %s, want %s (64-bit id in the low half)", sp.span.TraceID(), s.traceID())
 		}
-		wantRes := map[string]any{"service.name": "checkout", "host.name": "host-1", "region": "eu-west", "pid": int64(42)}
+		wantRes := map[string]any{"service.name": "checkout", "hostname": "host-1", "region": "eu-west", "pid": int64(42)}
 		if got := sp.res.Attributes().AsRaw(); !equalJSON(got, wantRes) {
 			t.Errorf("resource attributes = %v, want %v", got, wantRes)
 		}
@@ -211,9 +215,10 @@ func checkJaegerSample(t *testing.T, s sample, td ptrace.Traces) {
 	if r.Status().Code() != ptrace.StatusCodeError {
 		t.Errorf("root status = %v, want Error (error=true tag)", r.Status().Code())
 	}
-	// The contrib translator renames http.status_code to the current
-	// semantic convention, as for OTLP senders that upgraded.
-	wantAttrs := map[string]any{"http.method": "GET", "http.response.status_code": int64(500), "ratio": 0.25, "blob": []byte{1, 2, 3}}
+	// Tags are stored as sent: no renaming to the current semantic
+	// conventions, and error=true kept besides the status it set.
+	wantAttrs := map[string]any{"http.method": "GET", "http.status_code": int64(500), "error": true,
+		"http.url": "http://shop/cart", "peer.service": "cart-db", "ratio": 0.25, "blob": []byte{1, 2, 3}}
 	if got := r.Attributes().AsRaw(); !equalJSON(got, wantAttrs) {
 		t.Errorf("root attributes = %v, want %v", got, wantAttrs)
 	}
@@ -235,7 +240,7 @@ func checkJaegerSample(t *testing.T, s sample, td ptrace.Traces) {
 	if c.Status().Code() != ptrace.StatusCodeOk {
 		t.Errorf("child status = %v, want Ok (otel.status_code=OK)", c.Status().Code())
 	}
-	if got := c.Attributes().AsRaw(); !equalJSON(got, map[string]any{"db.system": "postgresql"}) {
+	if got := c.Attributes().AsRaw(); !equalJSON(got, map[string]any{"db.system": "postgresql", "otel.status_code": "OK"}) {
 		t.Errorf("child attributes = %v", got)
 	}
 	if c.Links().Len() != 1 {
@@ -264,11 +269,19 @@ type uiTrace struct {
 			TraceID string `json:"traceID"`
 			SpanID  string `json:"spanID"`
 		} `json:"references"`
-		ProcessID string `json:"processID"`
+		ProcessID string  `json:"processID"`
+		Tags      []uiTag `json:"tags"`
 	} `json:"spans"`
 	Processes map[string]struct {
-		ServiceName string `json:"serviceName"`
+		ServiceName string  `json:"serviceName"`
+		Tags        []uiTag `json:"tags"`
 	} `json:"processes"`
+}
+
+type uiTag struct {
+	Key   string `json:"key"`
+	Type  string `json:"type"`
+	Value any    `json:"value"`
 }
 
 // checkJaegerAPI reads the sample back through the Jaeger query API, by
@@ -292,9 +305,28 @@ func checkJaegerAPI(t *testing.T, apiURL string, s sample) {
 	if tr.TraceID != id || len(tr.Spans) != 2 {
 		t.Fatalf("trace %q with %d spans, want %q with 2", tr.TraceID, len(tr.Spans), id)
 	}
+	// The tags exactly as sent, with their types, and no other: the
+	// process's, the root's (legacy HTTP names, error=true, peer.service)
+	// and the child's (otel.status_code=OK).
+	wantTags := map[string]string{
+		fmt.Sprintf("%016x", uint64(rootSpanID)): `[{"key":"blob","type":"binary","value":"AQID"},{"key":"error","type":"bool","value":true},` +
+			`{"key":"http.method","type":"string","value":"GET"},{"key":"http.status_code","type":"int64","value":500},` +
+			`{"key":"http.url","type":"string","value":"http://shop/cart"},{"key":"peer.service","type":"string","value":"cart-db"},` +
+			`{"key":"ratio","type":"float64","value":0.25},{"key":"span.kind","type":"string","value":"server"}]`,
+		fmt.Sprintf("%016x", uint64(childSpanID)): `[{"key":"db.system","type":"string","value":"postgresql"},` +
+			`{"key":"otel.status_code","type":"string","value":"OK"},{"key":"span.kind","type":"string","value":"client"}]`,
+	}
+	wantProcess := `[{"key":"hostname","type":"string","value":"host-1"},{"key":"pid","type":"int64","value":42},{"key":"region","type":"string","value":"eu-west"}]`
 	for _, sp := range tr.Spans {
-		if p := tr.Processes[sp.ProcessID]; p.ServiceName != "checkout" {
+		p := tr.Processes[sp.ProcessID]
+		if p.ServiceName != "checkout" {
 			t.Errorf("span %s: process %q", sp.SpanID, p.ServiceName)
+		}
+		if got, _ := json.Marshal(p.Tags); string(got) != wantProcess {
+			t.Errorf("span %s: process tags\n got %s\nwant %s", sp.SpanID, got, wantProcess)
+		}
+		if got, _ := json.Marshal(sp.Tags); string(got) != wantTags[sp.SpanID] {
+			t.Errorf("span %s: tags\n got %s\nwant %s", sp.SpanID, got, wantTags[sp.SpanID])
 		}
 		if sp.SpanID != fmt.Sprintf("%016x", uint64(childSpanID)) {
 			continue
@@ -357,6 +389,7 @@ func TestTransportsStoreEveryField(t *testing.T) {
 			td := readTrace(t, store, s.traceID(), 2)
 			checkJaegerSample(t, s, td)
 			checkJaegerAPI(t, apiSrv.URL, s)
+			checkSearch(t, apiSrv.URL, "checkout", s)
 		})
 	}
 	if got := b.counter(t, "vigil_ingest_spans_stored_total", map[string]string{"protocol": "jaeger_udp_binary"}); got != 4 {
@@ -379,7 +412,8 @@ func zipkinSample(traceLow uint64, start time.Time) []*zipkinmodel.SpanModel {
 		Timestamp: start, Duration: 1500 * time.Microsecond,
 		LocalEndpoint: &zipkinmodel.Endpoint{ServiceName: "checkout"},
 		Annotations:   []zipkinmodel.Annotation{{Timestamp: start.Add(100 * time.Microsecond), Value: "cache miss"}},
-		Tags:          map[string]string{"http.method": "GET", "error": "boom"},
+		Tags: map[string]string{"http.method": "GET", "http.status_code": "500", "http.url": "http://shop/cart",
+			"peer.service": "cart-db", "error": "true"},
 	}, {
 		SpanContext: zipkinmodel.SpanContext{TraceID: traceID, ID: childSpanID, ParentID: &root},
 		Name:        "select cart", Kind: zipkinmodel.Client,
@@ -388,6 +422,38 @@ func zipkinSample(traceLow uint64, start time.Time) []*zipkinmodel.SpanModel {
 		RemoteEndpoint: &zipkinmodel.Endpoint{ServiceName: "postgres"},
 		Tags:           map[string]string{"db.system": "postgresql"},
 	}}
+}
+
+// checkZipkinAPI reads the Zipkin sample back through the Jaeger query
+// API: the root's tags exactly as sent, all strings as in Zipkin, and
+// span.kind from the span's kind; the child's remote endpoint comes back
+// as service.peer.name, which the Zipkin translator makes of it.
+func checkZipkinAPI(t *testing.T, apiURL string, s sample) {
+	t.Helper()
+	id := fmt.Sprintf("%016x", uint64(s.traceLow))
+	resp, err := http.Get(apiURL + "/api/traces/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Data []uiTrace `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || len(env.Data) != 1 {
+		t.Fatalf("GET /api/traces/%s: status %d, err %v", id, resp.StatusCode, err)
+	}
+	want := map[string]string{
+		fmt.Sprintf("%016x", uint64(rootSpanID)): `[{"key":"error","type":"string","value":"true"},{"key":"http.method","type":"string","value":"GET"},` +
+			`{"key":"http.status_code","type":"string","value":"500"},{"key":"http.url","type":"string","value":"http://shop/cart"},` +
+			`{"key":"peer.service","type":"string","value":"cart-db"},{"key":"span.kind","type":"string","value":"server"}]`,
+		fmt.Sprintf("%016x", uint64(childSpanID)): `[{"key":"db.system","type":"string","value":"postgresql"},` +
+			`{"key":"service.peer.name","type":"string","value":"postgres"},{"key":"span.kind","type":"string","value":"client"}]`,
+	}
+	for _, sp := range env.Data[0].Spans {
+		if got, _ := json.Marshal(sp.Tags); string(got) != want[sp.SpanID] {
+			t.Errorf("span %s: tags\n got %s\nwant %s", sp.SpanID, got, want[sp.SpanID])
+		}
+	}
 }
 
 func checkZipkinSample(t *testing.T, s sample, td ptrace.Traces) {
@@ -434,9 +500,52 @@ func checkZipkinSample(t *testing.T, s sample, td ptrace.Traces) {
 	}
 }
 
+// findTraces searches through the Jaeger query API and returns the ids
+// of the traces found.
+func findTraces(t *testing.T, apiURL, service, tags string) []string {
+	t.Helper()
+	resp, err := http.Get(apiURL + "/api/traces?service=" + service + "&tags=" + url.QueryEscape(tags))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Data []uiTrace `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("search %s: status %d, err %v", tags, resp.StatusCode, err)
+	}
+	var ids []string
+	for _, tr := range env.Data {
+		ids = append(ids, tr.TraceID)
+	}
+	return ids
+}
+
+// checkSearch searches for the sample by the legacy name its client sent
+// (http.status_code=500, an integer for Jaeger, a string for Zipkin), by
+// the current name, and by a value it does not carry.
+func checkSearch(t *testing.T, apiURL, service string, s sample) {
+	t.Helper()
+	id := fmt.Sprintf("%016x", uint64(s.traceLow))
+	for _, tags := range []string{`{"http.status_code":"500"}`, `{"http.response.status_code":"500"}`, `{"http.method":"GET","http.status_code":"500"}`} {
+		if ids := findTraces(t, apiURL, service, tags); !slices.Contains(ids, id) {
+			t.Errorf("search %s: traces %v, want %s among them", tags, ids, id)
+		}
+	}
+	if ids := findTraces(t, apiURL, service, `{"http.status_code":"501"}`); len(ids) != 0 {
+		t.Errorf("search http.status_code=501: traces %v, want none", ids)
+	}
+}
+
 func TestZipkinStoresEveryField(t *testing.T) {
 	store, pipe := newStore(t)
 	b := setup(t, func(_ *Config, o *Options) { o.Traces = pipe })
+	jaegerAPI := jaegerapi.New(traces.New(store, traces.Config{}), nil)
+	mux := http.NewServeMux()
+	jaegerAPI.Register(mux)
+	apiSrv := httptest.NewServer(mux)
+	defer apiSrv.Close()
 	url := "http://" + b.r.ZipkinAddr() + "/api/v2/spans"
 	cases := []struct {
 		name, contentType string
@@ -456,6 +565,8 @@ func TestZipkinStoresEveryField(t *testing.T) {
 				t.Fatalf("POST: %d %s", code, msg)
 			}
 			checkZipkinSample(t, s, readTrace(t, store, s.traceID(), 2))
+			checkZipkinAPI(t, apiSrv.URL, s)
+			checkSearch(t, apiSrv.URL, "checkout", s)
 		})
 	}
 }

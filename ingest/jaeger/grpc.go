@@ -5,7 +5,6 @@ import (
 
 	"github.com/jaegertracing/jaeger-idl/model/v1"
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
-	jaegertranslator "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/jaeger"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -29,7 +28,7 @@ func (s *collectorGRPC) PostSpans(ctx context.Context, req *api_v2.PostSpansRequ
 	if req == nil {
 		return nil, status.Error(codes.InvalidArgument, "empty PostSpansRequest")
 	}
-	td, err := jaegertranslator.ProtoToTraces([]*model.Batch{&req.Batch})
+	td, err := protoToTraces([]*model.Batch{&req.Batch})
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, receiver.CleanMessage("translate batch: "+err.Error()))
 	}

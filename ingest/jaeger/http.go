@@ -3,6 +3,7 @@ package jaeger
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -13,8 +14,8 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 	jaegerthrift "github.com/jaegertracing/jaeger-idl/thrift-gen/jaeger"
-	jaegertranslator "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/jaeger"
-	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/zipkin/zipkinv2"
+	zipkinmodel "github.com/openzipkin/zipkin-go/model"
+	"github.com/openzipkin/zipkin-go/proto/zipkin_proto3"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -104,25 +105,31 @@ func newZipkinHTTPHandler(exp *exporter, opts Options, cfg Config, logger *slog.
 	return mux
 }
 
-// zipkinJSONDecoder keeps string tags as strings, as Zipkin stores them.
-var zipkinJSONDecoder = zipkinv2.NewJSONTracesUnmarshaler(false)
-
-// decodeZipkinJSON reads a Zipkin v2 JSON list of spans.
+// decodeZipkinJSON reads a Zipkin v2 JSON list of spans, as zipkinv2's
+// JSON unmarshaler does.
 func decodeZipkinJSON(body []byte) (ptrace.Traces, error) {
-	td, err := zipkinJSONDecoder.UnmarshalTraces(body)
+	var spans []*zipkinmodel.SpanModel
+	if err := json.Unmarshal(body, &spans); err != nil {
+		return ptrace.Traces{}, fmt.Errorf("decode zipkin json spans: %w", err)
+	}
+	td, err := zipkinToTraces(spans)
 	if err != nil {
 		return ptrace.Traces{}, fmt.Errorf("decode zipkin json spans: %w", err)
 	}
 	return td, nil
 }
 
-// decodeZipkinProto reads a Zipkin v2 protobuf ListOfSpans.
+// decodeZipkinProto reads a Zipkin v2 protobuf ListOfSpans, as zipkinv2's
+// protobuf unmarshaler does.
 func decodeZipkinProto(body []byte, debug bool) (ptrace.Traces, error) {
-	td, err := zipkinv2.NewProtobufTracesUnmarshaler(debug, false).UnmarshalTraces(body)
-	if err != nil {
-		return ptrace.Traces{}, fmt.Errorf("decode zipkin protobuf spans: %w", err)
+	spans, err := zipkin_proto3.ParseSpans(body, debug)
+	if err == nil {
+		var td ptrace.Traces
+		if td, err = zipkinToTraces(spans); err == nil {
+			return td, nil
+		}
 	}
-	return td, nil
+	return ptrace.Traces{}, fmt.Errorf("decode zipkin protobuf spans: %w", err)
 }
 
 // decodeThriftBatch reads one jaeger.Batch struct in binary (as the Jaeger
@@ -138,7 +145,7 @@ func decodeThriftBatch(body []byte, compact bool, maxBytes int64) (ptrace.Traces
 	if err := batch.Read(context.Background(), prot); err != nil {
 		return ptrace.Traces{}, fmt.Errorf("decode thrift Batch: %w", err)
 	}
-	td, err := jaegertranslator.ThriftToTraces(batch)
+	td, err := thriftToTraces(batch)
 	if err != nil {
 		return ptrace.Traces{}, fmt.Errorf("translate thrift Batch: %w", err)
 	}

@@ -82,6 +82,9 @@ func New(cfg Config, opts Options) (*Receiver, error) {
 	if opts.Traces == nil {
 		return nil, errors.New("new jaeger receiver: no trace consumer set in options")
 	}
+	if err := keepTagNames(); err != nil {
+		return nil, fmt.Errorf("new jaeger receiver: %w", err)
+	}
 	cfg = cfg.withDefaults()
 	logger := opts.Logger
 	if logger == nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/jaegertracing/jaeger-idl/thrift-gen/agent"
 	jaegerthrift "github.com/jaegertracing/jaeger-idl/thrift-gen/jaeger"
 	"github.com/jaegertracing/jaeger-idl/thrift-gen/zipkincore"
-	jaegertranslator "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/jaeger"
 	zipkinthrift "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/zipkin/zipkinthriftconverter"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc/codes"
@@ -307,7 +306,7 @@ func (c *agentCapture) traces() (ptrace.Traces, error) {
 	case c.method == "emitBatch" && c.batch == nil:
 		return ptrace.Traces{}, errors.New("decode agent message: emitBatch without a batch")
 	case c.batch != nil:
-		td, err := jaegertranslator.ThriftToTraces(c.batch)
+		td, err := thriftToTraces(c.batch)
 		if err != nil {
 			return ptrace.Traces{}, fmt.Errorf("translate jaeger batch: %w", err)
 		}
@@ -316,7 +315,7 @@ func (c *agentCapture) traces() (ptrace.Traces, error) {
 	// ToDomain's error only describes annotations it could not map; the
 	// trace it returns is complete, as the Jaeger agent treats it.
 	trace, _ := zipkinthrift.ToDomain(c.zipkin)
-	td, err := jaegertranslator.ProtoToTraces([]*model.Batch{{Spans: trace.Spans}})
+	td, err := protoToTraces([]*model.Batch{{Spans: trace.Spans}})
 	if err != nil {
 		return ptrace.Traces{}, fmt.Errorf("translate zipkin batch: %w", err)
 	}

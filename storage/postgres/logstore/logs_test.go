@@ -190,3 +190,68 @@ func TestLogTextSearchAcrossWindows(t *testing.T) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
 }
+
+// TestLogAttributesAcrossConventions: an attribute filter by the old or the
+// new name of a renamed attribute (storage/semconv) finds records carrying
+// the other, with the histogram's Bloom narrowing; the aliases of one side
+// of a call only (net.peer.name ↔ server.address) do not apply to records.
+func TestLogAttributesAcrossConventions(t *testing.T) {
+	b := setup(t)
+	store := New(b.store.pool, b.parts)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "orders")
+	sl := rl.ScopeLogs().AppendEmpty()
+	for i, attrs := range []map[string]any{
+		{"http.status_code": int64(500), "net.peer.name": "db"},
+		{"http.response.status_code": int64(500), "server.address": "db"},
+		{"http.response.status_code": int64(200)},
+	} {
+		r := sl.LogRecords().AppendEmpty()
+		r.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Duration(i) * time.Second)))
+		r.Body().SetStr(fmt.Sprintf("record %d", i))
+		if err := r.Attributes().FromRaw(attrs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.WriteLogs(ctx, []plog.Logs{ld}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		attrs map[string]string
+		want  []string
+	}{
+		{map[string]string{"http.status_code": "500"}, []string{"record 0", "record 1"}},
+		{map[string]string{"http.response.status_code": "500"}, []string{"record 0", "record 1"}},
+		{map[string]string{"http.status_code": "200"}, []string{"record 2"}},
+		{map[string]string{"http.status_code": "404"}, nil},
+		{map[string]string{"server.address": "db"}, []string{"record 1"}},
+	}
+	for _, tt := range tests {
+		q := explicit(storage.LogQuery{Start: now.Add(-time.Minute), End: now.Add(time.Minute), Attributes: tt.attrs})
+		page, err := store.FindLogs(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range page.Records {
+			got = append(got, r.Record.Body().Str())
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%v: got %v, want %v", tt.attrs, got, tt.want)
+		}
+		buckets, _, err := store.LogHistogram(ctx, q, 2*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, bk := range buckets {
+			n += bk.Count
+		}
+		if n < int64(len(tt.want)) {
+			t.Errorf("%v: histogram counts %d, want at least %d", tt.attrs, n, len(tt.want))
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/vigil-obs/vigil/storage/postgres"
 	"github.com/vigil-obs/vigil/storage/postgres/internal/dict"
 	"github.com/vigil-obs/vigil/storage/postgres/internal/pgcore"
+	"github.com/vigil-obs/vigil/storage/semconv"
 )
 
 const (
@@ -219,13 +221,32 @@ func (s *Store) logFilter(ctx context.Context, q storage.LogQuery) (where []stri
 	if len(tsq) > 0 {
 		where = append(where, fmt.Sprintf(condPhrases, strings.Join(tsq, " && ")))
 	}
+	// One Bloom test for the attributes of one name, one alternative per
+	// name for those the semantic conventions renamed (storage.AttrMatches).
 	var mask uint64
-	for k, v := range q.Attributes {
-		mask |= dict.BloomMask(k, v)
+	var renamed []string
+	for _, k := range slices.Sorted(maps.Keys(q.Attributes)) {
+		v := q.Attributes[k]
+		var alts []uint64
+		for _, a := range semconv.Aliases(k) {
+			if a.Side == semconv.AnySide {
+				alts = append(alts, dict.BloomMask(a.Key, v))
+			}
+		}
+		if len(alts) == 0 {
+			mask |= dict.BloomMask(k, v)
+			continue
+		}
+		var or []string
+		for _, m := range append([]uint64{dict.BloomMask(k, v)}, alts...) {
+			or = append(or, args.Bind(condBloom, int64(m), int64(m)))
+		}
+		renamed = append(renamed, "("+strings.Join(or, " OR ")+")")
 	}
 	if mask != 0 {
 		where = append(where, args.Bind(condBloom, int64(mask), int64(mask)))
 	}
+	where = append(where, renamed...)
 	return where, args, true, nil
 }
 
@@ -275,7 +296,7 @@ func (s *Store) LogHistogram(ctx context.Context, q storage.LogQuery, step time.
 
 func attributesMatch(want map[string]string, r storage.LogRecord) bool {
 	for k, v := range want {
-		if !storage.FieldMatches(r.Record, r.Resource, k, v) {
+		if !storage.AttrMatches(r.Record, r.Resource, k, v) {
 			return false
 		}
 	}

@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/vigil-obs/vigil/storage"
 )
 
 // benchBatch builds n spans shaped like cmd/vigil-bench's: ten attributes,
@@ -64,4 +66,50 @@ func BenchmarkBuildRows(b *testing.B) {
 		_ = encodeCopy(rows)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/span")
+}
+
+// BenchmarkFindTraces measures a tag search over 20,000 stored spans of
+// one service (benchBatch's shape, spread over the last ten minutes): a
+// rare tag (one span in 1,000 carries the status code searched for) and a
+// tag no span carries (a full walk of the window), by the name the spans
+// carry, and the rare tag by its legacy name (found through the
+// storage/semconv alias). It is the search cost the semantic-convention
+// aliases must not change.
+func BenchmarkFindTraces(b *testing.B) {
+	st := setupBench(b)
+	ctx := context.Background()
+	now := time.Now()
+	for chunk := range 20 {
+		td := benchBatch(1000)
+		spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+		for i := range spans.Len() {
+			sp := spans.At(i)
+			sp.SetTraceID(pcommon.TraceID{byte(i), byte(i >> 8), byte(chunk), 7, 7})
+			start := now.Add(-time.Duration(chunk*1000+i) * 30 * time.Millisecond)
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
+			if i == 500 {
+				sp.Attributes().PutInt("http.response.status_code", 503)
+			}
+		}
+		if err := st.WriteTraces(ctx, []ptrace.Traces{td}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, bc := range []struct{ name, key, value string }{
+		{"rare", "http.response.status_code", "503"},
+		{"absent", "http.response.status_code", "418"},
+		{"rare-legacy-name", "http.status_code", "503"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			q := storage.TraceQuery{Service: "user-service", StartMin: now.Add(-15 * time.Minute), StartMax: now.Add(time.Minute),
+				Limit: 20, Tags: map[string]string{bc.key: bc.value}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := st.FindTraces(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres/internal/dict"
 	"github.com/vigil-obs/vigil/storage/postgres/internal/pgcore"
+	"github.com/vigil-obs/vigil/storage/semconv"
 )
 
 // Bounds of the work of one search. searchPageRows is how many candidate
@@ -29,8 +31,16 @@ const (
 
 // FindTraces returns the traces, newest first, that have a span matching
 // every set field of q. Tags match span, resource or scope attributes by
-// their string form, and the special keys error, span.kind,
-// otel.status_code, otel.status_description and otel.scope.name/version.
+// their string form, as Jaeger compares tags: pdata's AsString (an integer
+// 500 matches "500", a boolean "true", a double 0.25 "0.25") or, for
+// doubles and bytes, Jaeger's (dict.JaegerForm: "3.141592654", hex); spans
+// written before the Jaeger form was added to the Bloom filter match by
+// pdata's form only. Also the special keys error,
+// span.kind, otel.status_code, otel.status_description and
+// otel.scope.name/version. A tag whose key the semantic conventions renamed
+// (storage/semconv) also matches the attribute under its other name, on
+// the spans where the two names mean the same: http.status_code=500 finds
+// spans carrying http.response.status_code=500 and the reverse.
 // q.StartMin, q.StartMax and q.Limit must be set: the store applies no
 // default window or limit (query/traces does). The returned traces are
 // owned by the caller.
@@ -91,7 +101,7 @@ func (s *Store) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptrace.
 // LIMIT (a bounded top-N sort in PostgreSQL), growing the page eightfold
 // each time a page was not enough, so that common tags cost one small page
 // and rare ones few round trips.
-func (s *Store) scanCandidates(ctx context.Context, where []string, args pgcore.Args, tags []searchTag, lo, hi int32, limit int) ([][16]byte, error) {
+func (s *Store) scanCandidates(ctx context.Context, where []string, args pgcore.Args, tags []tagFilter, lo, hi int32, limit int) ([][16]byte, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, fmt.Errorf("find traces: %w", pgcore.Classify(err))
@@ -165,21 +175,37 @@ func (s *Store) scanCandidates(ctx context.Context, where []string, args pgcore.
 	return ids, nil
 }
 
-// resolveTags looks up the dictionary ids of the search tags' keys and
-// (interned) values.
-func (s *Store) resolveTags(ctx context.Context, tags map[string]string) ([]searchTag, error) {
+// tagFilter is one key=value of a search: the key as asked and the other
+// names the semantic conventions gave it, each with the spans it holds on.
+type tagFilter struct {
+	searchTag
+	aliases []aliasTag
+}
+
+// aliasTag is the tag under another name of its key.
+type aliasTag struct {
+	searchTag
+	side semconv.Side
+}
+
+// resolveTags looks up the dictionary ids of the search tags' keys, of
+// their aliases, and of the values interned for them, in one query.
+func (s *Store) resolveTags(ctx context.Context, tags map[string]string) ([]tagFilter, error) {
 	if len(tags) == 0 {
 		return nil, nil
 	}
 	var keys, wants []string
 	for k, v := range tags {
 		keys, wants = append(keys, k), append(wants, v)
+		for _, a := range semconv.Aliases(k) {
+			keys, wants = append(keys, a.Key), append(wants, v)
+		}
 	}
 	rows, err := s.pool.Query(ctx, resolveTagsSQL, keys, wants)
 	if err != nil {
 		return nil, fmt.Errorf("find traces: resolve tags: %w", pgcore.Classify(err))
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (searchTag, error) {
+	resolved, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (searchTag, error) {
 		var t searchTag
 		var kid, vid int32
 		err := r.Scan(&t.key, &t.want, &kid, &vid)
@@ -189,18 +215,30 @@ func (s *Store) resolveTags(ctx context.Context, tags map[string]string) ([]sear
 	if err != nil {
 		return nil, fmt.Errorf("find traces: resolve tags: %w", pgcore.Classify(err))
 	}
+	byPair := make(map[[2]string]searchTag, len(resolved))
+	for _, t := range resolved {
+		byPair[[2]string{t.key, t.want}] = t
+	}
+	out := make([]tagFilter, 0, len(tags))
+	for k, v := range tags {
+		f := tagFilter{searchTag: byPair[[2]string{k, v}]}
+		for _, a := range semconv.Aliases(k) {
+			f.aliases = append(f.aliases, aliasTag{searchTag: byPair[[2]string{a.Key, v}], side: a.Side})
+		}
+		out = append(out, f)
+	}
 	return out, nil
 }
 
 // matcher checks candidate spans against the search tags exactly.
 type matcher struct {
-	tags      []searchTag
+	tags      []tagFilter
 	ops       map[int32]dict.Operation
 	resources map[int64]dict.Resource
 	names     dict.Names
 }
 
-func (s *Store) newMatcher(ctx context.Context, page []storedSpan, tags []searchTag) (*matcher, error) {
+func (s *Store) newMatcher(ctx context.Context, page []storedSpan, tags []tagFilter) (*matcher, error) {
 	m := &matcher{tags: tags, names: s.dict.Names()}
 	if len(tags) == 0 || len(page) == 0 {
 		return m, nil
@@ -223,7 +261,8 @@ func (s *Store) newMatcher(ctx context.Context, page []storedSpan, tags []search
 
 // matches reports whether sp carries every tag: as a special key (error,
 // span.kind, otel.status_code, otel.status_description), a span
-// attribute, or an attribute of its resource or scope.
+// attribute, or an attribute of its resource or scope, under the tag's
+// key or, where it holds for sp's kind, one of its aliases.
 func (m *matcher) matches(sp storedSpan) (bool, error) {
 	for _, t := range m.tags {
 		ok, err := m.tagMatches(sp, t)
@@ -234,7 +273,8 @@ func (m *matcher) matches(sp storedSpan) (bool, error) {
 	return true, nil
 }
 
-func (m *matcher) tagMatches(sp storedSpan, t searchTag) (bool, error) {
+func (m *matcher) tagMatches(sp storedSpan, f tagFilter) (bool, error) {
+	t := f.searchTag
 	switch t.key {
 	case "error":
 		if (sp.status == int16(ptrace.StatusCodeError)) == (t.want == "true") {
@@ -257,6 +297,29 @@ func (m *matcher) tagMatches(sp storedSpan, t searchTag) (bool, error) {
 			return true, nil
 		}
 	}
+	ok, err := m.attrMatches(sp, t)
+	if err != nil || ok {
+		return ok, err
+	}
+	if len(f.aliases) == 0 {
+		return false, nil
+	}
+	server := m.ops[sp.op].Kind == int16(ptrace.SpanKindServer)
+	for _, a := range f.aliases {
+		if !a.side.Applies(server) {
+			continue
+		}
+		ok, err := m.attrMatches(sp, a.searchTag)
+		if err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// attrMatches reports whether sp, its resource or its scope carries the
+// attribute t.
+func (m *matcher) attrMatches(sp storedSpan, t searchTag) (bool, error) {
 	if t.keyID != 0 {
 		ok, err := spanAttrMatches(sp.payload, t, m.names)
 		if err != nil {
@@ -315,13 +378,18 @@ func (s *Store) operationIDs(ctx context.Context, svcIDs []int32, name string, k
 // span satisfies (it may also admit some that do not match; the exact check
 // happens in Go): the attribute Bloom filter, or a resource whose
 // attributes match, or the column behind a special key.
-func (s *Store) tagConditions(ctx context.Context, svcIDs []int32, tags []searchTag, args *pgcore.Args) ([]string, error) {
+func (s *Store) tagConditions(ctx context.Context, svcIDs []int32, tags []tagFilter, args *pgcore.Args) ([]string, error) {
 	// Keys the services' spans never carried cannot match as span
 	// attributes: their Bloom branch is left out.
 	var kids []int32
-	for _, t := range tags {
-		if t.keyID != 0 {
-			kids = append(kids, int32(t.keyID))
+	for _, f := range tags {
+		if f.keyID != 0 {
+			kids = append(kids, int32(f.keyID))
+		}
+		for _, a := range f.aliases {
+			if a.keyID != 0 {
+				kids = append(kids, int32(a.keyID))
+			}
 		}
 	}
 	present := map[uint32]bool{}
@@ -362,20 +430,24 @@ func (s *Store) tagConditions(ctx context.Context, svcIDs []int32, tags []search
 	}
 	sort.Slice(tags, func(i, j int) bool { return tags[i].key < tags[j].key }) // deterministic SQL
 	var conds []string
-	for _, t := range tags {
-		k, v := t.key, t.want
+	for _, f := range tags {
+		k, v := f.key, f.want
 		if k == "otel.status_description" {
 			continue // only in the payload: checked in Go
 		}
+		// The alternatives admit a span carrying the tag under any of its
+		// names, whatever its kind; the kind of an alias is checked in Go.
 		var parts []string
-		if present[t.keyID] {
-			m := int64(dict.BloomMask(k, v))
-			parts = append(parts, args.Bind(condBloom, m, m))
-		}
 		var resIDs []int64
-		for _, r := range resources {
-			if r.valid && resourceMatches(r.info, k, v) {
-				resIDs = append(resIDs, r.id)
+		for _, t := range append([]searchTag{f.searchTag}, aliasTags(f.aliases)...) {
+			if present[t.keyID] {
+				m := int64(dict.BloomMask(t.key, v))
+				parts = append(parts, args.Bind(condBloom, m, m))
+			}
+			for _, r := range resources {
+				if r.valid && resourceMatches(r.info, t.key, v) && !slices.Contains(resIDs, r.id) {
+					resIDs = append(resIDs, r.id)
+				}
 			}
 		}
 		if len(resIDs) > 0 {
@@ -412,6 +484,14 @@ func (s *Store) tagConditions(ctx context.Context, svcIDs []int32, tags []search
 	return conds, nil
 }
 
+func aliasTags(as []aliasTag) []searchTag {
+	out := make([]searchTag, len(as))
+	for i, a := range as {
+		out[i] = a.searchTag
+	}
+	return out
+}
+
 // resourceMatches reports whether a resource or its scope carries key=want.
 func resourceMatches(res dict.Resource, key, want string) bool {
 	switch key {
@@ -425,8 +505,13 @@ func resourceMatches(res dict.Resource, key, want string) bool {
 		}
 	}
 	for _, m := range []pcommon.Map{res.Resource.Attributes(), res.Scope.Attributes()} {
-		if v, ok := m.Get(key); ok && v.AsString() == want {
-			return true
+		if v, ok := m.Get(key); ok {
+			if v.AsString() == want {
+				return true
+			}
+			if alt, ok := dict.JaegerForm(v); ok && alt == want {
+				return true
+			}
 		}
 	}
 	return false

@@ -375,3 +375,96 @@ func explicit(q storage.TraceQuery) storage.TraceQuery {
 	}
 	return q
 }
+
+// TestFindTracesAcrossConventions searches by the old and the new name of
+// renamed attributes (storage/semconv): traces 1 and 2 carry the current
+// names (as OTLP senders write them), traces 3 and 4 the legacy ones (as a
+// Jaeger client writes them), each with a server span and a client span.
+// Trace 3 also carries a double, a bool and bytes, searched by their
+// string forms.
+func TestFindTracesAcrossConventions(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Microsecond)
+	span := func(td ptrace.Traces, tid pcommon.TraceID, id byte, kind ptrace.SpanKind, attrs map[string]any) {
+		ss := td.ResourceSpans().At(0).ScopeSpans().At(0)
+		sp := ss.Spans().AppendEmpty()
+		sp.SetTraceID(tid)
+		sp.SetSpanID(spanID(id))
+		sp.SetName("op")
+		sp.SetKind(kind)
+		start := now.Add(-time.Duration(tid[15]) * time.Second)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
+		if err := sp.Attributes().FromRaw(attrs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var batch []ptrace.Traces
+	for i, gen := range []struct {
+		method, status, peer, host string
+		code                       int64
+	}{
+		{"http.request.method", "http.response.status_code", "server.address", "server.address", 500},
+		{"http.request.method", "http.response.status_code", "server.address", "server.address", 200},
+		{"http.method", "http.status_code", "net.peer.name", "net.host.name", 500},
+		{"http.method", "http.status_code", "net.peer.name", "net.host.name", 200},
+	} {
+		tid := traceID(byte(i + 1))
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "svc")
+		rs.ScopeSpans().AppendEmpty()
+		server := map[string]any{gen.method: "GET", gen.status: gen.code, gen.host: "front.local"}
+		if i == 2 {
+			server["ratio"], server["cache.hit"], server["blob"] = 3.14159265358979, true, []byte{1, 2, 3}
+		}
+		span(td, tid, 1, ptrace.SpanKindServer, server)
+		span(td, tid, 2, ptrace.SpanKindClient, map[string]any{gen.method: "POST", gen.peer: "db.local", "db.statement": "SELECT 1"})
+		batch = append(batch, td)
+	}
+	if err := b.store.WriteTraces(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		tags map[string]string
+		want []byte
+	}{
+		{"legacy name finds new", map[string]string{"http.status_code": "500"}, []byte{1, 3}},
+		{"new name finds legacy", map[string]string{"http.response.status_code": "500"}, []byte{1, 3}},
+		{"negative control", map[string]string{"http.status_code": "404"}, nil},
+		{"integer by its string form", map[string]string{"http.status_code": "200"}, []byte{2, 4}},
+		{"two renamed tags", map[string]string{"http.method": "GET", "http.response.status_code": "200"}, []byte{2, 4}},
+		{"database", map[string]string{"db.query.text": "SELECT 1"}, []byte{1, 2, 3, 4}},
+		{"client peer both ways", map[string]string{"net.peer.name": "db.local"}, []byte{1, 2, 3, 4}},
+		{"server address finds the old peer of a client", map[string]string{"server.address": "db.local"}, []byte{1, 2, 3, 4}},
+		{"server address finds the old host of a server", map[string]string{"server.address": "front.local"}, []byte{1, 2, 3, 4}},
+		{"net.host.name finds only server spans", map[string]string{"net.host.name": "db.local"}, nil},
+		{"net.peer.name finds only non-server spans", map[string]string{"net.peer.name": "front.local"}, nil},
+		{"unrenamed key stays exact", map[string]string{"http.request.method": "PUT"}, nil},
+		// Values by their string forms, pdata's and Jaeger's.
+		{"double as pdata writes it", map[string]string{"ratio": "3.14159265358979"}, []byte{3}},
+		{"double as Jaeger writes it", map[string]string{"ratio": "3.141592654"}, []byte{3}},
+		{"double by another value", map[string]string{"ratio": "3.14"}, nil},
+		{"bool", map[string]string{"cache.hit": "true"}, []byte{3}},
+		{"bool false", map[string]string{"cache.hit": "false"}, nil},
+		{"bytes in base64", map[string]string{"blob": "AQID"}, []byte{3}},
+		{"bytes in hex, as Jaeger", map[string]string{"blob": "010203"}, []byte{3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := b.store.FindTraces(ctx, explicit(storage.TraceQuery{Service: "svc", Tags: tt.tags}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []byte
+			for _, td := range got {
+				ids = append(ids, td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()[15])
+			}
+			if string(ids) != string(tt.want) {
+				t.Fatalf("got traces %v, want %v", ids, tt.want)
+			}
+		})
+	}
+}

@@ -28,5 +28,8 @@
 // translator (pkg/translator/jaeger) and the adjusters the Jaeger query
 // service applies before answering (tags sorted by key, the "event" log
 // field first), so a trace looks in the Jaeger UI the way it would if
-// Jaeger itself had stored it.
+// Jaeger itself had stored it: a Jaeger or Zipkin client's span shows its
+// tags as sent, and a tag made from a span field (span.kind, the status
+// tags) only where the span does not carry it (spanTags says which and
+// why).
 package jaegerapi

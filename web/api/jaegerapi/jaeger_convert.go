@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -224,14 +225,44 @@ func (c *converter) references(s ptrace.Span, traceID string) []uiReference {
 // kind, status, error, status description, trace state, then the dropped
 // counts of the non-OTLP spec), sorted by key as Jaeger's query service does.
 // The @jaeger@warnings attribute becomes the span's warnings instead.
+//
+// The attributes are the tags as the client sent them (ingest/jaeger keeps a
+// Jaeger client's tags as they were). The tags made from span fields are
+// added only where the span does not carry the tag itself, so that no key
+// appears twice and a Jaeger client's span shows what it sent:
+//
+//   - span.kind, from the kind: Jaeger has no kind field, and the UI, the
+//     dependency and Monitor views read the tag;
+//   - otel.status_code (OK or ERROR) and error=true (ERROR), from the status,
+//     unless the span's own tags already say it (error=true or "true", or
+//     otel.status_code of that status): the UI marks failed spans by
+//     error=true, and OK has no other spelling in Jaeger. A span whose
+//     status was derived from something else shows both, as Jaeger v2
+//     does: a Jaeger span failed by its HTTP status code alone (5xx, or 4xx
+//     on a client span), or a Zipkin span whose error tag holds a message
+//     (error="boom" stays, and error=true comes beside it);
+//   - otel.status_description, from the status message;
+//   - w3c.tracestate, otel.scope.name and otel.scope.version, from the trace
+//     state and the instrumentation scope;
+//   - otel.dropped_*_count, when something was dropped.
+//
+// A Jaeger client's span.kind, otel.status_description, w3c.tracestate and
+// otel.scope.* tags became those fields on the way in, so they come back as
+// sent.
 func spanTags(s ptrace.Span, scope pcommon.InstrumentationScope) ([]uiKeyValue, []string) {
 	attrs := s.Attributes()
 	tags := make([]uiKeyValue, 0, attrs.Len()+6)
+	carried := func(k string) bool { _, ok := attrs.Get(k); return ok }
+	add := func(k, v string) {
+		if !carried(k) {
+			tags = append(tags, stringTag(k, v))
+		}
+	}
 	if name := scope.Name(); name != "" {
-		tags = append(tags, stringTag(keyScopeName, name))
+		add(keyScopeName, name)
 	}
 	if v := scope.Version(); v != "" {
-		tags = append(tags, stringTag(keyScopeVersion, v))
+		add(keyScopeVersion, v)
 	}
 	var warnings []string
 	for k, v := range attrs.All() {
@@ -242,27 +273,46 @@ func spanTags(s ptrace.Span, scope pcommon.InstrumentationScope) ([]uiKeyValue, 
 		tags = append(tags, keyValue(k, v))
 	}
 	if kind := spanKindName(s.Kind()); kind != "" {
-		tags = append(tags, stringTag(keySpanKind, kind))
+		add(keySpanKind, kind)
 	}
 	status := s.Status()
-	switch status.Code() {
-	case ptrace.StatusCodeOk:
-		tags = append(tags, stringTag(keyStatusCode, statusOK))
-	case ptrace.StatusCodeError:
-		tags = append(tags, stringTag(keyStatusCode, statusError))
-		tags = append(tags, uiKeyValue{Key: keyError, Type: valueBool, Value: true})
+	if !statusCarried(attrs, status.Code()) {
+		switch status.Code() {
+		case ptrace.StatusCodeOk:
+			tags = append(tags, stringTag(keyStatusCode, statusOK))
+		case ptrace.StatusCodeError:
+			tags = append(tags, stringTag(keyStatusCode, statusError))
+			tags = append(tags, uiKeyValue{Key: keyError, Type: valueBool, Value: true})
+		}
 	}
 	if msg := status.Message(); msg != "" {
-		tags = append(tags, stringTag(keyStatusDesc, msg))
+		add(keyStatusDesc, msg)
 	}
 	if ts := s.TraceState().AsRaw(); ts != "" {
-		tags = append(tags, stringTag(keyTraceState, ts))
+		add(keyTraceState, ts)
 	}
 	tags = appendCount(tags, keyDroppedAttrs, s.DroppedAttributesCount())
 	tags = appendCount(tags, keyDroppedEvents, s.DroppedEventsCount())
 	tags = appendCount(tags, keyDroppedLinks, s.DroppedLinksCount())
 	sortTags(tags)
 	return tags, warnings
+}
+
+// statusCarried reports whether the attributes already express the status
+// code as Jaeger reads it.
+func statusCarried(attrs pcommon.Map, code ptrace.StatusCode) bool {
+	sc, hasSC := attrs.Get(keyStatusCode)
+	switch code {
+	case ptrace.StatusCodeError:
+		if v, ok := attrs.Get(keyError); ok && (v.Type() == pcommon.ValueTypeBool && v.Bool() ||
+			v.Type() == pcommon.ValueTypeStr && v.Str() == "true") {
+			return true
+		}
+		return hasSC && strings.EqualFold(sc.AsString(), statusError)
+	case ptrace.StatusCodeOk:
+		return hasSC && strings.EqualFold(sc.AsString(), statusOK)
+	}
+	return false
 }
 
 func appendWarnings(dst []string, v pcommon.Value) []string {

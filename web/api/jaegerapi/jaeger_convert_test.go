@@ -215,3 +215,80 @@ func BenchmarkConvertTrace10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "json-bytes")
 }
+
+// TestSpanTagsCarried checks that tags made from span fields are added only
+// where the span does not carry the tag itself: a Jaeger client's span
+// (ingest/jaeger keeps its error and otel.status_code tags) shows what it
+// sent, an OTLP span gets the tags Jaeger's model needs.
+func TestSpanTagsCarried(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(s ptrace.Span)
+		want string
+	}{
+		{"otlp error", func(s ptrace.Span) {
+			s.SetKind(ptrace.SpanKindServer)
+			s.Status().SetCode(ptrace.StatusCodeError)
+			s.Attributes().PutInt("http.response.status_code", 500)
+		}, `[{"key":"error","type":"bool","value":true},{"key":"http.response.status_code","type":"int64","value":500},` +
+			`{"key":"otel.status_code","type":"string","value":"ERROR"},{"key":"span.kind","type":"string","value":"server"}]`},
+		{"otlp ok", func(s ptrace.Span) {
+			s.Status().SetCode(ptrace.StatusCodeOk)
+		}, `[{"key":"otel.status_code","type":"string","value":"OK"}]`},
+		{"jaeger error=true", func(s ptrace.Span) {
+			s.SetKind(ptrace.SpanKindServer)
+			s.Status().SetCode(ptrace.StatusCodeError)
+			s.Attributes().PutBool("error", true)
+			s.Attributes().PutInt("http.status_code", 500)
+		}, `[{"key":"error","type":"bool","value":true},{"key":"http.status_code","type":"int64","value":500},` +
+			`{"key":"span.kind","type":"string","value":"server"}]`},
+		{"jaeger otel.status_code", func(s ptrace.Span) {
+			s.Status().SetCode(ptrace.StatusCodeOk)
+			s.Attributes().PutStr("otel.status_code", "OK")
+		}, `[{"key":"otel.status_code","type":"string","value":"OK"}]`},
+		{"zipkin error string", func(s ptrace.Span) {
+			s.Status().SetCode(ptrace.StatusCodeError)
+			s.Attributes().PutStr("error", "true")
+		}, `[{"key":"error","type":"string","value":"true"}]`},
+		{"zipkin error message", func(s ptrace.Span) {
+			s.Status().SetCode(ptrace.StatusCodeError)
+			s.Attributes().PutStr("error", "boom")
+		}, `[{"key":"error","type":"string","value":"boom"},{"key":"error","type":"bool","value":true},` +
+			`{"key":"otel.status_code","type":"string","value":"ERROR"}]`},
+		{"otlp attribute named error", func(s ptrace.Span) {
+			s.Status().SetCode(ptrace.StatusCodeError)
+			s.Attributes().PutBool("error", false)
+		}, `[{"key":"error","type":"bool","value":false},{"key":"error","type":"bool","value":true},` +
+			`{"key":"otel.status_code","type":"string","value":"ERROR"}]`},
+		{"jaeger otel.status_code=ERROR alone", func(s ptrace.Span) {
+			s.Status().SetCode(ptrace.StatusCodeError)
+			s.Attributes().PutStr("otel.status_code", "ERROR")
+		}, `[{"key":"otel.status_code","type":"string","value":"ERROR"}]`},
+		{"jaeger status from the HTTP code alone", func(s ptrace.Span) {
+			s.SetKind(ptrace.SpanKindServer)
+			s.Status().SetCode(ptrace.StatusCodeError)
+			s.Attributes().PutInt("http.status_code", 503)
+		}, `[{"key":"error","type":"bool","value":true},{"key":"http.status_code","type":"int64","value":503},` +
+			`{"key":"otel.status_code","type":"string","value":"ERROR"},{"key":"span.kind","type":"string","value":"server"}]`},
+		{"carried kind and description win", func(s ptrace.Span) {
+			s.SetKind(ptrace.SpanKindClient)
+			s.Status().SetMessage("from status")
+			s.Attributes().PutStr("span.kind", "client")
+			s.Attributes().PutStr("otel.status_description", "as sent")
+		}, `[{"key":"otel.status_description","type":"string","value":"as sent"},{"key":"span.kind","type":"string","value":"client"}]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := ptrace.NewSpan()
+			tt.set(s)
+			tags, _ := spanTags(s, pcommon.NewInstrumentationScope())
+			got, err := json.Marshal(tags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("tags\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,6 +1,9 @@
 package dict
 
 import (
+	"encoding/hex"
+	"strconv"
+
 	"github.com/cespare/xxhash/v2"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
@@ -33,8 +36,33 @@ func AttributesBloom(m pcommon.Map) uint64 {
 			b |= BloomMask(k, v.Str())
 		} else {
 			b |= BloomMask(k, v.AsString())
+			if alt, ok := JaegerForm(v); ok {
+				b |= BloomMask(k, alt)
+			}
 		}
 		return true
 	})
 	return b
+}
+
+// JaegerForm returns the string form Jaeger compares a tag by in a search
+// (its model.KeyValue.AsString) when it differs from pdata's AsString, the
+// form stored values are matched by: a double with ten significant digits
+// ("3.141592654", "1e-07"; pdata writes "3.14159265358979", "1e-7") and
+// bytes in hex (pdata: base64). Strings, booleans and integers have one
+// form. A search value matches a value by either form.
+func JaegerForm(v pcommon.Value) (string, bool) {
+	var s string
+	switch v.Type() {
+	case pcommon.ValueTypeDouble:
+		s = strconv.FormatFloat(v.Double(), 'g', 10, 64)
+	case pcommon.ValueTypeBytes:
+		s = hex.EncodeToString(v.Bytes().AsRaw())
+	default:
+		return "", false
+	}
+	if s == v.AsString() {
+		return "", false
+	}
+	return s, true
 }

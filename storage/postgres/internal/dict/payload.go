@@ -211,6 +211,9 @@ func (e *Encoder) Attrs(m pcommon.Map, top bool) {
 		if v.Type() != pcommon.ValueTypeStr {
 			if top {
 				e.bloom |= BloomMask(k, v.AsString())
+				if alt, ok := JaegerForm(v); ok {
+					e.bloom |= BloomMask(k, alt)
+				}
 			}
 			e.Value(v)
 			return true
@@ -417,7 +420,7 @@ func (d *Decoder) plainMap(m pcommon.Map) {
 
 // AttrEquals reads an attribute map up to the entry of keyID and reports
 // whether that entry's value has want as its string form (pdata's
-// AsString), without decoding the other entries; valueID is want's
+// AsString, or Jaeger's: see JaegerForm), without decoding the other entries; valueID is want's
 // interned id for the key, 0 when it was never interned. Check Err
 // afterwards.
 func (d *Decoder) AttrEquals(keyID, valueID uint32, want string) bool {
@@ -441,7 +444,14 @@ func (d *Decoder) AttrEquals(keyID, valueID uint32, want string) bool {
 			*d = save
 			v := pcommon.NewValueEmpty()
 			d.value(v, 0)
-			return d.Err() == nil && v.AsString() == want
+			if d.Err() != nil {
+				return false
+			}
+			if v.AsString() == want {
+				return true
+			}
+			alt, ok := JaegerForm(v)
+			return ok && alt == want
 		}
 	}
 	return false
