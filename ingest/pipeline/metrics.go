@@ -208,7 +208,10 @@ func (a *pipelineAppender) Append(_ promstorage.SeriesRef, ls labels.Labels, st,
 				if a.families == nil {
 					a.families = map[string]int32{}
 				}
-				fam = strings.Clone(fam) // the option's bytes live only during the call
+				// The option's bytes live only during the call (the scrape
+				// loop's buffer is reused): keep copies.
+				fam = strings.Clone(fam)
+				m = metadata.Metadata{Type: model.MetricType(strings.Clone(string(m.Type))), Help: strings.Clone(m.Help), Unit: strings.Clone(m.Unit)}
 				a.b.meta = append(a.b.meta, familyMetadata{family: fam, md: m})
 				idx = int32(len(a.b.meta))
 				a.families[fam] = idx

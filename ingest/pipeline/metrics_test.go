@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -292,12 +293,19 @@ func TestMetricMetadata(t *testing.T) {
 	runMetrics(t, p)
 	ctx := context.Background()
 	app := p.AppenderV2(ctx)
-	opts := promstorage.AOptions{MetricFamilyName: "http_requests", Metadata: metadata.Metadata{Type: model.MetricTypeCounter, Help: "Requests."}}
+	// The strings of the options live in a buffer the caller reuses, as
+	// Prometheus's scrape loop does: the pipeline keeps its own copies.
+	buf := []byte("http_requestscounterRequests.")
+	view := func(from, to int) string { return unsafe.String(&buf[from], to-from) }
+	opts := promstorage.AOptions{MetricFamilyName: view(0, 13), Metadata: metadata.Metadata{Type: model.MetricType(view(13, 20)), Help: view(20, 29)}}
 	for _, code := range []string{"200", "500"} {
 		ls := labels.FromStrings("__name__", "http_requests_total", "code", code)
 		if _, err := app.Append(0, ls, 0, time.Now().UnixMilli(), 1, nil, nil, opts); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for i := range buf {
+		buf[i] = 0xff
 	}
 	if err := app.Commit(); err != nil {
 		t.Fatal(err)
@@ -309,7 +317,7 @@ func TestMetricMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if md["http_requests"].Help != "Requests." || md["up"].Type != model.MetricTypeGauge {
+	if md["http_requests"].Help != "Requests." || md["http_requests"].Type != model.MetricTypeCounter || md["up"].Type != model.MetricTypeGauge {
 		t.Fatalf("metadata %v", md)
 	}
 }

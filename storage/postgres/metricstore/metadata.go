@@ -23,8 +23,7 @@ func (s *Store) UpdateMetadata(ctx context.Context, md map[string]metadata.Metad
 	var fams, types, helps, units []string
 	s.mu.RLock()
 	for f, m := range md {
-		// A family name that is not valid UTF-8 names no series (Prometheus's
-		// scrape loop passes sentinel bytes for some of its own series).
+		// A family name that is not valid UTF-8 names no series.
 		if f == "" || strings.IndexByte(f, 0) >= 0 || !utf8.ValidString(f) || (m.Type == "" && m.Help == "" && m.Unit == "") {
 			continue
 		}
