@@ -51,6 +51,15 @@ type options struct {
 	alertRounds  int // alerting: scripted faults, each on its own job
 	ruleRounds   int // rules: evaluation rounds measured
 	deriveRounds int // derive: runs with derivation off and on, each
+
+	scrapeTargets int // scrape: targets
+	scrapeSeries  int // scrape: series per target
+	scrapeRounds  int // scrape: 15 s intervals measured, each side
+
+	regInstances int // registry: instances with an HTTP check each
+	regIntervals int // registry: 10 s check intervals of the CPU figure
+	regWatchers  int // registry: blocking queries held during the wake-up figure
+	regChanges   int // registry: state changes of the wake-up figure, per setting
 }
 
 func main() {
@@ -63,7 +72,7 @@ func main() {
 	flag.DurationVar(&o.maxDuration, "max-duration", 3*time.Minute, "stop the ingest phase after this long")
 	flag.IntVar(&o.queries, "queries", 300, "requests per latency measurement")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
-	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections), alerting (fault-to-webhook latency against Prometheus + Alertmanager), rules (1,000 rules over 10,000 series every 15 s), derive (span ingest with the span-derived series off and on)")
+	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections), alerting (fault-to-webhook latency against Prometheus + Alertmanager), rules (1,000 rules over 10,000 series every 15 s), derive (span ingest with the span-derived series off and on), scrape (Vigil scraping targets against Prometheus's scrape manager and TSDB), registry (the Consul-compatible registry: CPU per HTTP check, blocking-query wake-up)")
 	flag.IntVar(&o.series, "series", 10_000, "metrics: active series")
 	flag.IntVar(&o.samples, "samples", 10_000_000, "metrics: samples to ingest through remote_write (whole scrape rounds)")
 	flag.Float64Var(&o.hours, "hours", 24, "metrics: hours of every series at 15 s backfilled, compacted and measured")
@@ -75,6 +84,13 @@ func main() {
 	flag.IntVar(&o.alertRounds, "alert-rounds", 7, "alerting: scripted faults (each 20–25 s after the previous one)")
 	flag.IntVar(&o.ruleRounds, "rule-rounds", 12, "rules: 15 s evaluation rounds measured")
 	flag.IntVar(&o.deriveRounds, "derive-rounds", 2, "derive: ingest runs with derivation off and on, alternately, each")
+	flag.IntVar(&o.scrapeTargets, "scrape-targets", 1000, "scrape: targets, an HTTP server each")
+	flag.IntVar(&o.scrapeSeries, "scrape-series", 500, "scrape: series per target")
+	flag.IntVar(&o.scrapeRounds, "scrape-rounds", 6, "scrape: 15 s intervals measured for Vigil and for Prometheus each, after two of warm-up")
+	flag.IntVar(&o.regInstances, "registry-instances", 1000, "registry: instances registered, an HTTP check every 10 s each")
+	flag.IntVar(&o.regIntervals, "registry-intervals", 6, "registry: 10 s check intervals over which CPU is measured")
+	flag.IntVar(&o.regWatchers, "registry-watchers", 20, "registry: watchers holding blocking queries")
+	flag.IntVar(&o.regChanges, "registry-changes", 50, "registry: state changes the watchers wait for, on one Vigil and across two")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -101,8 +117,14 @@ func main() {
 		err = runRules(ctx, o, logger, os.Stdout)
 	case "derive":
 		err = runDerive(ctx, o, logger, os.Stdout)
+	case "scrape":
+		err = runScrape(ctx, o, logger, os.Stdout)
+	case "scrape-baseline": // internal: the Prometheus child of -signal scrape
+		err = runScrapeBaseline(ctx, os.Stdin, os.Stdout, logger)
+	case "registry":
+		err = runRegistry(ctx, o, logger, os.Stdout)
 	default:
-		err = fmt.Errorf("-signal %q: want traces, jaeger, logs, metrics, memory, alerting, rules or derive", o.signal)
+		err = fmt.Errorf("-signal %q: want traces, jaeger, logs, metrics, memory, alerting, rules, derive, scrape or registry", o.signal)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil-bench:", err)
