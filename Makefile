@@ -7,7 +7,7 @@ ARGS     ?=
 # Packages whose tests need nothing but Go and PostgreSQL.
 PKGS     := ./...
 
-.PHONY: all help build run demo test vet lint fmt-check bench bench-ingest bench-promql bench-alerting bench-servicemap fuzz clean
+.PHONY: all help build run demo test vet lint fmt-check bench bench-ingest bench-promql bench-alerting bench-servicemap bench-scrape fuzz clean
 
 all: build
 
@@ -80,7 +80,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## bench: the figures of docs/benchmarks.md (heavy; needs PostgreSQL)
-bench: bench-ingest bench-promql bench-alerting bench-servicemap
+bench: bench-ingest bench-promql bench-alerting bench-servicemap bench-scrape
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/... ./web/... ./ingest/...
 	@if [ -f client/go.mod ]; then cd client && $(GO) test -run '^$$' -bench . -benchmem ./...; fi
 
@@ -106,6 +106,12 @@ bench-alerting: build
 bench-servicemap: build
 	$(GO) run ./cmd/vigil-bench -signal derive $(BENCH_ARGS)
 	$(GO) test -run '^$$' -bench 'BenchmarkMap' -benchtime 30x -timeout 30m -v ./storage/postgres/mapstore/ ./query/servicemap/
+
+## bench-scrape: 1,000 targets x 500 series every 15 s scraped by Vigil and, in the same run, by Prometheus's scrape
+## manager into its own TSDB; the registry with 1,000 instances and 10 s HTTP checks, blocking-query wake-up
+bench-scrape: build
+	$(GO) run ./cmd/vigil-bench -signal scrape $(BENCH_ARGS)
+	$(GO) run ./cmd/vigil-bench -signal registry $(BENCH_ARGS)
 
 ## bench-promql: query_range over 1,000 series x 6 h on PostgreSQL (raw, compacted) vs Prometheus's TSDB
 bench-promql:
