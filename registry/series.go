@@ -60,6 +60,9 @@ func (c *checker) healthyLabels(chk Check) labels.Labels {
 		"service_id", chk.ServiceID, "service_name", chk.ServiceName)
 }
 
+// seriesWriteTimeout bounds one write of health series.
+const seriesWriteTimeout = 5 * time.Second
+
 // writeSeries writes the status series of chk and the health of its
 // service, from the statuses the checker knows.
 func (c *checker) writeSeries(ctx context.Context, now time.Time, chk Check) {
@@ -105,7 +108,12 @@ func (c *checker) writeStale(ctx context.Context, now time.Time, gone []Check) {
 	c.append(ctx, now, samples)
 }
 
+// append writes samples in one commit. A result obtained before shutdown
+// is still written (the metric pipeline outlives the registry), within a
+// bound of its own.
 func (c *checker) append(ctx context.Context, now time.Time, samples []sample) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), seriesWriteTimeout)
+	defer cancel()
 	app := c.r.app.AppenderV2(ctx)
 	t := now.UnixMilli()
 	for _, s := range samples {
