@@ -32,12 +32,13 @@ build: $(UI_STAMP)
 run: build
 	./$(BIN) serve $(ARGS)
 
-## demo: Vigil with a managed PostgreSQL plus the client's demo fleet exporting to it
+## demo: Vigil with a managed PostgreSQL plus the client's demo fleet exporting to it, registered in Vigil's
+## registry (the gateway discovers user-service through it; Vigil scrapes the instances)
 demo: build
 	cd client && $(GO) build -o ../bin/vigil-demo ./cmd/vigil-demo
 	./$(BIN) serve $(ARGS) & vigil=$$!; trap 'kill $$vigil; wait $$vigil' EXIT INT TERM; \
 	for i in $$(seq 1 60); do curl -sf localhost:8080/readyz >/dev/null 2>&1 && break; sleep 1; done; \
-	./bin/vigil-demo --otlp-endpoint 127.0.0.1:4317 --load 20
+	./bin/vigil-demo --otlp-endpoint 127.0.0.1:4317 --consul-addr 127.0.0.1:8500 --load 20
 
 ## ui: build the web UI (npm ci && npm run build in web/ui)
 ui: $(UI_STAMP)
