@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -282,9 +283,12 @@ func (h *httpCall) runSequential() (*http.Response, error) {
 		if r.err == nil && !r.retryable {
 			return r.resp, nil
 		}
-		// A retry whose backoff would outlive the call is not worth the
-		// budget.
+		// A retry whose backoff, or the wait the instance asked for, would
+		// outlive the call is not worth the budget.
 		wait := s.cfg.Retry.Backoff.Delay(n+1, c.int64n)
+		if ra, ok := retryAfter(r.resp, c.clock.Now()); ok && ra > wait {
+			wait = ra
+		}
 		if dl, ok := h.ctx.Deadline(); ok && c.clock.Now().Add(wait).After(dl) {
 			return r.resp, r.err
 		}
@@ -349,6 +353,10 @@ func (h *httpCall) runHedged() (*http.Response, error) {
 		}
 	}
 	timer := c.clock.After(s.cfg.Retry.HedgeDelay)
+	// retryTimer, when set, fires once the pause an instance asked for
+	// with Retry-After is over.
+	var retryTimer <-chan time.Time
+	var retryReason string
 	for {
 		select {
 		case r := <-results:
@@ -361,20 +369,42 @@ func (h *httpCall) runHedged() (*http.Response, error) {
 				last.discard()
 			}
 			last = &r
-			if launched < max && h.mayRetry(&r, launched) {
+			// The instance may ask for a pause before the retry; one that
+			// would outlive the call means no retry.
+			ra, asked := retryAfter(r.resp, c.clock.Now())
+			tooLate := false
+			if dl, ok := h.ctx.Deadline(); ok && asked && c.clock.Now().Add(ra).After(dl) {
+				tooLate = true
+			}
+			if launched < max && retryTimer == nil && !tooLate && h.mayRetry(&r, launched) {
+				if ra > 0 {
+					retryTimer, retryReason = c.clock.After(ra), r.reason
+					continue
+				}
 				if launch(launched, r.reason) == nil {
 					launched++
 					pending++
 					continue
 				}
 			}
-			if pending == 0 {
+			if pending == 0 && retryTimer == nil {
 				settle(r.n)
 				return r.resp, r.err
 			}
+		case <-retryTimer:
+			retryTimer = nil
+			if launch(launched, retryReason) == nil {
+				launched++
+				pending++
+				continue
+			}
+			if pending == 0 {
+				settle(last.n)
+				return last.resp, last.err
+			}
 		case <-timer:
 			timer = nil
-			if launched >= max {
+			if launched >= max || retryTimer != nil {
 				continue
 			}
 			if !s.budget.TryWithdraw() {
@@ -527,6 +557,11 @@ func (s *service) classify(callCtx, parent, actx context.Context, resp *http.Res
 		r.reason = "status_" + strconv.Itoa(resp.StatusCode)
 		return outcome{latency: true, health: true, failed: true, result: outlier.ServerError}
 	}
+	if resp.StatusCode == http.StatusTooManyRequests && s.retryStatus[resp.StatusCode] {
+		// Rate limited: worth retrying when configured, but not a fault of
+		// the instance.
+		r.retryable, r.reason = true, "status_429"
+	}
 	return outcome{latency: true, health: true, result: outlier.Success}
 }
 
@@ -610,4 +645,26 @@ func (b *trackedBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.once.Do(b.finish)
 	return err
+}
+
+// retryAfter returns the pause a 429 or 503 response asks for with
+// Retry-After (RFC 9110 §10.2.3: delay-seconds or an HTTP-date, which counts
+// from now; a date in the past means no pause). ok is false when there is
+// no such response or header, or the header does not parse.
+func retryAfter(resp *http.Response, now time.Time) (d time.Duration, ok bool) {
+	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
+		return 0, false
+	}
+	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(secs) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
 }

@@ -278,6 +278,9 @@ type outcome struct {
 func (s *service) record(p pick, start, end time.Time, o outcome) {
 	if o.latency {
 		p.ep.Observe(s.cfg.Balancer.EWMA, end, end.Sub(start), o.failed)
+		if !o.failed {
+			s.det.RecordLatency(p.ep.Addr, end.Sub(start))
+		}
 	}
 	if o.health {
 		s.det.Record(p.ep.Addr, o.result)

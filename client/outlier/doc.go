@@ -5,7 +5,10 @@
 //   - consecutive local-origin failures (connect refused, reset, timeout);
 //   - success-rate deviation: every Interval, instances whose success rate is
 //     more than StdevFactor standard deviations below the mean of those with
-//     enough traffic are ejected.
+//     enough traffic are ejected;
+//   - latency: every LatencyInterval, an instance whose mean latency is at
+//     least LatencyFactor times the median of its peers' is ejected (reason
+//     "latency"), which P2C over peak-EWMA alone does not achieve under load.
 //
 // An ejected instance returns after BaseEjectionTime multiplied by the number
 // of times it has been ejected (capped at MaxEjectionTime); the multiplier

@@ -30,6 +30,7 @@ const (
 	ReasonConsecutiveServerErrors  Reason = "consecutive_5xx"
 	ReasonConsecutiveLocalFailures Reason = "consecutive_local_failure"
 	ReasonSuccessRate              Reason = "success_rate"
+	ReasonLatency                  Reason = "latency"
 )
 
 // Config sets the detector's thresholds. Zero fields take the defaults listed
@@ -64,6 +65,19 @@ type Config struct {
 	// SuccessRateStdevFactor: an instance is ejected when its success rate is
 	// below mean - factor × stdev (default 1.9).
 	SuccessRateStdevFactor float64 `yaml:"success_rate_stdev_factor"`
+	// LatencyFactor ejects an instance whose mean latency over a
+	// LatencyInterval is at least this many times the median of its peers'
+	// (default 3; negative disables latency ejection).
+	LatencyFactor float64 `yaml:"latency_factor"`
+	// LatencyInterval is the window over which latencies are averaged and
+	// compared (default 1s).
+	LatencyInterval time.Duration `yaml:"latency_interval"`
+	// LatencyMinimumHosts is how many instances, the one judged included,
+	// need LatencyVolume answers in a window for the comparison (default 3).
+	LatencyMinimumHosts int `yaml:"latency_minimum_hosts"`
+	// LatencyVolume is the number of answers an instance needs in a window
+	// to be judged or to count as a peer (default 5).
+	LatencyVolume int `yaml:"latency_volume"`
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -77,6 +91,14 @@ func (c Config) WithDefaults() Config {
 	def(&c.ConsecutiveLocalFailures, 5)
 	def(&c.SuccessRateMinimumHosts, 5)
 	def(&c.SuccessRateVolume, 100)
+	def(&c.LatencyMinimumHosts, 3)
+	def(&c.LatencyVolume, 5)
+	if c.LatencyFactor == 0 {
+		c.LatencyFactor = 3
+	}
+	if c.LatencyInterval == 0 {
+		c.LatencyInterval = time.Second
+	}
 	if c.Interval == 0 {
 		c.Interval = 10 * time.Second
 	}
@@ -109,6 +131,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max_ejection_percent: must be in [0, 100], got %v", c.MaxEjectionPercent)
 	case c.SuccessRateVolume < 1:
 		return fmt.Errorf("success_rate_volume: must be positive, got %d", c.SuccessRateVolume)
+	case c.LatencyInterval < 0:
+		return fmt.Errorf("latency_interval: must be positive, got %v", c.LatencyInterval)
+	case c.LatencyFactor > 0 && c.LatencyFactor < 1:
+		return fmt.Errorf("latency_factor: must be at least 1 (or negative to disable), got %v", c.LatencyFactor)
+	case c.LatencyVolume < 1:
+		return fmt.Errorf("latency_volume: must be positive, got %d", c.LatencyVolume)
 	case c.SuccessRateStdevFactor < 0:
 		return fmt.Errorf("success_rate_stdev_factor: must not be negative, got %v", c.SuccessRateStdevFactor)
 	}
@@ -155,6 +183,10 @@ type host struct {
 	ejected      bool
 	until        time.Time
 	multiplier   int
+	// latSum and latN are the answers' latencies in the current latency
+	// window.
+	latSum time.Duration
+	latN   int64
 }
 
 // Detector tracks instances and ejects outliers. Create it with New.
@@ -167,6 +199,8 @@ type Detector struct {
 	hosts     map[string]*host
 	ejected   int
 	nextSweep time.Time
+	// nextLatency is the end of the current latency window.
+	nextLatency time.Time
 	// nextReturn is the earliest end of a current ejection; zero when
 	// nothing is ejected. It keeps the per-call work O(1).
 	nextReturn time.Time
@@ -182,6 +216,7 @@ func New(cfg Config, opts Options) (*Detector, error) {
 		d.clock = systemClock{}
 	}
 	d.nextSweep = d.clock.Now().Add(d.cfg.Interval)
+	d.nextLatency = d.clock.Now().Add(d.cfg.LatencyInterval)
 	return d, nil
 }
 
@@ -239,6 +274,27 @@ func (d *Detector) Record(addr string, r Result) {
 				events = d.eject(now, addr, h, ReasonConsecutiveLocalFailures, events)
 			}
 		}
+	}
+	d.mu.Unlock()
+	d.emit(events)
+}
+
+// RecordLatency counts the latency of one answer from addr (a call that
+// failed or that the caller abandoned should not be recorded). At the end of
+// each LatencyInterval an instance whose mean is at least LatencyFactor times
+// the median of its peers' means is ejected, like any outlier: for a growing
+// ejection time, within the maximum ejected share. Unknown addresses are
+// ignored.
+func (d *Detector) RecordLatency(addr string, rtt time.Duration) {
+	if d.cfg.Disabled || d.cfg.LatencyFactor < 0 {
+		return
+	}
+	now := d.clock.Now()
+	d.mu.Lock()
+	events := d.maintain(now, nil)
+	if h := d.hosts[addr]; h != nil {
+		h.latSum += rtt
+		h.latN++
 	}
 	d.mu.Unlock()
 	d.emit(events)
@@ -311,6 +367,13 @@ func (d *Detector) maintain(now time.Time, events []Event) []Event {
 			d.noteReturn(h.until)
 		}
 	}
+	if d.cfg.LatencyFactor > 0 && !now.Before(d.nextLatency) {
+		events = d.latency(now, events)
+		for _, h := range d.hosts {
+			h.latSum, h.latN = 0, 0
+		}
+		d.nextLatency = now.Add(d.cfg.LatencyInterval)
+	}
 	if now.Before(d.nextSweep) {
 		return events
 	}
@@ -363,6 +426,48 @@ func (d *Detector) successRate(now time.Time, events []Event) []Event {
 		if s.rate < threshold {
 			events = d.eject(now, s.addr, s.h, ReasonSuccessRate, events)
 		}
+	}
+	return events
+}
+
+// latency ejects instances whose mean latency in the window ending now is
+// LatencyFactor times the median of their peers'. mu held.
+func (d *Detector) latency(now time.Time, events []Event) []Event {
+	type sample struct {
+		addr string
+		h    *host
+		mean float64
+	}
+	var samples []sample
+	for addr, h := range d.hosts {
+		if !h.ejected && h.latN >= int64(d.cfg.LatencyVolume) {
+			samples = append(samples, sample{addr, h, float64(h.latSum) / float64(h.latN)})
+		}
+	}
+	if len(samples) < max(d.cfg.LatencyMinimumHosts, 2) {
+		return events
+	}
+	// Slowest first, so the ejection cap removes the worst offenders.
+	sort.Slice(samples, func(i, j int) bool { return samples[i].mean > samples[j].mean })
+	peers := make([]float64, 0, len(samples)-1)
+	for i, s := range samples {
+		peers = peers[:0]
+		for j, o := range samples {
+			if j != i {
+				peers = append(peers, o.mean)
+			}
+		}
+		sort.Float64s(peers)
+		var median float64
+		if n := len(peers); n%2 == 1 {
+			median = peers[n/2]
+		} else {
+			median = (peers[n/2-1] + peers[n/2]) / 2
+		}
+		if s.mean < d.cfg.LatencyFactor*median {
+			break // the rest are faster still
+		}
+		events = d.eject(now, s.addr, s.h, ReasonLatency, events)
 	}
 	return events
 }
