@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -237,7 +235,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	// Every replica labels what it derives with its own vigil_replica.
 	deriveCfg := cfg.Derive
 	if deriveCfg.Replica == "" {
-		deriveCfg.Replica = replicaID()
+		deriveCfg.Replica = derive.NewReplicaID()
 	}
 	mapStore := mapstore.NewWithPartitions(pool, parts)
 	var deriver *derive.Deriver
@@ -585,19 +583,6 @@ func defaultExternalURL(addr string, tls bool) string {
 		scheme = "https"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port) + "/"
-}
-
-// replicaID names this process in the series it derives (vigil_replica):
-// the host name and six random hex digits, so two processes on one host
-// differ too.
-func replicaID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "vigil"
-	}
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // seenMetrics records the resources of the OTLP metrics its consumer

@@ -152,13 +152,7 @@ func New(cfg Config, opts Options) (*Deriver, error) {
 	}
 	replica := cfg.Replica
 	if replica == "" {
-		host, err := os.Hostname()
-		if err != nil || host == "" {
-			host = "vigil"
-		}
-		var b [3]byte
-		_, _ = rand.Read(b[:])
-		replica = host + "-" + hex.EncodeToString(b[:])
+		replica = NewReplicaID()
 	}
 	if opts.Rollups == nil {
 		opts.Rollups, _ = opts.Pairs.(RollupStore)
@@ -189,6 +183,19 @@ func New(cfg Config, opts Options) (*Deriver, error) {
 	}
 	d.m = m
 	return d, nil
+}
+
+// NewReplicaID names a process in the series it derives (the default
+// vigil_replica): the host name and six random hex digits, so that two
+// processes on one host differ too.
+func NewReplicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "vigil"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // Replica returns the value of the vigil_replica label of this Deriver's

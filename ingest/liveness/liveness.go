@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -172,7 +173,7 @@ func (t *Tracker) see(attrs pcommon.Map, now time.Time) {
 		return
 	}
 	// Own copies: the pdata strings belong to the request.
-	t.instances[instance{string([]byte(k.service)), string([]byte(k.id))}] = &seen{last: now}
+	t.instances[instance{strings.Clone(k.service), strings.Clone(k.id)}] = &seen{last: now}
 }
 
 // Run writes the series every FlushInterval until ctx ends.
