@@ -221,7 +221,18 @@ func (a *pipelineAppender) Append(_ promstorage.SeriesRef, ls labels.Labels, st,
 		}
 	}
 	a.b.samples = append(a.b.samples, s)
-	return 0, nil
+	return seriesRef(ls), nil
+}
+
+// seriesRef is the reference Append returns: the labels' hash, never 0.
+// The pipeline ignores references passed in, but Prometheus's scrape loop
+// tracks a series (and writes its staleness marker when it disappears)
+// only when Append gave it a non-zero reference.
+func seriesRef(ls labels.Labels) promstorage.SeriesRef {
+	if ref := promstorage.SeriesRef(ls.Hash()); ref != 0 {
+		return ref
+	}
+	return 1
 }
 
 // Commit implements promstorage.AppenderV2; see MetricPipeline.AppenderV2.

@@ -13,8 +13,6 @@ import (
 	"github.com/prometheus/common/model"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
-	"github.com/prometheus/prometheus/model/histogram"
-	"github.com/prometheus/prometheus/model/labels"
 	promscrape "github.com/prometheus/prometheus/scrape"
 	promstorage "github.com/prometheus/prometheus/storage"
 
@@ -303,7 +301,7 @@ func (m *Manager) lead(ctx context.Context) error {
 	sm, err := promscrape.NewManager(&promscrape.Options{
 		DiscoveryReloadInterval:  model.Duration(m.interval),
 		DiscoveryReloadOnStartup: true,
-	}, m.logger, nil, nil, refAppendable{m.opts.Appendable}, m.reg)
+	}, m.logger, nil, nil, m.opts.Appendable, m.reg)
 	if err != nil {
 		return fmt.Errorf("start scraping: %w", err)
 	}
@@ -460,31 +458,4 @@ func (m *Manager) TargetsDroppedCounts() map[string]int {
 		return sm.TargetsDroppedCounts()
 	}
 	return map[string]int{}
-}
-
-// refAppendable gives every appended series a non-zero reference, its
-// labels' hash, where the appender underneath returns 0 (Vigil's metric
-// pipeline does, its references being known only once a batch is
-// written). Prometheus's scrape loop tracks a series for staleness only
-// when it has a reference: without one, a series that disappears would
-// get no staleness marker. The references are never passed down.
-type refAppendable struct{ promstorage.AppendableV2 }
-
-// AppenderV2 implements promstorage.AppendableV2.
-func (a refAppendable) AppenderV2(ctx context.Context) promstorage.AppenderV2 {
-	return refAppender{a.AppendableV2.AppenderV2(ctx)}
-}
-
-type refAppender struct{ promstorage.AppenderV2 }
-
-// Append implements promstorage.AppenderV2.
-func (a refAppender) Append(_ promstorage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts promstorage.AppendV2Options) (promstorage.SeriesRef, error) {
-	ref, err := a.AppenderV2.Append(0, ls, st, t, v, h, fh, opts)
-	if err != nil || ref != 0 {
-		return ref, err
-	}
-	if ref = promstorage.SeriesRef(ls.Hash()); ref == 0 {
-		ref = 1
-	}
-	return ref, nil
 }
