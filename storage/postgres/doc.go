@@ -15,6 +15,10 @@
 //	logstore      log records: COPY writer, search, histogram, trace logs
 //	metricstore   Prometheus series and samples: appender, Queryable, compaction
 //	servicestore  the service catalogue, the one reader of every signal's tables
+//	alertstore    alerts, silences and the notification log shared by replicas
+//	mapstore      halves of calls waiting for a partner, the map's rollups, edge traces
+//	registrystore the Consul-compatible registry's services, checks and change index
+//	leader        one replica per job, under a session advisory lock
 //	internal/pgcore  COPY encoding, varint decoding, error classification
 //	internal/dict    dictionaries and payload blocks shared by spans and logs
 //

@@ -16,7 +16,9 @@
 //   - the lifecycle of the servers: listeners bound when built
 //     ([ListenGRPC], [ListenHTTP]), run together by a [Group] whose Run
 //     returns once every goroutine ended, a shutdown bounded by
-//     Config.ShutdownTimeout, and an idempotent Close.
+//     Config.ShutdownTimeout (reported unfinished only while a handler
+//     still runs, not while a client holds an idle connection), and an
+//     idempotent Close.
 //
 // It sits between the network and the consumers of package ingest; the
 // protocols' own decoding and answer formats stay in their packages.

@@ -9,7 +9,9 @@
 // the text index, an attribute Bloom filter, and the rest in a compact
 // payload (payload.go) whose attribute keys and short values are ids of
 // the dictionaries shared with the span store
-// (storage/postgres/internal/dict). Errors come back as storage sentinels
+// (storage/postgres/internal/dict). attr. filters treat the renamed
+// semantic-convention attributes as aliases (the kind-independent part of
+// storage/semconv). Errors come back as storage sentinels
 // (storage.ErrUnavailable when the database cannot be reached).
 // docs/storage.md explains the schema and the text search.
 package logstore

@@ -1,7 +1,7 @@
 // Package metricstore is Vigil's PostgreSQL metric store: a Prometheus
 // storage.AppendableV2 that every metric input writes through (the metric
-// pipeline of ingest/pipeline, fed by remote_write and OTLP metrics, and
-// later rule output) and a
+// pipeline of ingest/pipeline, fed by remote_write, OTLP metrics,
+// scraping, rule output and the span-derived series) and a
 // storage.Queryable that PromQL (query/promql) reads through, with
 // per-query read limits (Store.LimitedQuerier).
 //
@@ -11,7 +11,9 @@
 // metric_chunks row per series (Prometheus XOR and XOR2 chunks, and
 // native histograms in Vigil's encoding, histogram.go) and drops the raw
 // partition. Reads merge raw samples and chunks in one statement, so a
-// compaction committing meanwhile hides nothing. Errors come back as
+// compaction committing meanwhile hides nothing. The series a selection
+// matches are cached per matcher set and dropped when a new series is
+// created (selection.go, the series generation of migration 0009). Errors come back as
 // storage sentinels (storage.ErrUnavailable, storage.ErrLimitExceeded).
 // docs/storage.md explains the schema and the compaction.
 package metricstore

@@ -9,6 +9,8 @@
 // attribute keys and short values are ids of the dictionaries shared with
 // the log store (storage/postgres/internal/dict). Errors come back as
 // storage sentinels (storage.ErrNotFound, storage.ErrUnavailable), never
-// as pgx types of a retryable kind. docs/storage.md explains the schema
-// and the search.
+// as pgx types of a retryable kind. Tag filters treat the attribute names
+// that changed between semantic-convention generations as aliases
+// (storage/semconv) and match values by Jaeger's string forms (an integer
+// 500 by "500"). docs/storage.md explains the schema and the search.
 package spanstore

@@ -3,7 +3,9 @@
 // (services, operations, attribute keys, interned attribute values,
 // resources) with their in-process caches, and the payload building
 // blocks that refer to them (attribute maps with keys as ids, tagged
-// values, resources, the attribute Bloom filter, span ids as bigint).
+// values, resources, the attribute Bloom filter, which also holds each
+// value's Jaeger string form so that a search by it can match, span ids as
+// bigint).
 //
 // In the data flow it sits under storage/postgres/spanstore and logstore:
 // their writers resolve dictionary entries here before they COPY the rows
