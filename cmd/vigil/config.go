@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-obs/vigil/internal/tail"
 	"github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/registry"
+	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
 	"github.com/vigil-obs/vigil/web"
 	"github.com/vigil-obs/vigil/web/api/logsapi"
 )
@@ -292,6 +293,12 @@ type MetricsConfig struct {
 	// CompactionDelay is how long after its end a two-hour window of raw
 	// samples is compacted into chunks.
 	CompactionDelay model.Duration `yaml:"compaction_delay"`
+	// HeadRange is how far back reads are served from the head, the
+	// in-process copy of recently read samples that spares rule
+	// evaluation reading the same samples every interval; 0 turns it off.
+	HeadRange model.Duration `yaml:"head_range"`
+	// HeadMaxSamples bounds the samples the head holds.
+	HeadMaxSamples int `yaml:"head_max_samples"`
 	// Pipeline sizes the metric pipeline (remote_write and OTLP metrics).
 	Pipeline pipeline.MetricConfig `yaml:"pipeline"`
 	// OTLP configures the translation of OTLP metrics.
@@ -328,6 +335,7 @@ func defaultConfig() Config {
 		Derive:          derive.DefaultConfig(),
 		Logs:            LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
 		Metrics: MetricsConfig{CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour),
+			HeadRange: model.Duration(metricstore.DefaultHeadRange), HeadMaxSamples: metricstore.DefaultHeadMaxSamples,
 			Pipeline: pipeline.DefaultMetricConfig()},
 		Query:    promql.DefaultConfig(),
 		Alerting: AlertingConfig{Rules: rules.DefaultConfig()},
@@ -402,6 +410,12 @@ func (c *Config) Validate() error {
 	}
 	if time.Duration(c.Metrics.CompactionInterval) < time.Second {
 		return fmt.Errorf("metrics.compaction_interval: %s is below 1s", c.Metrics.CompactionInterval)
+	}
+	if time.Duration(c.Metrics.HeadRange) < 0 {
+		return fmt.Errorf("metrics.head_range: %s is negative", c.Metrics.HeadRange)
+	}
+	if c.Metrics.HeadMaxSamples < 1 {
+		return fmt.Errorf("metrics.head_max_samples: %d is below 1", c.Metrics.HeadMaxSamples)
 	}
 	if time.Duration(c.Metrics.CompactionDelay) < 0 {
 		return fmt.Errorf("metrics.compaction_delay: %s is negative", c.Metrics.CompactionDelay)

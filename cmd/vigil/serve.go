@@ -224,7 +224,11 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		return nil, fmt.Errorf("create partitions: %w", err)
 	}
 	store := spanstore.New(pool, parts)
-	metricStore := metricstore.New(pool, parts, metricstore.Options{Logger: logger})
+	headRange := time.Duration(cfg.Metrics.HeadRange)
+	if headRange == 0 {
+		headRange = -1 // off
+	}
+	metricStore := metricstore.New(pool, parts, metricstore.Options{Logger: logger, HeadRange: headRange, HeadMaxSamples: cfg.Metrics.HeadMaxSamples})
 	metricPipe, err := pipeline.NewMetrics(cfg.Metrics.Pipeline, pipeline.MetricOptions{
 		Writer: metricStore, Logger: logger, Registerer: reg})
 	if err != nil {

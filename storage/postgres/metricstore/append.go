@@ -165,6 +165,21 @@ func (s *Store) writeSamples(ctx context.Context, rows []sampleRow) error {
 	if err != nil {
 		return fmt.Errorf("write samples: %w", pgcore.Classify(err))
 	}
+	// A late commit changed what the heads hold as known (head.go): tell
+	// them, now that it is visible. The clock is read after the commit,
+	// so a slow commit counts as late rather than not.
+	oldest := rows[0].t
+	for i := range rows {
+		oldest = min(oldest, rows[i].t)
+	}
+	if oldest < s.now().Add(-lateWrite).UnixMilli() {
+		if _, err := s.pool.Exec(ctx, bumpLateGenerationSQL); err != nil {
+			// The samples are committed; failing the commit would only
+			// have them written again. Heads stay stale until the next
+			// late write or until they let the samples go.
+			s.logger.WarnContext(ctx, "late write not announced to heads", "err", pgcore.Classify(err))
+		}
+	}
 	return nil
 }
 

@@ -20,8 +20,12 @@ const (
 		UPDATE metric_series_generation SET gen = gen + 1 WHERE EXISTS (SELECT 1 FROM ins))
 		SELECT id, labels::text FROM metric_series WHERE id = ANY($1)`
 
-	// seriesGenerationSQL reads the generation of the series dictionary.
-	seriesGenerationSQL = "SELECT gen FROM metric_series_generation"
+	// seriesGenerationSQL reads the generations of the series dictionary
+	// and of late writes, and the database's clock (head.go).
+	seriesGenerationSQL = "SELECT gen, late_gen, clock_timestamp() FROM metric_series_generation"
+	// bumpLateGenerationSQL announces a committed late write to the
+	// heads of every replica (head.go).
+	bumpLateGenerationSQL = "UPDATE metric_series_generation SET late_gen = late_gen + 1"
 
 	// upsertPairsSQL returns the ids of the label pairs ($1 names, $2
 	// values), inserting the missing ones: DO UPDATE (a no-op) so that

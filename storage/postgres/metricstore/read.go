@@ -260,7 +260,11 @@ func (s *Store) selectSeries(ctx context.Context, mint, maxt int64, labelsOnly b
 	if mint > maxt {
 		return &seriesSet{idx: -1}, nil
 	}
-	series, err := s.selectedSeries(ctx, matchers)
+	clock, err := s.readClock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	series, err := s.selectedSeries(ctx, clock.gen, matchers)
 	if err != nil || len(series) == 0 {
 		return &seriesSet{idx: -1}, err
 	}
@@ -279,7 +283,7 @@ func (s *Store) selectSeries(ctx context.Context, mint, maxt int64, labelsOnly b
 	if labelsOnly {
 		samples, err = s.seriesWithData(ctx, ids, mint, maxt)
 	} else {
-		samples, err = s.readSamples(ctx, ids, mint, maxt, budget)
+		samples, err = s.readRecent(ctx, ids, mint, maxt, clock, budget)
 	}
 	if err != nil {
 		return nil, err

@@ -2,13 +2,10 @@ package metricstore
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
-
-	"github.com/vigil-obs/vigil/storage/postgres/internal/pgcore"
 )
 
 // Bounds of the selection cache: a selection of more series than
@@ -79,25 +76,12 @@ func (c *selectionCache) put(key string, gen int64, series map[int64][]int32) {
 	c.series += len(series)
 }
 
-// seriesGeneration reads the generation of the series dictionary.
-func (s *Store) seriesGeneration(ctx context.Context) (int64, error) {
-	var gen int64
-	if err := s.pool.QueryRow(ctx, seriesGenerationSQL).Scan(&gen); err != nil {
-		return 0, fmt.Errorf("read series generation: %w", pgcore.Classify(err))
-	}
-	return gen, nil
-}
-
 // selectedSeries returns the ids and label pairs of the series matchers
-// select, from the cache when no series was added since it was filled.
-// The returned map must not be modified.
-func (s *Store) selectedSeries(ctx context.Context, matchers []*labels.Matcher) (map[int64][]int32, error) {
-	// The generation is read before selecting: a series added meanwhile
-	// bumps it, so a selection that missed it is not reused.
-	gen, err := s.seriesGeneration(ctx)
-	if err != nil {
-		return nil, err
-	}
+// select, from the cache when no series was added since it was filled
+// (gen, the series generation read before selecting: a series added
+// meanwhile bumps it, so a selection that missed it is not reused). The
+// returned map must not be modified.
+func (s *Store) selectedSeries(ctx context.Context, gen int64, matchers []*labels.Matcher) (map[int64][]int32, error) {
 	key := selectionKey(matchers)
 	if series, ok := s.selections.get(key, gen); ok {
 		return series, nil

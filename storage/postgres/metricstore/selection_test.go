@@ -31,14 +31,15 @@ func TestSelectionCacheSeesNewSeries(t *testing.T) {
 	if n := count(b.store); n != 1 {
 		t.Fatalf("selected %d series, want 1", n)
 	}
-	gen, err := b.store.seriesGeneration(ctx)
+	clock, err := b.store.readClock(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	gen := clock.gen
 	// Known series: no new generation, the cached selection stays.
 	appendAll(t, b.store, series("500"), readSample{t: 2000, f: 2})
-	if g, _ := b.store.seriesGeneration(ctx); g != gen {
-		t.Fatalf("generation moved from %d to %d on known series", gen, g)
+	if c, _ := b.store.readClock(ctx); c.gen != gen {
+		t.Fatalf("generation moved from %d to %d on known series", gen, c.gen)
 	}
 	if _, ok := b.store.selections.get(selectionKey([]*labels.Matcher{name, job, code}), gen); !ok {
 		t.Fatal("selection not cached")
@@ -49,7 +50,7 @@ func TestSelectionCacheSeesNewSeries(t *testing.T) {
 
 	// A new matching series written through another store is selected.
 	appendAll(t, other, series("503"), readSample{t: 1000, f: 1})
-	if g, _ := b.store.seriesGeneration(ctx); g == gen {
+	if c, _ := b.store.readClock(ctx); c.gen == gen {
 		t.Fatal("a new series did not bump the generation")
 	}
 	if n := count(b.store); n != 2 {

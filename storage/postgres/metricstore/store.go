@@ -62,6 +62,7 @@ type Store struct {
 	metadata map[string]metadata.Metadata // metric family metadata last written or read
 
 	selections selectionCache // which series a set of matchers selects
+	head       *headCache     // recent samples of the series read
 }
 
 // Options are the dependencies of a Store.
@@ -69,8 +70,16 @@ type Options struct {
 	// Logger receives what the store cannot return (metadata not
 	// recorded after a commit); nil discards.
 	Logger *slog.Logger
-	// Now is the clock compaction passes are timed by; nil is time.Now.
+	// Now is the clock compaction passes are timed by, and the one a
+	// commit is judged late by (head.go); nil is time.Now.
 	Now func() time.Time
+	// HeadRange is how far back (before the database's clock) reads are
+	// served from the head, the in-process copy of recently read samples
+	// (head.go); 0 is DefaultHeadRange, negative turns the head off.
+	HeadRange time.Duration
+	// HeadMaxSamples bounds the samples the head holds over all series;
+	// 0 is DefaultHeadMaxSamples.
+	HeadMaxSamples int
 }
 
 // labelPair is one row of metric_labels.
@@ -86,10 +95,13 @@ func New(pool *pgxpool.Pool, partitions *postgres.Partitions, opts Options) *Sto
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.HeadRange == 0 {
+		opts.HeadRange = DefaultHeadRange
+	}
 	return &Store{
 		pool: pool, partitions: partitions, logger: opts.Logger.With("component", "metric_store"), now: opts.Now,
 		pairIDs: map[labelPair]int32{}, pairByID: map[int32]labelPair{}, series: map[uint64]struct{}{},
-		metadata: map[string]metadata.Metadata{},
+		metadata: map[string]metadata.Metadata{}, head: newHeadCache(opts.HeadRange, opts.HeadMaxSamples),
 	}
 }
 

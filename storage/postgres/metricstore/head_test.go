@@ -1,0 +1,159 @@
+package metricstore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// TestHeadAnswersAsTheDatabase writes through two replicas' stores on one
+// database (recent samples, rewrites of a timestamp, late samples minutes
+// old, new series) and reads through a store with a head, again and again
+// over ranges that move like rule evaluations; every read must equal what
+// a store without a head reads.
+func TestHeadAnswersAsTheDatabase(t *testing.T) {
+	b := setupMetrics(t)
+	other := New(b.store.pool, b.parts, Options{})              // another replica, writing
+	plain := New(b.store.pool, b.parts, Options{HeadRange: -1}) // no head: the database's answer
+	rng := rand.New(rand.NewPCG(1, 2))
+	job := labels.MustNewMatcher(labels.MatchEqual, "job", "api")
+	series := func(i int) labels.Labels {
+		return labels.FromStrings("__name__", "requests_total", "job", "api", "instance", fmt.Sprint(i))
+	}
+	start := time.Now().Add(-20 * time.Minute).UnixMilli()
+	for i := range 5 {
+		for ts := start; ts < start+10*60_000; ts += 15_000 {
+			appendAll(t, b.store, series(i), readSample{t: ts, f: float64(ts)})
+		}
+	}
+	nSeries := 5
+	for round := range 40 {
+		now := time.Now().UnixMilli()
+		w := []*Store{b.store, other}[rng.IntN(2)]
+		switch rng.IntN(5) {
+		case 0: // a late sample, minutes old
+			appendAll(t, w, series(rng.IntN(nSeries)), readSample{t: now - int64(rng.IntN(8)+2)*60_000 + int64(rng.IntN(1000)), f: -1})
+		case 1: // a rewrite of a recent timestamp
+			appendAll(t, w, series(rng.IntN(nSeries)), readSample{t: now - 10_000, f: float64(round)})
+			appendAll(t, w, series(rng.IntN(nSeries)), readSample{t: now - 10_000, f: float64(-round)})
+		case 2: // a new series
+			appendAll(t, w, series(nSeries), readSample{t: now - 20_000, f: 1}, readSample{t: now - 5_000, f: 2})
+			nSeries++
+		default: // the newest samples of every series
+			for i := range nSeries {
+				appendAll(t, w, series(i), readSample{t: now - int64(rng.IntN(3000)), f: float64(round)})
+			}
+		}
+		// Reads as rules make them: the last 1, 5 or 10 minutes up to now,
+		// and now and then one that ends before now.
+		for _, rangeMin := range []int64{1, 5, 10} {
+			maxt := time.Now().UnixMilli()
+			if rng.IntN(4) == 0 {
+				maxt -= int64(rng.IntN(120_000))
+			}
+			mint := maxt - rangeMin*60_000
+			got := selectAll(t, b.store, mint, maxt, job)
+			want := selectAll(t, plain, mint, maxt, job)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("round %d, [%d, %d]: head read\n%v\nthe database holds\n%v", round, mint, maxt, got, want)
+			}
+		}
+	}
+	if len(b.store.head.entries) == 0 {
+		t.Fatal("the head holds nothing after the reads")
+	}
+}
+
+// TestHeadReadsOnlyWhatItDoesNotKnow removes samples behind the store's
+// back: those the head knows (older than the overlap before its last read)
+// are still answered from it, the newer ones are read again and are gone.
+func TestHeadReadsOnlyWhatItDoesNotKnow(t *testing.T) {
+	b := setupMetrics(t)
+	ctx := context.Background()
+	ls := labels.FromStrings("__name__", "up", "job", "api")
+	m := labels.MustNewMatcher(labels.MatchEqual, "job", "api")
+	now := time.Now().UnixMilli()
+	old, recent := now-3*60_000, now-10_000
+	appendAll(t, b.store, ls, readSample{t: old, f: 1})
+	appendAll(t, b.store, ls, readSample{t: recent, f: 2})
+	if got := selectAll(t, b.store, now-5*60_000, now); len(got[ls.String()]) != 2 {
+		t.Fatalf("first read: %v", got)
+	}
+	if _, err := b.store.pool.Exec(ctx, "DELETE FROM metric_samples"); err != nil {
+		t.Fatal(err)
+	}
+	got := selectAll(t, b.store, now-5*60_000, time.Now().UnixMilli(), m)
+	if want := []readSample{{t: old, f: 1}}; !reflect.DeepEqual(got[ls.String()], want) {
+		t.Fatalf("second read: %v, want %v (the known sample from the head, the recent one read again)", got, want)
+	}
+	// A range starting before what the head holds is read whole.
+	if got := selectAll(t, b.store, now-10*60_000, time.Now().UnixMilli(), m); len(got) != 0 {
+		t.Fatalf("wider read: %v, want nothing", got)
+	}
+}
+
+// TestHeadLateWriteOnAnotherReplica checks that a late sample committed
+// through another store reaches the head's next read, through the late
+// generation, and that a late write bumps it while a recent one does not.
+func TestHeadLateWriteOnAnotherReplica(t *testing.T) {
+	b := setupMetrics(t)
+	ctx := context.Background()
+	other := New(b.store.pool, b.parts, Options{})
+	ls := labels.FromStrings("__name__", "up", "job", "api")
+	now := time.Now().UnixMilli()
+	appendAll(t, b.store, ls, readSample{t: now - 4*60_000, f: 1}, readSample{t: now - 1000, f: 1})
+	selectAll(t, b.store, now-5*60_000, now)
+	before, err := b.store.readClock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, other, ls, readSample{t: time.Now().UnixMilli(), f: 3})
+	if c, _ := b.store.readClock(ctx); c.lateGen != before.lateGen {
+		t.Fatalf("a recent write bumped the late generation from %d to %d", before.lateGen, c.lateGen)
+	}
+	appendAll(t, other, ls, readSample{t: now - 3*60_000, f: 2})
+	if c, _ := b.store.readClock(ctx); c.lateGen != before.lateGen+1 {
+		t.Fatalf("a late write left the late generation at %d, want %d", c.lateGen, before.lateGen+1)
+	}
+	got := selectAll(t, b.store, now-5*60_000, time.Now().UnixMilli())
+	if s := got[ls.String()]; len(s) != 4 || s[1] != (readSample{t: now - 3*60_000, f: 2}) {
+		t.Fatalf("after a late write on another replica: %v", s)
+	}
+}
+
+// TestHeadBounds checks the head's limits: reads older than its range do
+// not fill it, and a store that would pass its sample bound clears it.
+func TestHeadBounds(t *testing.T) {
+	b := setupMetrics(t)
+	s := New(b.store.pool, b.parts, Options{HeadRange: 10 * time.Minute, HeadMaxSamples: 25})
+	now := time.Now().UnixMilli()
+	for i := range 3 {
+		ls := labels.FromStrings("__name__", "up", "instance", fmt.Sprint(i))
+		var samples []readSample
+		for ts := now - 5*60_000; ts < now; ts += 30_000 {
+			samples = append(samples, readSample{t: ts, f: 1})
+		}
+		appendAll(t, b.store, ls, samples...)
+	}
+	m := func(i int) *labels.Matcher {
+		return labels.MustNewMatcher(labels.MatchEqual, "instance", fmt.Sprint(i))
+	}
+	selectAll(t, s, now-20*60_000, now, m(0))
+	if n := len(s.head.entries); n != 0 {
+		t.Fatalf("a read older than the head's range stored %d entries", n)
+	}
+	selectAll(t, s, now-5*60_000, now, m(0))
+	selectAll(t, s, now-5*60_000, now, m(1))
+	if n := len(s.head.entries); n != 2 || s.head.samples != 20 {
+		t.Fatalf("head holds %d entries, %d samples; want 2, 20", n, s.head.samples)
+	}
+	selectAll(t, s, now-5*60_000, now, m(2))
+	if n := len(s.head.entries); n != 1 || s.head.samples != 10 {
+		t.Fatalf("past its bound the head holds %d entries, %d samples; want 1, 10", n, s.head.samples)
+	}
+}
