@@ -66,3 +66,12 @@ type ServiceSummary struct {
 	LastSeen  time.Time
 	Signals   []string
 }
+
+// RuleGroupState is the evaluation state of one rule group, as the
+// replica that evaluates the rules wrote it (State is alerting/rules's
+// JSON), and when it was written.
+type RuleGroupState struct {
+	File, Group string
+	State       []byte
+	Updated     time.Time
+}

@@ -20,6 +20,7 @@ import (
 	promstorage "github.com/prometheus/prometheus/storage"
 
 	"github.com/vigil-obs/vigil/query/promql"
+	"github.com/vigil-obs/vigil/storage"
 )
 
 // Elector runs lead on one replica at a time (storage/postgres/leader's
@@ -64,6 +65,18 @@ type Options struct {
 	// Now is the clock of reload times and of follower queries; nil is
 	// time.Now. Evaluation ticks follow Prometheus's own timer.
 	Now func() time.Time
+	// States shares the groups' evaluation state between replicas: the
+	// evaluating one writes each group's after every evaluation, the
+	// others answer RuleGroups and ActiveAlerts from it. nil keeps it in
+	// memory: other replicas then show the rules unevaluated.
+	States StateStore
+}
+
+// StateStore holds the evaluation state of rule groups for every replica
+// (storage/postgres/alertstore's Store).
+type StateStore interface {
+	PutRuleGroupState(ctx context.Context, file, group string, state []byte) error
+	RuleGroupStates(ctx context.Context) ([]storage.RuleGroupState, error)
 }
 
 // Manager evaluates Prometheus rule files over Vigil's metric store while
@@ -234,7 +247,7 @@ func (m *Manager) lead(ctx context.Context) error {
 	m.mu.RLock()
 	files := m.set.files
 	m.mu.RUnlock()
-	if err := pm.Update(time.Duration(m.cfg.EvaluationInterval), files, m.extLabels, m.cfg.ExternalURL, m.iterate); err != nil {
+	if err := pm.Update(time.Duration(m.cfg.EvaluationInterval), files, m.extLabels, m.cfg.ExternalURL, m.evaluate); err != nil {
 		m.updateMu.Unlock()
 		return fmt.Errorf("start rule evaluation: %w", err)
 	}
@@ -306,7 +319,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 		m.mu.RUnlock()
 		old := m.loader.swap(set.contents)
 		if pm != nil {
-			if uerr := pm.Update(time.Duration(m.cfg.EvaluationInterval), set.files, m.extLabels, m.cfg.ExternalURL, m.iterate); uerr != nil {
+			if uerr := pm.Update(time.Duration(m.cfg.EvaluationInterval), set.files, m.extLabels, m.cfg.ExternalURL, m.evaluate); uerr != nil {
 				m.loader.swap(old)
 				err = fmt.Errorf("reload rules: %w", uerr)
 			}

@@ -323,7 +323,11 @@ func TestRestartRestoresForState(t *testing.T) {
 	if len(a) != 1 || a[0].State != "pending" || !a[0].ActiveAt.Equal(minute(1)) || !math.IsNaN(a[0].Value) {
 		t.Fatalf("follower's view: %+v", a)
 	}
-	for _, g := range follower.RuleGroups() {
+	groups, err := follower.RuleGroups(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
 		for _, rule := range g.Rules {
 			if rule.Health != "unknown" || rule.State != "unknown" {
 				t.Errorf("follower's rule %s: health %s state %s", rule.Name, rule.Health, rule.State)
@@ -370,7 +374,7 @@ func TestRunFollowsLeadership(t *testing.T) {
 		if !<-leading || !m.Status().Leader {
 			t.Fatalf("term %d: not leading", term)
 		}
-		if gs := m.RuleGroups(); len(gs) != 1 || gs[0].Rules[0].Name != "DownLong" {
+		if gs, _ := m.RuleGroups(context.Background()); len(gs) != 1 || gs[0].Rules[0].Name != "DownLong" {
 			t.Fatalf("term %d: groups %+v", term, gs)
 		}
 		end()

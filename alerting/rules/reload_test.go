@@ -24,7 +24,8 @@ func writeRules(t *testing.T, dir, name, content string) string {
 // ruleNames returns the names of the rules of every group.
 func ruleNames(m *Manager) []string {
 	var out []string
-	for _, g := range m.RuleGroups() {
+	groups, _ := m.RuleGroups(context.Background())
+	for _, g := range groups {
 		for _, r := range g.Rules {
 			out = append(out, r.Name)
 		}

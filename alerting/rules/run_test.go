@@ -64,7 +64,7 @@ func TestRunEvaluatesOnItsOwn(t *testing.T) {
 	}
 	// The rule's health is set before its alerts are sent; its
 	// evaluation time only once the evaluation is over.
-	if gs := m.RuleGroups(); len(gs) != 1 || gs[0].Rules[0].Health != "ok" {
+	if gs, _ := m.RuleGroups(context.Background()); len(gs) != 1 || gs[0].Rules[0].Health != "ok" {
 		t.Errorf("groups after an evaluation: %+v", gs)
 	}
 }

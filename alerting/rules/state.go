@@ -79,10 +79,11 @@ type Alert struct {
 }
 
 // RuleGroups returns the rule groups sorted by file and name. On the
-// replica that evaluates them they carry their evaluation state; on
-// others they are the loaded rules, never evaluated: health and state
-// "unknown", no alerts (ActiveAlerts reads those from the store).
-func (m *Manager) RuleGroups() []Group {
+// replica that evaluates them they carry their evaluation state from
+// memory; on the others, the state the evaluating replica last shared
+// through Options.States (without States: health and state "unknown", no
+// alerts).
+func (m *Manager) RuleGroups(ctx context.Context) ([]Group, error) {
 	m.mu.RLock()
 	pm, view := m.prom, m.set.view
 	m.mu.RUnlock()
@@ -94,7 +95,11 @@ func (m *Manager) RuleGroups() []Group {
 	for _, g := range groups {
 		out = append(out, groupState(g))
 	}
-	return out
+	if pm != nil || m.opts.States == nil {
+		return out, nil
+	}
+	out, _, err := m.sharedGroups(ctx, out)
+	return out, err
 }
 
 func groupState(g *promrules.Group) Group {
@@ -150,13 +155,14 @@ func alertStates(alerts []*promrules.Alert) []Alert {
 }
 
 // ActiveAlerts returns the pending and firing alerts. The replica that
-// evaluates the rules answers from memory, in rule order; any other reads
-// the ALERTS and ALERTS_FOR_STATE series the evaluating replica last
+// evaluates the rules answers from memory, in rule order; any other from
+// the state it shared (Options.States) when every group's is fresh, else
+// from the ALERTS and ALERTS_FOR_STATE series the evaluating replica last
 // wrote (within the engine's lookback), sorted by labels, without
 // annotations (not stored) and with a NaN value (not stored either).
 func (m *Manager) ActiveAlerts(ctx context.Context) ([]Alert, error) {
 	m.mu.RLock()
-	pm := m.prom
+	pm, view := m.prom, m.set.view
 	m.mu.RUnlock()
 	if pm != nil {
 		var out []Alert
@@ -164,6 +170,25 @@ func (m *Manager) ActiveAlerts(ctx context.Context) ([]Alert, error) {
 			out = append(out, alertStates(r.ActiveAlerts())...)
 		}
 		return out, nil
+	}
+	if m.opts.States != nil {
+		groups := make([]Group, 0, len(view))
+		for _, g := range view {
+			groups = append(groups, groupState(g))
+		}
+		groups, fresh, err := m.sharedGroups(ctx, groups)
+		if err != nil {
+			return nil, err
+		}
+		if fresh {
+			var out []Alert
+			for _, g := range groups {
+				for _, r := range g.Rules {
+					out = append(out, r.Alerts...)
+				}
+			}
+			return out, nil
+		}
 	}
 	return m.storedAlerts(ctx)
 }

@@ -266,6 +266,17 @@ func TestAlertingTwoReplicas(t *testing.T) {
 	if rl, nl, desc := b.leaders(); rl || nl {
 		t.Fatalf("replica b leads while a does: %s", desc)
 	}
+	// The follower answers with the evaluating replica's rule state: the
+	// rule evaluated, its alerts with their annotations.
+	waitUntil(t, "the leader's rule state on replica b", func() (bool, string) {
+		code, body := getBody(b.base + "/api/v1/rules?type=alert")
+		return code == 200 && strings.Contains(string(body), `"health":"ok"`) &&
+			strings.Contains(string(body), `"summary":"job api is down"`), string(body)
+	})
+	waitUntil(t, "annotated alerts on replica b", func() (bool, string) {
+		code, body := getBody(b.base + "/api/v1/alerts")
+		return code == 200 && strings.Contains(string(body), `"summary":"job db is down"`), string(body)
+	})
 
 	// Kill the replica that evaluates and dispatches.
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {

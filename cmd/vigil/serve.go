@@ -347,13 +347,14 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	if alerting.Rules.ExternalURL == "" {
 		alerting.Rules.ExternalURL = defaultExternalURL(cfg.HTTP.Address, serverTLS != nil)
 	}
+	alertStore := alertstore.New(pool)
 	notifier, err := notify.New(alerting.notifyConfig(), notify.Options{Logger: logger, Registerer: reg,
-		Store: alertstore.New(pool), Elector: leader.New(pool, leader.KeyNotify, leader.Options{Logger: logger})})
+		Store: alertStore, Elector: leader.New(pool, leader.KeyNotify, leader.Options{Logger: logger})})
 	if err != nil {
 		return nil, errors.Join(err, closeReceivers(), engine.Close())
 	}
 	ruleMgr, err := rules.New(alerting.Rules, rules.Options{Engine: engine, Queryable: metricStore, Appendable: metricPipe,
-		Notify: forwardAlerts(notifier, logger), Logger: logger, Registerer: reg,
+		Notify: forwardAlerts(notifier, logger), Logger: logger, Registerer: reg, States: alertStore,
 		Elector: leader.New(pool, leader.KeyRules, leader.Options{Logger: logger})})
 	if err != nil {
 		notifier.Close()

@@ -57,3 +57,10 @@ const (
 
 	deleteNotificationsSQL = "DELETE FROM notify_history WHERE time < $1"
 )
+
+// Statements of the shared rule group state.
+const (
+	upsertRuleGroupStateSQL = `INSERT INTO rule_group_state (file, name, state, updated) VALUES ($1, $2, $3, now())
+		ON CONFLICT (file, name) DO UPDATE SET state = EXCLUDED.state, updated = EXCLUDED.updated`
+	ruleGroupStatesSQL = "SELECT file, name, state, updated FROM rule_group_state"
+)

@@ -167,3 +167,32 @@ func TestNotifications(t *testing.T) {
 		t.Fatalf("deleted %d, %v", n, err)
 	}
 }
+
+func TestRuleGroupStates(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	if err := s.PutRuleGroupState(ctx, "a.yml", "g", []byte(`{"rules":[]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRuleGroupState(ctx, "a.yml", "g", []byte(`{"rules":[{"name":"x"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRuleGroupState(ctx, "b.yml", "g", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	states, err := s.RuleGroupStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, st := range states {
+		if st.Updated.IsZero() {
+			t.Errorf("%s/%s: no update time", st.File, st.Group)
+		}
+		got[st.File+"/"+st.Group] = string(st.State)
+	}
+	want := map[string]string{"a.yml/g": `{"rules": [{"name": "x"}]}`, "b.yml/g": `{}`}
+	if len(got) != 2 || got["a.yml/g"] != want["a.yml/g"] || got["b.yml/g"] != want["b.yml/g"] {
+		t.Fatalf("states %v, want %v", got, want)
+	}
+}

@@ -27,7 +27,7 @@ import (
 // may keep.
 type Source interface {
 	// RuleGroups returns the rule groups, sorted by file and name.
-	RuleGroups() []rules.Group
+	RuleGroups(ctx context.Context) ([]rules.Group, error)
 	// ActiveAlerts returns the pending and firing alerts.
 	ActiveAlerts(ctx context.Context) ([]rules.Alert, error)
 	// Status returns the outcome of the last reload.
@@ -368,9 +368,14 @@ func (h *API) rules(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	groups, err := h.src.RuleGroups(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	res := &ruleDiscovery{RuleGroups: []*ruleGroup{}}
 	foundToken := q.nextToken == ""
-	for _, g := range h.src.RuleGroups() {
+	for _, g := range groups {
 		if !foundToken {
 			if groupToken(g.File, g.Name) != q.nextToken {
 				continue

@@ -34,7 +34,7 @@ type fakeSource struct {
 	alertsErr error
 }
 
-func (fakeSource) RuleGroups() []rules.Group {
+func (fakeSource) RuleGroups(context.Context) ([]rules.Group, error) {
 	firing := rules.Alert{
 		Labels:      labels.FromStrings("alertname", "ServiceDown", "instance", "10.0.0.5:8080", "job", "user-service", "severity", "critical"),
 		Annotations: labels.FromStrings("summary", "user-service (10.0.0.5:8080) is down"),
@@ -80,15 +80,16 @@ func (fakeSource) RuleGroups() []rules.Group {
 				},
 			},
 		},
-	}
+	}, nil
 }
 
-func (f fakeSource) ActiveAlerts(context.Context) ([]rules.Alert, error) {
+func (f fakeSource) ActiveAlerts(ctx context.Context) ([]rules.Alert, error) {
 	if f.alertsErr != nil {
 		return nil, f.alertsErr
 	}
 	var out []rules.Alert
-	for _, g := range f.RuleGroups() {
+	groups, _ := f.RuleGroups(ctx)
+	for _, g := range groups {
 		for _, r := range g.Rules {
 			out = append(out, r.Alerts...)
 		}
