@@ -17,7 +17,9 @@
 // With several replicas, Manager.Run evaluates only while an Elector
 // (storage/postgres/leader) grants it leadership, each term with a fresh
 // Prometheus manager, so `for` state is restored from ALERTS_FOR_STATE
-// when another replica takes over. Alerts due to be sent go to
+// when another replica takes over; after every evaluation of a group it
+// writes the group's state to Options.States, from which the other
+// replicas answer RuleGroups and ActiveAlerts. Alerts due to be sent go to
 // Options.Notify as Prometheus notifier alerts; cmd/vigil hands them to
 // alerting/notify. web/api/rulesapi serves RuleGroups, ActiveAlerts and
 // Status as Prometheus's /api/v1/rules and /api/v1/alerts.
