@@ -26,10 +26,12 @@
 // posted to any replica are written to the database and copied into every
 // replica's in-memory provider, so the API answers the same everywhere.
 // Only the replica holding the notification lock (Elector, usually
-// storage/postgres/leader with KeyNotify) runs the inhibitor and the
-// dispatcher; the shared notification log keeps a new leader from sending
-// again what the old one sent. Alert groups (/api/v2/alerts/groups) and
-// the inhibited state of alerts are known only to that replica.
+// storage/postgres/leader with KeyNotify) sends: it runs the inhibitor and
+// a dispatcher with the notification pipeline; the shared notification
+// log keeps a new leader from sending again what the old one sent. The
+// other replicas run an inhibitor and a dispatcher whose pipeline sends
+// nothing, so alert groups (/api/v2/alerts/groups) and inhibited states
+// answer on every replica.
 //
 // Every delivery attempt of every integration is cut after
 // IntegrationTimeout and recorded in the history (time, receiver,

@@ -83,11 +83,13 @@ type Notifier struct {
 	handler    http.Handler
 	pipeline   *amnotify.PipelineBuilder
 	dispatchM  *dispatch.DispatcherMetrics
+	passiveM   *dispatch.DispatcherMetrics // of the dispatcher that only groups
 	limiters   *robots.Limiters
 	syncs      []*stateSync
 	closeOnce  sync.Once
-	reloadc    chan struct{}
-	reloadMu   sync.Mutex // serialises Reload
+	reloadc    chan struct{} // a reload, to the dispatching replica's loop
+	followc    chan struct{} // a reload or a change of leadership, to follow
+	reloadMu   sync.Mutex    // serialises Reload
 	current    atomic.Pointer[loaded]
 	dispatcher atomic.Pointer[dispatch.Dispatcher]
 	inhibitor  atomic.Pointer[inhibit.Inhibitor]
@@ -141,6 +143,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		elector: opts.Elector,
 		now:     opts.Now,
 		reloadc: make(chan struct{}, 1),
+		followc: make(chan struct{}, 1),
 	}
 	if n.logger == nil {
 		n.logger = slog.New(slog.DiscardHandler)
@@ -178,6 +181,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	n.silencer = silence.NewSilencer(n.silences, n.logger, eventrecorder.Recorder{})
 	n.pipeline = amnotify.NewPipelineBuilder(reg, featurecontrol.NoopFlags{}, eventrecorder.Recorder{})
 	n.dispatchM = dispatch.NewDispatcherMetrics(false, reg, featurecontrol.NoopFlags{})
+	n.passiveM = dispatch.NewDispatcherMetrics(false, nil, featurecontrol.NoopFlags{})
 
 	first, err := n.load()
 	if err != nil {
@@ -255,6 +259,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		wg.Go(func() { s.writeLoop(ctx, n.cfg.SyncInterval) })
 	}
 	wg.Go(func() { n.syncLoop(ctx) })
+	wg.Go(func() { n.follow(ctx) })
 	wg.Go(func() {
 		if n.elector == nil {
 			_ = n.lead(ctx)
@@ -323,7 +328,7 @@ func (n *Notifier) lead(ctx context.Context) error {
 	n.setLeader(true)
 	defer n.setLeader(false)
 	for {
-		stop := n.startDispatch(n.current.Load())
+		stop := n.startDispatch(n.current.Load(), true)
 		select {
 		case <-ctx.Done():
 			stop()
@@ -334,20 +339,66 @@ func (n *Notifier) lead(ctx context.Context) error {
 	}
 }
 
+// follow runs, while this replica does not dispatch, an inhibitor and a
+// dispatcher whose pipeline sends nothing: it groups the alerts every
+// replica holds as the dispatching one does, so that the alert groups of
+// the API (/api/v2/alerts/groups) and inhibited statuses answer on every
+// replica. It stops when this replica starts dispatching, and is rebuilt
+// after each Reload, until ctx ends.
+func (n *Notifier) follow(ctx context.Context) {
+	for {
+		var stop func()
+		if !n.Status().Leader {
+			stop = n.startDispatch(n.current.Load(), false)
+		}
+		select {
+		case <-ctx.Done():
+		case <-n.followc:
+		}
+		if stop != nil {
+			stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
 func (n *Notifier) setLeader(v bool) {
 	n.statusMu.Lock()
 	n.status.Leader = v
 	n.statusMu.Unlock()
+	n.poke(n.followc)
 }
+
+// poke signals c without blocking; a signal already pending stands for
+// this one.
+func (n *Notifier) poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// passiveStage is the pipeline of a replica that does not dispatch.
+var passiveStage = amnotify.StageFunc(func(ctx context.Context, _ *slog.Logger, alerts ...*alert.Alert) (context.Context, []*alert.Alert, error) {
+	return ctx, alerts, nil
+})
 
 // startDispatch starts an inhibitor and a dispatcher for l, as
 // Alertmanager's reload does, and returns the function that stops them and
-// waits for their goroutines.
-func (n *Notifier) startDispatch(l *loaded) (stop func()) {
+// waits for their goroutines. An active one sends notifications; a
+// passive one only groups alerts.
+func (n *Notifier) startDispatch(l *loaded, active bool) (stop func()) {
 	inhibitor := inhibit.NewInhibitor(n.alerts.Alerts, l.conf.InhibitRules, n.logger, eventrecorder.Recorder{})
-	pipeline := n.pipeline.New(l.receivers, func() time.Duration { return 0 }, inhibitor, n.silencer, l.intervener, n.nflog, nil)
+	var pipeline amnotify.Stage = passiveStage
+	metrics := n.passiveM
+	if active {
+		pipeline = n.pipeline.New(l.receivers, func() time.Duration { return 0 }, inhibitor, n.silencer, l.intervener, n.nflog, nil)
+		metrics = n.dispatchM
+	}
 	disp := dispatch.NewDispatcher(n.alerts.Alerts, l.routes, pipeline, l.intervener, timeout,
-		dispatchMaintenanceInterval, nil, n.logger, eventrecorder.Recorder{}, n.dispatchM, l.tmpl)
+		dispatchMaintenanceInterval, nil, n.logger, eventrecorder.Recorder{}, metrics, l.tmpl)
 	inhibDone, dispDone := make(chan struct{}), make(chan struct{})
 	// The inhibitor loads the alerts before the dispatcher starts, so
 	// nothing inhibited is sent on the way.
@@ -358,8 +409,9 @@ func (n *Notifier) startDispatch(l *loaded) (stop func()) {
 	disp.WaitForLoading()
 	n.dispatcher.Store(disp)
 	return func() {
-		n.dispatcher.Store(nil)
-		n.inhibitor.Store(nil)
+		// The other kind may have started meanwhile: leave it in place.
+		n.dispatcher.CompareAndSwap(disp, nil)
+		n.inhibitor.CompareAndSwap(inhibitor, nil)
 		disp.Stop()
 		inhibitor.Stop()
 		<-dispDone
@@ -373,14 +425,14 @@ func timeout(d time.Duration) time.Duration {
 	return max(d, amnotify.MinTimeout)
 }
 
-// errNotLeader answers alert group requests on a replica that does not
-// dispatch.
-var errNotLeader = errors.New("alert groups are kept by the replica that dispatches notifications; ask it")
+// errNoDispatcher answers alert group requests while no dispatcher runs
+// (before Run, or between two).
+var errNoDispatcher = errors.New("alert groups are not kept yet; try again")
 
 func (n *Notifier) groups(ctx context.Context, routeFilter func(*dispatch.Route) bool, alertFilter dispatch.AlertFilter) (dispatch.AlertGroups, map[model.Fingerprint][]string, error) {
 	d := n.dispatcher.Load()
 	if d == nil {
-		return nil, nil, errNotLeader
+		return nil, nil, errNoDispatcher
 	}
 	return d.Groups(ctx, routeFilter, alertFilter)
 }
@@ -426,10 +478,8 @@ func (n *Notifier) Reload(ctx context.Context) error {
 		return err
 	}
 	n.apply(l)
-	select {
-	case n.reloadc <- struct{}{}:
-	default:
-	}
+	n.poke(n.reloadc)
+	n.poke(n.followc)
 	return nil
 }
 

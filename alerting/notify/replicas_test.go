@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -190,11 +191,18 @@ receivers:
 			return len(alerts) == 1
 		})
 	}
-	// Alert groups are served by the leader.
-	var groups []map[string]any
-	getJSON(t, lsrv.URL+"/api/v2/alerts/groups", &groups)
-	if len(groups) != 1 {
-		t.Fatalf("leader's groups = %+v", groups)
+	// Both replicas serve the alert groups, alike: the follower groups
+	// the alerts as the leader does, without sending.
+	var groups [2][]map[string]any
+	for i, url := range []string{lsrv.URL, fsrv.URL} {
+		waitFor(t, "alert group on "+url, func() bool {
+			groups[i] = nil
+			getJSON(t, url+"/api/v2/alerts/groups", &groups[i])
+			return len(groups[i]) == 1
+		})
+	}
+	if !reflect.DeepEqual(groups[0][0]["labels"], groups[1][0]["labels"]) || !reflect.DeepEqual(groups[0][0]["receiver"], groups[1][0]["receiver"]) {
+		t.Fatalf("leader's groups %+v, follower's %+v", groups[0], groups[1])
 	}
 
 	// Failover: the leader stops, the follower takes over and, reading
