@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/alertmanager/notify"
 )
@@ -48,6 +49,10 @@ const (
 
 func (dingTalk) kind() string  { return "dingtalk" }
 func (dingTalk) rates() []rate { return perMinute20 }
+
+// throttle: DingTalk blocks a robot for ten minutes once it passed its
+// limit of 20 messages a minute.
+func (dingTalk) throttle() time.Duration { return 10 * time.Minute }
 
 // dingTalkSign returns the signature of a request made at ts (Unix
 // milliseconds), before URL encoding.

@@ -71,7 +71,10 @@
 //
 // A robot answers HTTP 200 even when it refuses a message, with a non-zero
 // code in the body. Rate limits (Feishu 11232, DingTalk 130101, WeCom
-// 45009), busy servers, 429 and 5xx are retried by Alertmanager's retry
-// stage; a bad signature, key or missing keyword (Feishu 19021, DingTalk
+// 45009, or a 429) also hold back every message to that URL, from every
+// notifier sharing its Limiters, for the robot's throttle (DingTalk blocks
+// a robot for ten minutes; Feishu and WeCom count per minute) or the
+// 429's Retry-After. Rate limits, busy servers, 429 and 5xx are retried
+// by Alertmanager's retry stage; a bad signature, key or missing keyword (Feishu 19021, DingTalk
 // 310000, WeCom 93000) and other client errors are not.
 package robots

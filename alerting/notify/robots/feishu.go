@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/alertmanager/notify"
 )
@@ -72,6 +73,10 @@ const (
 
 func (feishu) kind() string  { return "feishu" }
 func (feishu) rates() []rate { return feishuRates }
+
+// throttle: Feishu counts its limits per second and per minute; a
+// minute clears both.
+func (feishu) throttle() time.Duration { return time.Minute }
 
 // feishuSign returns the signature of a request made at ts (Unix seconds).
 func feishuSign(ts, secret string) string {

@@ -73,6 +73,7 @@ type limiter struct {
 
 	mu      sync.Mutex
 	buckets []bucket
+	held    time.Time // no token is due before this: the robot throttled
 }
 
 type bucket struct {
@@ -103,7 +104,19 @@ func (l *limiter) reserve() time.Duration {
 			wait = max(wait, time.Duration(-b.tokens*float64(b.rate.every)))
 		}
 	}
+	if h := l.held.Sub(now); h > wait {
+		wait = h
+	}
 	return wait
+}
+
+// holdFor makes no token due before d from now (a robot's own throttle).
+func (l *limiter) holdFor(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if until := l.now().Add(d); until.After(l.held) {
+		l.held = until
+	}
 }
 
 // cancel gives back a reserved token that was not used.

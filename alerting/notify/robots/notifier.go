@@ -43,6 +43,9 @@ type robot interface {
 	answer(body []byte) (code int, msg string, err error)
 	// classify tells whether a non-zero code is worth retrying.
 	classify(code int) (retry bool, reason notify.Reason)
+	// throttle is how long the robot refuses messages once it answered
+	// that its limit was passed.
+	throttle() time.Duration
 }
 
 const (
@@ -151,7 +154,7 @@ func (n *notifier) verdict(resp *http.Response, body []byte) notify.NotifyVerdic
 		}
 		err := n.scrub(fmt.Errorf("%s refused the message: code %d: %s", n.robot.kind(), code, n.quote(msg)))
 		if retry, reason := n.robot.classify(code); retry {
-			return notify.Retry(0, err, reason)
+			return notify.Retry(n.throttled(reason, 0), err, reason)
 		} else {
 			return notify.Unrecoverable(err, reason)
 		}
@@ -164,17 +167,34 @@ func (n *notifier) verdict(resp *http.Response, body []byte) notify.NotifyVerdic
 	err := n.scrub(fmt.Errorf("%s answered status %d: %s", n.robot.kind(), status, detail))
 	if aerr == nil && code != 0 {
 		if retry, reason := n.robot.classify(code); retry {
-			return notify.Retry(0, err, reason)
+			return notify.Retry(n.throttled(reason, 0), err, reason)
 		}
 	}
 	reason := notify.GetFailureReasonFromStatusCode(status)
 	switch {
 	case status == http.StatusTooManyRequests:
-		return notify.Retry(notify.ParseRetryAfter(resp.Header, n.now()), err, reason)
+		return notify.Retry(n.throttled(notify.RateLimitedReason, notify.ParseRetryAfter(resp.Header, n.now())), err, reason)
 	case status/100 == 5:
 		return notify.Retry(0, err, reason)
 	}
 	return notify.Unrecoverable(err, reason)
+}
+
+// throttled holds back every message to this robot's URL, on every
+// notifier sharing its limiter, once the robot said its limit was passed:
+// for retryAfter when the robot gave one, else for the robot's own
+// throttle. It returns that delay; other reasons hold nothing back.
+func (n *notifier) throttled(reason notify.Reason, retryAfter time.Duration) time.Duration {
+	if reason != notify.RateLimitedReason {
+		return 0
+	}
+	d := retryAfter
+	if d <= 0 {
+		d = n.robot.throttle()
+	}
+	n.limiter.holdFor(d)
+	n.logger.Warn("robot throttled the webhook; holding its messages back", "robot", n.robot.kind(), "for", d)
+	return d
 }
 
 // quote shortens a robot's words for an error message.

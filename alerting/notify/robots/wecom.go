@@ -2,6 +2,7 @@ package robots
 
 import (
 	"net/url"
+	"time"
 
 	"github.com/prometheus/alertmanager/notify"
 )
@@ -34,6 +35,9 @@ const (
 
 func (weCom) kind() string  { return "wecom" }
 func (weCom) rates() []rate { return perMinute20 }
+
+// throttle: WeCom counts 20 messages per minute; a minute clears it.
+func (weCom) throttle() time.Duration { return time.Minute }
 
 func (weCom) heading(e envelope) string {
 	color := "info"
