@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/vigil-obs/vigil/storage/postgres/internal/pgcore"
 )
 
@@ -176,7 +179,6 @@ func (s *Store) readRecent(ctx context.Context, ids []int64, mint, maxt int64, c
 	// After this read the head knows everything up to headOverlap before
 	// the clock read before it, but nothing after maxt.
 	known := min(clock.now-int64(headOverlap/time.Millisecond), maxt)
-	from := clock.now - h.rangeMillis // what falls out of the head's range
 	fresh := make(map[int64]*headEntry, len(ids))
 	if len(missing) > 0 {
 		read, err := s.readSamples(ctx, missing, mint, maxt, budget)
@@ -194,48 +196,144 @@ func (s *Store) readRecent(ctx context.Context, ids []int64, mint, maxt int64, c
 	}
 	if len(found) > 0 {
 		// One statement for all: from the least any of them knows.
-		since := maxt
-		cached := make([]int64, 0, len(found))
-		for id, e := range found {
-			since = min(since, e.known)
-			cached = append(cached, id)
-		}
+		since := leastKnown(found, maxt)
 		var delta map[int64]*sampleList
 		if since < maxt {
+			cached := make([]int64, 0, len(found))
+			for id := range found {
+				cached = append(cached, id)
+			}
 			var err error
 			if delta, err = s.readSamples(ctx, cached, since+1, maxt, budget); err != nil {
 				return nil, err
 			}
 		}
-		charged := 0
-		for id, e := range found {
-			// The entry's samples up to since, what was read after, and
-			// the entry's samples after maxt (it may know further than
-			// this read went).
-			k := searchTime(e.s, since+1)
-			list := e.s[:k:k]
-			if d := delta[id]; d != nil {
-				list = append(list, d.s...)
-			}
-			if j := searchTime(e.s, maxt+1); j < len(e.s) {
-				list = append(list, e.s[j:]...)
-			}
-			lo, hi := searchTime(list, mint), searchTime(list, maxt+1)
-			if hi > lo {
-				out[id] = &sampleList{s: list[lo:hi:hi]}
-				charged += min(k, hi) - min(lo, k)
-			}
-			// Trim what has fallen out of the head's range.
-			keepFrom := max(e.from, from)
-			cut := searchTime(list, keepFrom)
-			fresh[id] = &headEntry{from: keepFrom, known: max(e.known, known), s: list[cut:len(list):len(list)]}
-		}
-		if err := budget.addSamples(charged); err != nil {
+		if err := h.merge(found, delta, since, mint, maxt, clock, out, fresh, budget); err != nil {
 			return nil, err
 		}
 	}
 	h.store(fresh, clock.lateGen)
 	return out, nil
+}
+
+// selectCached answers a selection in one round trip to PostgreSQL when
+// the selection cache and the head both hold all its series (rule
+// evaluation, from its second interval on): the generations and clock
+// and the samples after what the head knows, in one batch. It reports
+// false, having read nothing it keeps, when either generation moved or
+// the head does not cover the range; the caller then takes the long way.
+func (s *Store) selectCached(ctx context.Context, mint, maxt int64, matchers []*labels.Matcher, budget *readBudget) (*seriesSet, bool, error) {
+	h := s.head
+	if h.rangeMillis == 0 || mint > maxt {
+		return nil, false, nil
+	}
+	sel, ok := s.selections.latest(selectionKey(matchers))
+	if !ok || len(sel.series) == 0 {
+		return nil, false, nil
+	}
+	ids := make([]int64, 0, len(sel.series))
+	for id := range sel.series {
+		ids = append(ids, id)
+	}
+	found, lateGen, ok := h.peek(ids, mint)
+	if !ok {
+		return nil, false, nil
+	}
+	since := leastKnown(found, maxt)
+	b := &pgx.Batch{}
+	b.Queue(seriesGenerationSQL)
+	b.Queue(readSamplesSQL, readSamplesArgs(ids, since+1, maxt)...)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	var clock dbClock
+	var now time.Time
+	if err := br.QueryRow().Scan(&clock.gen, &clock.lateGen, &now); err != nil {
+		return nil, false, fmt.Errorf("read series generation: %w", pgcore.Classify(err))
+	}
+	clock.now = now.UnixMilli()
+	if clock.gen != sel.gen || clock.lateGen != lateGen || !h.covers(mint, maxt, clock.now) {
+		return nil, false, nil
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, false, fmt.Errorf("read samples: %w", pgcore.Classify(err))
+	}
+	delta, err := decodeSamples(ctx, rows, since+1, maxt, budget)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := budget.addSeries(len(ids)); err != nil {
+		return nil, false, err
+	}
+	out := make(map[int64]*sampleList, len(ids))
+	fresh := make(map[int64]*headEntry, len(ids))
+	if err := h.merge(found, delta, since, mint, maxt, clock, out, fresh, budget); err != nil {
+		return nil, false, err
+	}
+	h.store(fresh, clock.lateGen)
+	lsets, err := s.labelsOf(ctx, sel.series)
+	if err != nil {
+		return nil, false, err
+	}
+	return newSeriesSet(lsets, out), true, nil
+}
+
+// peek returns the entries holding each of ids from mint on, with the late
+// generation they were read at; false when one of ids has none.
+func (h *headCache) peek(ids []int64, mint int64) (map[int64]*headEntry, int64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	found := make(map[int64]*headEntry, len(ids))
+	for _, id := range ids {
+		e := h.entries[id]
+		if e == nil || e.from > mint {
+			return nil, 0, false
+		}
+		found[id] = e
+	}
+	return found, h.lateGen, true
+}
+
+// leastKnown is the least of what the entries know, and at most maxt.
+func leastKnown(found map[int64]*headEntry, maxt int64) int64 {
+	since := maxt
+	for _, e := range found {
+		since = min(since, e.known)
+	}
+	return since
+}
+
+// merge answers [mint, maxt] for the series of found from their entries
+// up to since and the samples read after it (delta), into out, and puts
+// their new entries into fresh. The samples taken from the entries are
+// charged to budget (those read were charged as they were read).
+func (h *headCache) merge(found map[int64]*headEntry, delta map[int64]*sampleList, since, mint, maxt int64, clock dbClock, out map[int64]*sampleList, fresh map[int64]*headEntry, budget *readBudget) error {
+	known := min(clock.now-int64(headOverlap/time.Millisecond), maxt)
+	from := clock.now - h.rangeMillis // what falls out of the head's range
+	charged := 0
+	for id, e := range found {
+		// The entry's samples up to since, what was read after, and the
+		// entry's samples after maxt (it may know further than this read
+		// went).
+		k := searchTime(e.s, since+1)
+		list := e.s[:k:k]
+		if d := delta[id]; d != nil {
+			list = append(list, d.s...)
+		}
+		if j := searchTime(e.s, maxt+1); j < len(e.s) {
+			list = append(list, e.s[j:]...)
+		}
+		lo, hi := searchTime(list, mint), searchTime(list, maxt+1)
+		if hi > lo {
+			out[id] = &sampleList{s: list[lo:hi:hi]}
+			charged += min(k, hi) - min(lo, k)
+		}
+		// Trim what has fallen out of the head's range.
+		keepFrom := max(e.from, from)
+		cut := searchTime(list, keepFrom)
+		fresh[id] = &headEntry{from: keepFrom, known: max(e.known, known), s: list[cut:len(list):len(list)]}
+	}
+	return budget.addSamples(charged)
 }
 
 // searchTime returns the index of the first of samples at or after t.

@@ -260,6 +260,11 @@ func (s *Store) selectSeries(ctx context.Context, mint, maxt int64, labelsOnly b
 	if mint > maxt {
 		return &seriesSet{idx: -1}, nil
 	}
+	if !labelsOnly {
+		if set, ok, err := s.selectCached(ctx, mint, maxt, matchers, budget); ok || err != nil {
+			return set, err
+		}
+	}
 	clock, err := s.readClock(ctx)
 	if err != nil {
 		return nil, err
@@ -288,12 +293,18 @@ func (s *Store) selectSeries(ctx context.Context, mint, maxt int64, labelsOnly b
 	if err != nil {
 		return nil, err
 	}
+	return newSeriesSet(lsets, samples), nil
+}
+
+// newSeriesSet returns the series of samples, labelled from lsets and
+// sorted by labels.
+func newSeriesSet(lsets map[int64]labels.Labels, samples map[int64]*sampleList) *seriesSet {
 	out := &seriesSet{idx: -1, series: make([]promstorage.Series, 0, len(samples))}
 	for id, list := range samples {
 		out.series = append(out.series, &storedSeries{lset: lsets[id], samples: list})
 	}
 	slices.SortFunc(out.series, func(a, b promstorage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
-	return out, nil
+	return out
 }
 
 // seriesWithData returns an empty sample list for each of ids that has a
@@ -323,11 +334,23 @@ func (s *Store) seriesWithData(ctx context.Context, ids []int64, mint, maxt int6
 // the chunk was written. Samples are charged to budget (nil: no limit) as
 // they are decoded, so reading stops once it is spent.
 func (s *Store) readSamples(ctx context.Context, ids []int64, mint, maxt int64, budget *readBudget) (map[int64]*sampleList, error) {
-	rows, err := s.pool.Query(ctx, readSamplesSQL, ids, time.UnixMilli(mint), time.UnixMilli(maxt), time.UnixMilli(mint-metricChunkWindowMillis))
+	rows, err := s.pool.Query(ctx, readSamplesSQL, readSamplesArgs(ids, mint, maxt)...)
 	if err != nil {
 		return nil, fmt.Errorf("read samples: %w", pgcore.Classify(err))
 	}
+	return decodeSamples(ctx, rows, mint, maxt, budget)
+}
+
+// readSamplesArgs are the arguments of readSamplesSQL.
+func readSamplesArgs(ids []int64, mint, maxt int64) []any {
+	return []any{ids, time.UnixMilli(mint), time.UnixMilli(maxt), time.UnixMilli(mint - metricChunkWindowMillis)}
+}
+
+// decodeSamples reads the rows of readSamplesSQL (see readSamples) and
+// closes them.
+func decodeSamples(ctx context.Context, rows pgx.Rows, mint, maxt int64, budget *readBudget) (map[int64]*sampleList, error) {
 	defer rows.Close()
+	var err error
 	out := map[int64]*sampleList{}
 	var (
 		raw, chunked []metricSample

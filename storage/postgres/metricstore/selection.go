@@ -57,6 +57,14 @@ func (c *selectionCache) get(key string, gen int64) (map[int64][]int32, bool) {
 	return e.series, true
 }
 
+// latest returns the cached selection of key, whatever its generation.
+func (c *selectionCache) latest(key string) (selection, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	return e, ok
+}
+
 // put keeps a selection made at gen. The map is shared with readers
 // and must not be modified afterwards.
 func (c *selectionCache) put(key string, gen int64, series map[int64][]int32) {
