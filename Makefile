@@ -7,7 +7,7 @@ ARGS     ?=
 # Packages whose tests need nothing but Go and PostgreSQL.
 PKGS     := ./...
 
-.PHONY: all help build run demo test vet lint fmt-check bench bench-ingest bench-promql bench-alerting bench-servicemap bench-scrape fuzz clean
+.PHONY: all help build run demo test vet lint fmt-check bench bench-ingest bench-logs bench-promql bench-alerting bench-servicemap bench-scrape fuzz clean
 
 all: build
 
@@ -81,7 +81,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## bench: the figures of docs/benchmarks.md (heavy; needs PostgreSQL)
-bench: bench-ingest bench-promql bench-alerting bench-servicemap bench-scrape
+bench: bench-ingest bench-logs bench-promql bench-alerting bench-servicemap bench-scrape
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/... ./web/... ./ingest/...
 	@if [ -f client/go.mod ]; then cd client && $(GO) test -run '^$$' -bench . -benchmem ./...; fi
 
@@ -95,6 +95,12 @@ bench-ingest: build
 	$(GO) run ./cmd/vigil-bench -signal logs $(BENCH_ARGS)
 	$(GO) run ./cmd/vigil-bench -signal metrics $(BENCH_ARGS)
 	$(GO) run ./cmd/vigil-bench -signal memory $(BENCH_ARGS)
+
+## bench-logs: the log path at 10 M records: OTLP ingest vs raw COPY, bytes per record before and after
+## compaction into blocks, the compaction rate, and search, trace-id and histogram latency right after the
+## ingest, after VACUUM and after compaction (~35 min)
+bench-logs: build
+	$(GO) run ./cmd/vigil-bench -signal logs -spans 10000000 -max-duration 15m $(BENCH_ARGS)
 
 ## bench-alerting: fault-to-webhook latency of Vigil against Debian's Prometheus 2.42 + Alertmanager 0.25
 ## fed the same samples; 1,000 rules over 10,000 series every 15 s (group and round durations, CPU per round)

@@ -253,6 +253,14 @@ type LogsConfig struct {
 	Pipeline pipeline.LogConfig `yaml:"pipeline"`
 	// Tail bounds the live tail.
 	Tail LogsTailConfig `yaml:"tail"`
+	// Compaction turns the compaction of closed windows into compressed
+	// blocks on (the default) or off.
+	Compaction bool `yaml:"compaction"`
+	// CompactionInterval is the time between log compaction passes.
+	CompactionInterval model.Duration `yaml:"compaction_interval"`
+	// CompactionDelay is how long after its end a two-hour window of log
+	// records is compacted into blocks.
+	CompactionDelay model.Duration `yaml:"compaction_delay"`
 }
 
 // LogsTailConfig bounds the live tail: the hub of all clients together
@@ -333,7 +341,8 @@ func defaultConfig() Config {
 		Log:             LogConfig{Level: "info", Format: "text"},
 		Pipeline:        pipeline.DefaultConfig(),
 		Derive:          derive.DefaultConfig(),
-		Logs:            LogsConfig{Pipeline: pipeline.DefaultLogConfig()},
+		Logs: LogsConfig{Pipeline: pipeline.DefaultLogConfig(), Compaction: true,
+			CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour)},
 		Metrics: MetricsConfig{CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour),
 			HeadRange: model.Duration(metricstore.DefaultHeadRange), HeadMaxSamples: metricstore.DefaultHeadMaxSamples,
 			Pipeline: pipeline.DefaultMetricConfig()},
@@ -407,6 +416,12 @@ func (c *Config) Validate() error {
 	}
 	if r := time.Duration(c.Logs.Retention); r != 0 && r < 24*time.Hour {
 		return fmt.Errorf("logs.retention: %s is shorter than one day", c.Logs.Retention)
+	}
+	if time.Duration(c.Logs.CompactionInterval) < time.Second {
+		return fmt.Errorf("logs.compaction_interval: %s is below 1s", c.Logs.CompactionInterval)
+	}
+	if time.Duration(c.Logs.CompactionDelay) < 0 {
+		return fmt.Errorf("logs.compaction_delay: %s is negative", c.Logs.CompactionDelay)
 	}
 	if time.Duration(c.Metrics.CompactionInterval) < time.Second {
 		return fmt.Errorf("metrics.compaction_interval: %s is below 1s", c.Metrics.CompactionInterval)

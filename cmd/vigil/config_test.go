@@ -54,6 +54,7 @@ func TestConfigFullFile(t *testing.T) {
 		c.Limits.MaxFutureSkew != 30*time.Minute || c.Limits.MaxAge != 14*24*time.Hour ||
 		len(c.Auth.IngestTokens) != 2 || c.Log.Format != "json" ||
 		time.Duration(c.Metrics.CompactionInterval) != 30*time.Second || time.Duration(c.Metrics.CompactionDelay) != 2*time.Hour ||
+		c.Logs.Compaction || time.Duration(c.Logs.CompactionInterval) != 2*time.Minute || time.Duration(c.Logs.CompactionDelay) != 30*time.Minute ||
 		c.Query.Timeout != 30*time.Second || c.Query.MaxSubquerySteps != 50000 || c.Query.MaxSamplesRead != 1_000_000 ||
 		c.Query.MaxSamples != promql.DefaultMaxSamples ||
 		c.Ingest.MaxInflightBytes != 64<<20 || c.Ingest.ReadTimeout != 30*time.Second || c.Ingest.UDPSocketBufferBytes != 1<<20 ||

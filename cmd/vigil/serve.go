@@ -187,6 +187,7 @@ type server struct {
 	reload      reloader // the rules' and the notifier's reload, for SIGHUP
 	http        *web.Server
 	compact     func(context.Context) error // the metric compactor's loop
+	compactLogs func(context.Context) error // the log compactor's loop; nil when off
 }
 
 // newServer connects (or starts) the database, migrates it, and builds
@@ -271,6 +272,15 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		Delay: time.Duration(cfg.Metrics.CompactionDelay)}, metricstore.CompactorOptions{Registerer: reg, Logger: logger})
 	if err != nil {
 		return nil, err
+	}
+	var compactLogs func(context.Context) error
+	if cfg.Logs.Compaction {
+		lc, err := logstore.NewCompactor(logStore, logstore.CompactorConfig{Interval: time.Duration(cfg.Logs.CompactionInterval),
+			Delay: time.Duration(cfg.Logs.CompactionDelay)}, logstore.CompactorOptions{Registerer: reg, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		compactLogs = lc.Run
 	}
 	logHub := tail.New[storage.LogRecord](cfg.Logs.Tail.Config)
 	publish := querylogs.Publisher(logHub)
@@ -439,7 +449,8 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 		return nil, errors.Join(err, closeReceivers(), closeRegistry(), engine.Close())
 	}
 	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, metricPipe: metricPipe, derive: deriver, live: live, logHub: logHub, rcv: rcv, jaeger: jrcv,
-		engine: engine, rules: ruleMgr, scraper: scraper, registry: regs, registrySrv: regSrv, notifier: notifier, reload: reload, http: srv, compact: compactor.Run}, nil
+		engine: engine, rules: ruleMgr, scraper: scraper, registry: regs, registrySrv: regSrv, notifier: notifier, reload: reload, http: srv, compact: compactor.Run,
+		compactLogs: compactLogs}, nil
 }
 
 // Run serves until ctx is cancelled, then stops the receivers, drains the
@@ -488,6 +499,9 @@ func (s *server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.parts.Run(gctx) })
 	g.Go(func() error { return s.compact(gctx) })
+	if s.compactLogs != nil {
+		g.Go(func() error { return s.compactLogs(gctx) })
+	}
 	g.Go(func() error { return s.notifier.Run(gctx) })
 	g.Go(func() error { return s.rules.Run(gctx) })
 	g.Go(func() error { return s.scraper.Run(gctx) })

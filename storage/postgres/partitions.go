@@ -40,6 +40,9 @@ type partitionedTable struct {
 	layout   string        // of the partition name's suffix
 	fromNow  bool          // create from the current period on, not from the retention cutoff
 	aheadMax int           // days created ahead, at most (0 = the configured AheadDays)
+	// retentionOf names the table whose retention this one follows: the
+	// compacted form of a table is kept exactly as long as its rows.
+	retentionOf string
 }
 
 const partitionDateLayout = "20060102"
@@ -49,6 +52,7 @@ const partitionDateLayout = "20060102"
 var partitionedTables = []partitionedTable{
 	{name: "spans", period: 24 * time.Hour, layout: partitionDateLayout},
 	{name: "logs", period: LogWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
+	{name: "log_blocks", period: LogWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1, retentionOf: "logs"},
 	{name: "metric_samples", period: SampleWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
 	{name: "metric_chunks", period: 24 * time.Hour, layout: partitionDateLayout},
 	{name: "servicemap_traces", period: 24 * time.Hour, layout: partitionDateLayout},
@@ -125,7 +129,7 @@ type PartitionsConfig struct {
 	AheadDays int           // days created beyond today (default 2)
 	// TableRetention overrides Retention per table ("spans", "logs"), so
 	// that each signal keeps its own history; absent or zero entries use
-	// Retention.
+	// Retention. Compacted log blocks (log_blocks) follow "logs".
 	TableRetention map[string]time.Duration
 	// Interval is the time between two maintenance passes of Run
 	// (default 1 h).
@@ -167,7 +171,11 @@ func (p *Partitions) Maintain(ctx context.Context) error {
 			ahead = min(ahead, t.aheadMax)
 		}
 		last := dayStart(now).AddDate(0, 0, ahead)
-		first := t.periodStart(now.Add(-p.retentionOf(t.name)))
+		retention := t.name
+		if t.retentionOf != "" {
+			retention = t.retentionOf
+		}
+		first := t.periodStart(now.Add(-p.retentionOf(retention)))
 		cutoffs[t.name] = first
 		if t.fromNow {
 			first = t.periodStart(now)

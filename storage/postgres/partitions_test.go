@@ -87,12 +87,29 @@ func TestLogRetentionPerTable(t *testing.T) {
 	if got := parts("spans"); got[0] != "spans_p20260307" {
 		t.Fatalf("spans partitions %v", got)
 	}
+	// Compacted log blocks of a past window (created by compaction) follow
+	// the retention of logs, not the global one.
+	if err := p.Ensure(ctx, []time.Time{now.Add(-20 * time.Hour), now.Add(-30 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := parts("log_blocks"); !slices.Contains(got, "log_blocks_p20260309_16") || slices.Contains(got, "log_blocks_p20260309_06") {
+		t.Fatalf("log_blocks partitions %v", got)
+	}
+	if got := parts("spans"); got[0] != "spans_p20260307" {
+		t.Fatalf("spans partitions after a second pass %v", got)
+	}
 	now = now.Add(48 * time.Hour)
 	if err := p.Maintain(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := parts("logs"); got[0] != "logs_p20260312_12" {
 		t.Fatalf("logs partitions after 2 days %v", got)
+	}
+	if got := parts("log_blocks"); got[0] != "log_blocks_p20260312_12" {
+		t.Fatalf("log_blocks partitions after 2 days %v", got)
 	}
 	if got := parts("spans"); got[0] != "spans_p20260309" {
 		t.Fatalf("spans partitions after 2 days %v", got)

@@ -11,7 +11,18 @@
 // the dictionaries shared with the span store
 // (storage/postgres/internal/dict). attr. filters treat the renamed
 // semantic-convention attributes as aliases (the kind-independent part of
-// storage/semconv). Errors come back as storage sentinels
-// (storage.ErrUnavailable when the database cannot be reached).
-// docs/storage.md explains the schema and the text search.
+// storage/semconv).
+//
+// Closed windows are compacted (compact.go, Compactor) into log_blocks:
+// one row per service and run of at most 1,000 records, their fields in
+// zstd-compressed column streams (block.go), with block-level columns and
+// indexes (time range, service, severity, trace ids, hashed tokens,
+// attribute Bloom) that narrow a search to blocks; the records of a
+// candidate block are then tested exactly as SQL tests a raw row
+// (blockread.go), and every read merges raw rows and blocks, so a query
+// answers the same before and after compaction.
+//
+// Errors come back as storage sentinels (storage.ErrUnavailable when the
+// database cannot be reached). docs/storage.md explains the schema, the
+// text search and the block format.
 package logstore

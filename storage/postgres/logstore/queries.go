@@ -64,3 +64,77 @@ const (
 // the filter.
 const histogramSQL = `SELECT floor(extract(epoch FROM time - %s) * 1000000 / %s)::int AS b, count(*)
 	FROM logs WHERE %s GROUP BY b`
+
+// Statements of compaction. The %s verbs take a sanitized partition name.
+const (
+	tryLockSQL = "SELECT pg_try_advisory_lock($1)"
+	unlockSQL  = "SELECT pg_advisory_unlock($1)"
+
+	// lockWindowSQL keeps writers of late records out of a partition being
+	// truncated (they wait); readers go on.
+	lockWindowSQL = "LOCK TABLE %s IN SHARE MODE"
+	// declareWindowSQL opens a cursor over a raw partition's records in
+	// block order, read compactFetchRows at a time by fetchWindowSQL.
+	declareWindowSQL = `DECLARE logs_window NO SCROLL CURSOR FOR SELECT time, observed_time, id, resource_id, span_id,
+		attr_bloom, trace_id, service_id, severity_number, severity_text, body, payload FROM %s ORDER BY service_id, time, id`
+	fetchWindowSQL = "FETCH 20000 FROM logs_window"
+	closeWindowSQL = "CLOSE logs_window" // TRUNCATE refuses a table an open cursor reads
+	truncateSQL    = "TRUNCATE %s"
+	countWindowSQL = "SELECT count(*) FROM %s"
+
+	// cleanPendingSQL merges the pending lists of the GIN indexes of the
+	// log_blocks partition $1 into the indexes.
+	cleanPendingSQL = `SELECT gin_clean_pending_list(i.indexrelid) FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+		WHERE i.indrelid = $1::regclass AND am.amname = 'gin'`
+
+	savepointSQL           = "SAVEPOINT blocks"
+	rollbackToSavepointSQL = "ROLLBACK TO SAVEPOINT blocks"
+)
+
+// blockColumns are the columns of log_blocks in the order copyBlocks
+// writes them.
+var blockColumns = []string{"start_time", "end_time", "id", "attr_bloom", "service_id", "records",
+	"min_severity", "max_severity", "trace_ids", "tokens", "times", "data"}
+
+// lockLogsSQL locks every raw partition against truncation (a utility
+// statement: it takes no snapshot).
+const lockLogsSQL = "LOCK TABLE logs IN ACCESS SHARE MODE"
+
+// Reading log_blocks. The %s verbs of conditions take placeholders
+// (pgcore.Args.Bind).
+const (
+	blockSelect = "SELECT start_time, end_time, id, service_id, times, data FROM log_blocks"
+
+	condBlockEnd      = "end_time >= %s"
+	condBlockStart    = "start_time <= %s"
+	condBlockWindow   = "start_time >= %s"
+	condBlockSeverity = "max_severity >= %s"
+	condBlockTrace    = "trace_ids @> ARRAY[%s::uuid]"
+	condBlockTokens   = "tokens @> %s::integer[]"
+
+	// Newest first, at most %s blocks, and the keyset to go on from. With
+	// a condition a GIN index answers (trace ids, tokens), the order is by
+	// an expression, so that the planner reads that index rather than
+	// walk the end_time index and test every block.
+	orderBlocks            = " ORDER BY end_time DESC, id DESC LIMIT %s"
+	condBlockBefore        = "(end_time, id) < (%s, %s)"
+	orderBlocksIndexed     = " ORDER BY end_time + interval '0' DESC, id DESC LIMIT %s"
+	condBlockBeforeIndexed = "(end_time + interval '0', id) < (%s, %s)"
+
+	// blockTraceSQL reads the blocks holding trace $1.
+	blockTraceSQL = blockSelect + " WHERE trace_ids @> ARRAY[$1::uuid]"
+
+	// blockCountSQL reads, for a histogram, each matching block's start
+	// time and record count, and its times column unless the block lies
+	// within the range and one bucket and holds no record below the
+	// severity: its verbs are the placeholders of the start, end, minimum
+	// severity and step in microseconds, then the filter.
+	blockCountSQL = `SELECT start_time, records, CASE WHEN start_time >= %[1]s AND end_time <= %[2]s AND min_severity >= %[3]s
+		AND floor(extract(epoch FROM start_time - %[1]s) * 1000000 / %[4]s) = floor(extract(epoch FROM end_time - %[1]s) * 1000000 / %[4]s)
+		THEN NULL ELSE times END FROM log_blocks WHERE %[5]s`
+
+	// phraseRecheckSQL numbers bodies ($1, from 1) for a phrase condition
+	// over body.
+	phraseRecheckSQL = "SELECT i FROM unnest(%s::text[]) WITH ORDINALITY AS u(body, i)"
+)

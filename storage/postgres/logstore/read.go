@@ -68,10 +68,11 @@ func (s *Store) FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPa
 		return storage.LogPage{}, errors.New("find logs: the window (Start, End) and Limit must be set")
 	}
 	limit := q.Limit
-	where, args, ok, err := s.logFilter(ctx, q)
+	f, ok, err := s.parseFilter(ctx, q)
 	if err != nil || !ok {
 		return storage.LogPage{}, err
 	}
+	where, args := f.rawWhere()
 	base := logSelect + " WHERE " + strings.Join(where, " AND ")
 	baseArgs := len(args)
 
@@ -120,6 +121,13 @@ func (s *Store) FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPa
 		if err != nil {
 			return storage.LogPage{}, fmt.Errorf("find logs: %w", pgcore.Classify(err))
 		}
+		// The same page of the compacted windows, merged in: the newest
+		// pageRows of both are the newest pageRows of all.
+		blocks, err := s.blockPage(ctx, &f, lo, hi, after, pageRows)
+		if err != nil {
+			return storage.LogPage{}, err
+		}
+		stored = mergeNewest(stored, blocks, pageRows)
 		recs, err := s.decode(ctx, stored)
 		if err != nil {
 			return storage.LogPage{}, err
@@ -159,45 +167,80 @@ func (s *Store) FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPa
 	}
 }
 
-// logFilter turns every field of q but the cursor and limit into SQL
-// conditions over logs (with their arguments). Attribute filters become
-// the attr_bloom test only: callers needing exactness check the records.
-// ok is false when no record can match (an unknown service).
-func (s *Store) logFilter(ctx context.Context, q storage.LogQuery) (where []string, args pgcore.Args, ok bool, err error) {
-	if !q.TraceID.IsEmpty() {
-		where = []string{args.Bind(condTraceStart, q.Start), args.Bind(condTraceEnd, q.End)}
-	} else {
-		where = []string{args.Bind(condStart, q.Start), args.Bind(condEnd, q.End)}
+// mergeNewest merges raw rows and rows of blocks, each newest first, into
+// the newest n of them. The raw rows are read first: a record compacted
+// between the two reads is in both (never in neither), and is kept once.
+func mergeNewest(raw []storedLog, blocks []logRow, n int) []storedLog {
+	if len(blocks) == 0 {
+		return raw
 	}
+	out := make([]storedLog, 0, min(n, len(raw)+len(blocks)))
+	b := stored(blocks)
+	i, j := 0, 0
+	for len(out) < n && (i < len(raw) || j < len(b)) {
+		switch {
+		case j == len(b) || i < len(raw) && (raw[i].time.After(b[j].time) || raw[i].time.Equal(b[j].time) && raw[i].id > b[j].id):
+			out = append(out, raw[i])
+			i++
+		case i < len(raw) && raw[i].time.Equal(b[j].time) && raw[i].id == b[j].id:
+			// The same record, read raw and then in the block a compaction
+			// committed between the two reads.
+			out = append(out, raw[i])
+			i++
+			j++
+		default:
+			out = append(out, b[j])
+			j++
+		}
+	}
+	return out
+}
+
+// logFilter is a LogQuery's filter (all but the cursor and limit),
+// resolved: rawWhere renders it as SQL over logs, blockWhere as the SQL
+// that narrows log_blocks to the blocks that may hold a match, and
+// recordMatches tests a record of a block exactly as rawWhere's SQL tests
+// a row (phrases aside: see recheckPhrases).
+type logFilter struct {
+	start, end time.Time
+	service    int32 // 0 = any
+	minSev     int16 // 0 = any
+	traceID    [16]byte
+	spanID     int64    // 0 = any
+	must       []string // tokens every match holds, sorted and distinct
+	mustBytes  [][]byte // must, as bytes
+	phrases    []string // terms to check again as phrases
+	mask       uint64   // bits every match's attr_bloom has
+	alts       [][]uint64
+}
+
+// parseFilter resolves q's filter. ok is false when no record can match
+// (an unknown service).
+func (s *Store) parseFilter(ctx context.Context, q storage.LogQuery) (f logFilter, ok bool, err error) {
+	f.start, f.end = q.Start, q.End
 	if q.Service != "" {
-		var id int32
-		err := s.pool.QueryRow(ctx, serviceIDSQL, q.Service).Scan(&id)
+		err := s.pool.QueryRow(ctx, serviceIDSQL, q.Service).Scan(&f.service)
 		if err == pgx.ErrNoRows {
-			return nil, nil, false, nil
+			return f, false, nil
 		}
 		if err != nil {
-			return nil, nil, false, fmt.Errorf("logs: resolve service: %w", pgcore.Classify(err))
+			return f, false, fmt.Errorf("logs: resolve service: %w", pgcore.Classify(err))
 		}
-		where = append(where, args.Bind(condService, id))
 	}
 	if q.MinSeverity > 0 {
-		where = append(where, args.Bind(condMinSeverity, int16(min(q.MinSeverity, 32767))))
+		f.minSev = int16(min(q.MinSeverity, 32767))
 	}
 	if !q.TraceID.IsEmpty() {
-		where = append(where, args.Bind(condTraceID, [16]byte(q.TraceID)))
+		f.traceID = q.TraceID
 	}
 	if !q.SpanID.IsEmpty() {
-		where = append(where, args.Bind(condSpanID, dict.SpanIDToInt(q.SpanID)))
+		f.spanID = dict.SpanIDToInt(q.SpanID)
 	}
 	// Every indexable token of every term must be in tokens (a tsvector
 	// without positions, and its GIN index). That is the whole test for a
 	// one-token term; a phrase, or a term with a token too long to be
 	// indexed, is checked again on the candidates with PostgreSQL's phrase
 	// search over the body.
-	var (
-		must []string
-		tsq  []string
-	)
 	for _, t := range q.Text {
 		toks := storage.Tokens(t)
 		if len(toks) == 0 {
@@ -206,25 +249,21 @@ func (s *Store) logFilter(ctx context.Context, q storage.LogQuery) (where []stri
 		indexed := 0
 		for _, tk := range toks {
 			if len(tk) <= maxIndexedToken {
-				must = append(must, tk)
+				f.must = append(f.must, tk)
 				indexed++
 			}
 		}
 		if len(toks) > 1 || indexed < len(toks) {
-			tsq = append(tsq, args.Bind(phraseQuery, t))
+			f.phrases = append(f.phrases, t)
 		}
 	}
-	if len(must) > 0 {
-		slices.Sort(must)
-		where = append(where, args.Bind(condTokens, tsqueryAll(slices.Compact(must))))
-	}
-	if len(tsq) > 0 {
-		where = append(where, fmt.Sprintf(condPhrases, strings.Join(tsq, " && ")))
+	slices.Sort(f.must)
+	f.must = slices.Compact(f.must)
+	for _, m := range f.must {
+		f.mustBytes = append(f.mustBytes, []byte(m))
 	}
 	// One Bloom test for the attributes of one name, one alternative per
 	// name for those the semantic conventions renamed (storage.AttrMatches).
-	var mask uint64
-	var renamed []string
 	for _, k := range slices.Sorted(maps.Keys(q.Attributes)) {
 		v := q.Attributes[k]
 		var alts []uint64
@@ -234,20 +273,76 @@ func (s *Store) logFilter(ctx context.Context, q storage.LogQuery) (where []stri
 			}
 		}
 		if len(alts) == 0 {
-			mask |= dict.BloomMask(k, v)
+			f.mask |= dict.BloomMask(k, v)
 			continue
 		}
+		f.alts = append(f.alts, append([]uint64{dict.BloomMask(k, v)}, alts...))
+	}
+	return f, true, nil
+}
+
+// rawWhere renders f as SQL conditions over logs (with their arguments).
+// Attribute filters become the attr_bloom test only: callers needing
+// exactness check the records.
+func (f *logFilter) rawWhere() (where []string, args pgcore.Args) {
+	if f.traceID != ([16]byte{}) {
+		where = []string{args.Bind(condTraceStart, f.start), args.Bind(condTraceEnd, f.end)}
+	} else {
+		where = []string{args.Bind(condStart, f.start), args.Bind(condEnd, f.end)}
+	}
+	if f.service != 0 {
+		where = append(where, args.Bind(condService, f.service))
+	}
+	if f.minSev > 0 {
+		where = append(where, args.Bind(condMinSeverity, f.minSev))
+	}
+	if f.traceID != ([16]byte{}) {
+		where = append(where, args.Bind(condTraceID, f.traceID))
+	}
+	if f.spanID != 0 {
+		where = append(where, args.Bind(condSpanID, f.spanID))
+	}
+	if len(f.must) > 0 {
+		where = append(where, args.Bind(condTokens, tsqueryAll(f.must)))
+	}
+	if len(f.phrases) > 0 {
+		var tsq []string
+		for _, t := range f.phrases {
+			tsq = append(tsq, args.Bind(phraseQuery, t))
+		}
+		where = append(where, fmt.Sprintf(condPhrases, strings.Join(tsq, " && ")))
+	}
+	return f.bloomWhere(where, &args), args
+}
+
+// bloomWhere appends the attr_bloom conditions of f to where, binding
+// their arguments in args. logs and log_blocks name the column alike.
+func (f *logFilter) bloomWhere(where []string, args *pgcore.Args) []string {
+	if f.mask != 0 {
+		where = append(where, args.Bind(condBloom, int64(f.mask), int64(f.mask)))
+	}
+	for _, alts := range f.alts {
 		var or []string
-		for _, m := range append([]uint64{dict.BloomMask(k, v)}, alts...) {
+		for _, m := range alts {
 			or = append(or, args.Bind(condBloom, int64(m), int64(m)))
 		}
-		renamed = append(renamed, "("+strings.Join(or, " OR ")+")")
+		where = append(where, "("+strings.Join(or, " OR ")+")")
 	}
-	if mask != 0 {
-		where = append(where, args.Bind(condBloom, int64(mask), int64(mask)))
+	return where
+}
+
+// bloomMatches tests a record's attr_bloom as bloomWhere's SQL does.
+func (f *logFilter) bloomMatches(bloom int64) bool {
+	b := uint64(bloom)
+	if b&f.mask != f.mask {
+		return false
 	}
-	where = append(where, renamed...)
-	return where, args, true, nil
+	for _, alts := range f.alts {
+		if !slices.ContainsFunc(alts, func(m uint64) bool { return b&m == m }) {
+			return false
+		}
+	}
+	return true
 }
 
 // LogHistogram counts the records matching q (cursor and limit ignored)
@@ -271,25 +366,39 @@ func (s *Store) LogHistogram(ctx context.Context, q storage.LogQuery, step time.
 	for i := range buckets {
 		buckets[i].Start = q.Start.Add(time.Duration(i) * step)
 	}
-	where, args, ok, err := s.logFilter(ctx, q)
+	f, ok, err := s.parseFilter(ctx, q)
 	if err != nil || !ok {
 		return buckets, false, err
 	}
+	where, args := f.rawWhere()
 	sql := fmt.Sprintf(histogramSQL, args.Add(q.Start), args.Add(step.Microseconds()), strings.Join(where, " AND "))
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, false, fmt.Errorf("log histogram: %w", pgcore.Classify(err))
-	}
-	var b int32
-	var c int64
-	_, err = pgx.ForEachRow(rows, []any{&b, &c}, func() error {
-		if b >= 0 && int(b) < len(buckets) {
-			buckets[b].Count += c
+	// Raw rows and blocks are counted in one snapshot, so that a window
+	// compacted meanwhile is counted once. A truncation is not MVCC-safe:
+	// the raw partitions are locked first (compaction cannot truncate them
+	// until this transaction ends), and only then is the snapshot taken.
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockLogsSQL); err != nil {
+			return fmt.Errorf("log histogram: %w", pgcore.Classify(err))
 		}
-		return nil
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("log histogram: %w", pgcore.Classify(err))
+		}
+		var b int32
+		var c int64
+		_, err = pgx.ForEachRow(rows, []any{&b, &c}, func() error {
+			if b >= 0 && int(b) < len(buckets) {
+				buckets[b].Count += c
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("log histogram: %w", pgcore.Classify(err))
+		}
+		return s.blockHistogram(ctx, tx, &f, step, buckets)
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("log histogram: %w", pgcore.Classify(err))
+		return nil, false, err
 	}
 	return buckets, len(q.Attributes) > 0, nil
 }
@@ -315,11 +424,23 @@ func (s *Store) TraceLogs(ctx context.Context, id pcommon.TraceID, limit int) ([
 	if err != nil {
 		return nil, fmt.Errorf("trace logs: %w", pgcore.Classify(err))
 	}
-	stored, err := scanLogs(rows)
+	raw, err := scanLogs(rows)
 	if err != nil {
 		return nil, fmt.Errorf("trace logs: %w", pgcore.Classify(err))
 	}
-	return s.decode(ctx, stored)
+	blocks, err := s.blockTraceLogs(ctx, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	// Both oldest first: merge them as the newest first in reverse.
+	slices.Reverse(raw)
+	slices.Reverse(blocks)
+	all := mergeNewest(raw, blocks, len(raw)+len(blocks))
+	slices.Reverse(all)
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	return s.decode(ctx, all)
 }
 
 // decode turns rows into records, loading the dictionary entries they

@@ -22,6 +22,7 @@ const maxIndexedToken = 64
 type tokenizer struct {
 	buf   []byte      // the lower-cased tokens, back to back
 	spans []tokenSpan // each token's place in buf
+	lower []byte      // a lower-cased body (lowerBody)
 }
 
 // tokenSpan is one token of a tokenizer: buf[start:end], and its first

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,14 +23,23 @@ type Store struct {
 	pool       *pgxpool.Pool
 	dict       *dict.Dictionaries
 	partitions *postgres.Partitions
-	now        func() time.Time // when services were last seen
+	now        func() time.Time // when services were last seen; compaction's clock
+	codec      func() (*blockCodec, error)
+	// compactHook, set by tests only, runs before each step of a window's
+	// compaction; an error it returns aborts the compaction there.
+	compactHook func(step string) error
+	copyBlocks  int // blocks per COPY of compaction: compactCopyBlocks, fewer in tests
 }
 
 // New returns a log store on pool. partitions, which must not be nil, is
 // asked for the partition of a window that does not exist yet.
 func New(pool *pgxpool.Pool, partitions *postgres.Partitions) *Store {
-	return &Store{pool: pool, dict: dict.New(pool), partitions: partitions, now: time.Now}
+	return &Store{pool: pool, dict: dict.New(pool), partitions: partitions, now: time.Now,
+		codec: sync.OnceValues(newBlockCodec), copyBlocks: compactCopyBlocks}
 }
+
+// randID draws a row id.
+func (s *Store) randID() int64 { return int64(rand.Uint64()) }
 
 // logRow is one row of the logs table.
 type logRow struct {

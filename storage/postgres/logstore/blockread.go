@@ -1,0 +1,521 @@
+package logstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/vigil-obs/vigil/storage"
+	"github.com/vigil-obs/vigil/storage/postgres"
+	"github.com/vigil-obs/vigil/storage/postgres/internal/pgcore"
+)
+
+// Reading compacted records. A search runs over logs and log_blocks alike
+// and merges the two: the block-level columns narrow the blocks (time
+// range, service, severity, trace ids, token hashes, attribute Bloom), and
+// every record of a candidate block is then tested exactly as the SQL over
+// logs tests a row (recordMatches, and recheckPhrases for phrases, by
+// PostgreSQL's own phrase search), so raw and compacted windows give the
+// same results.
+
+// blockBatchMax bounds the blocks a newest-first scan fetches at once; it
+// starts with blockBatchFirst and doubles.
+const (
+	blockBatchFirst = 4
+	blockBatchMax   = 64
+)
+
+// blockRow is a log_blocks row as a search reads it.
+type blockRow struct {
+	start, end time.Time
+	id         int64
+	service    int32
+	times      []byte
+	data       []byte
+}
+
+// blockWhere renders f as the SQL conditions a block holding a match of f
+// with a time in [lo, hi] must meet, binding their arguments in args.
+func (f *logFilter) blockWhere(lo, hi time.Time, args *pgcore.Args) []string {
+	where := []string{
+		args.Bind(condBlockEnd, lo),
+		args.Bind(condBlockStart, hi),
+		// A block lies within one window: this prunes the partitions
+		// before lo's.
+		args.Bind(condBlockWindow, postgres.PeriodStart(lo, postgres.LogWindow)),
+	}
+	if f.service != 0 {
+		where = append(where, args.Bind(condService, f.service))
+	}
+	if f.minSev > 0 {
+		where = append(where, args.Bind(condBlockSeverity, f.minSev))
+	}
+	if f.traceID != ([16]byte{}) {
+		where = append(where, args.Bind(condBlockTrace, f.traceID))
+	}
+	if len(f.must) > 0 {
+		hashes := make([]int32, len(f.must))
+		for i, tk := range f.must {
+			hashes[i] = tokenHash([]byte(tk))
+		}
+		where = append(where, args.Bind(condBlockTokens, hashes))
+	}
+	return f.bloomWhere(where, args)
+}
+
+// indexed reports whether f narrows blocks through a GIN index (trace
+// ids or tokens), which the block scans then order by an expression so
+// that the planner does not prefer walking the end_time index.
+func (f *logFilter) indexed() bool {
+	return f.traceID != ([16]byte{}) || len(f.must) > 0
+}
+
+// recordLevel reports whether f tests more of a record than its time,
+// service and severity, so that a histogram must decode blocks' data.
+func (f *logFilter) recordLevel() bool {
+	return f.traceID != ([16]byte{}) || f.spanID != 0 || len(f.must) > 0 || len(f.phrases) > 0 ||
+		f.mask != 0 || len(f.alts) > 0
+}
+
+// timeMatches tests a record's time (µs) and severity as the SQL over logs
+// does, f's window included.
+func (f *logFilter) timeMatches(t int64, sev int16) bool {
+	return t >= f.start.UnixMicro() && t <= f.end.UnixMicro() && (f.minSev == 0 || sev >= f.minSev)
+}
+
+// recordMatches tests the rest of a record as the SQL over logs does:
+// trace and span id, attr_bloom, and every token of the text terms among
+// the body's (tok is scratch space). Phrases are left to recheckPhrases.
+func (f *logFilter) recordMatches(r *logRow, tok *tokenizer) bool {
+	if f.traceID != ([16]byte{}) && r.traceID != f.traceID || f.spanID != 0 && r.spanID != f.spanID ||
+		!f.bloomMatches(r.bloom) {
+		return false
+	}
+	if len(f.must) == 0 {
+		return true
+	}
+	// Every token of a body is part of the body lower-cased rune by rune:
+	// a cheap test that most bodies fail, before tokenizing.
+	lower := lowerBody(tok, r.body)
+	for _, m := range f.mustBytes {
+		if !bytes.Contains(lower, m) {
+			return false
+		}
+	}
+	tok.tokens(r.body)
+	have := make([]string, len(tok.spans)) // sorted bytewise, as must is
+	for i, sp := range tok.spans {
+		have[i] = string(tok.buf[sp.start:sp.end])
+	}
+	for _, m := range f.must {
+		if _, ok := slices.BinarySearch(have, m); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerBody returns body lower-cased as the tokenizer lower-cases it
+// (unicode.ToLower, rune by rune), in tok's buffer: valid until tok is
+// used again.
+func lowerBody(tok *tokenizer, body string) []byte {
+	b := tok.lower[:0]
+	for i := 0; i < len(body); {
+		c := body[i]
+		if c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b = append(b, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(body[i:])
+		if r >= 0x3000 && r <= 0x9fff { // CJK symbols, kana, ideographs: no case
+			b = append(b, body[i:i+size]...)
+		} else {
+			b = utf8.AppendRune(b, unicode.ToLower(r))
+		}
+		i += size
+	}
+	tok.lower = b
+	return b
+}
+
+// recheckPhrases keeps the rows whose body matches every phrase of f, by
+// the same PostgreSQL phrase search the SQL over logs applies.
+func (s *Store) recheckPhrases(ctx context.Context, f *logFilter, rows []logRow) ([]logRow, error) {
+	return recheckPhrasesOn(ctx, s.pool, f, rows)
+}
+
+// querier runs a query: the pool, or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// recheckPhrasesOn is recheckPhrases on q.
+func recheckPhrasesOn(ctx context.Context, q querier, f *logFilter, rows []logRow) ([]logRow, error) {
+	if len(f.phrases) == 0 || len(rows) == 0 {
+		return rows, nil
+	}
+	bodies := make([]string, len(rows))
+	for i := range rows {
+		bodies[i] = rows[i].body
+	}
+	var args pgcore.Args
+	sql := args.Bind(phraseRecheckSQL, bodies)
+	var tsq []string
+	for _, t := range f.phrases {
+		tsq = append(tsq, args.Bind(phraseQuery, t))
+	}
+	sql += " WHERE " + fmt.Sprintf(condPhrases, strings.Join(tsq, " && "))
+	res, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("recheck phrases: %w", pgcore.Classify(err))
+	}
+	keep, err := pgx.CollectRows(res, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("recheck phrases: %w", pgcore.Classify(err))
+	}
+	out := rows[:0]
+	for _, i := range keep { // ascending: WITH ORDINALITY over unnest
+		out = append(out, rows[i-1])
+	}
+	return out, nil
+}
+
+// queryBlocks runs a block scan on q.
+func queryBlocks(ctx context.Context, q querier, sql string, args pgcore.Args) ([]blockRow, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, pgcore.Classify(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (blockRow, error) {
+		var b blockRow
+		err := r.Scan(&b.start, &b.end, &b.id, &b.service, &b.times, &b.data)
+		return b, err
+	})
+	return out, pgcore.Classify(err)
+}
+
+// matchBlock returns the records of b that match f, keep (over the time
+// in µs and id) and, when keep passes any record, recordMatches; phrases
+// are not checked.
+func (s *Store) matchBlock(codec *blockCodec, f *logFilter, b *blockRow, keep func(t, id int64) bool, tok *tokenizer) ([]logRow, error) {
+	ts, sev, err := codec.decodeTimes(b.start, b.times)
+	if err != nil {
+		return nil, fmt.Errorf("block %x: %w", b.id, err)
+	}
+	hit := false
+	for i, t := range ts {
+		if f.timeMatches(t, sev[i]) {
+			hit = true
+			break
+		}
+	}
+	if !hit {
+		return nil, nil // no record in the range: the data need not be decoded
+	}
+	all, err := codec.decodeBlock(b.start, b.service, b.times, b.data)
+	if err != nil {
+		return nil, fmt.Errorf("block %x: %w", b.id, err)
+	}
+	out := all[:0]
+	for i := range all {
+		r := &all[i]
+		t := r.time.UnixMicro()
+		if f.timeMatches(t, r.severity) && keep(t, r.id) && f.recordMatches(r, tok) {
+			// A match must not keep the block's bodies and payloads alive.
+			r.body, r.payload = strings.Clone(r.body), slices.Clone(r.payload)
+			out = append(out, *r)
+		}
+	}
+	return out, nil
+}
+
+// newerFirst orders records by (time, id) descending.
+func newerFirst(a, b *logRow) int {
+	if c := b.time.Compare(a.time); c != 0 {
+		return c
+	}
+	switch {
+	case a.id > b.id:
+		return -1
+	case a.id < b.id:
+		return 1
+	}
+	return 0
+}
+
+// blockPage returns the newest n records of blocks that match f, have a
+// time in [lo, hi) (hi zero: up to f's end) and come before after (nil:
+// any), newest first.
+func (s *Store) blockPage(ctx context.Context, f *logFilter, lo, hi time.Time, after *storage.LogCursor, n int) ([]logRow, error) {
+	codec, err := s.codec()
+	if err != nil {
+		return nil, err
+	}
+	top := f.end
+	if !hi.IsZero() && hi.Before(top) {
+		top = hi
+	}
+	if after != nil && after.Time.Before(top) {
+		top = after.Time
+	}
+	loUS, hiUS := lo.UnixMicro(), int64(1<<63-1)
+	if !hi.IsZero() {
+		hiUS = hi.UnixMicro()
+	}
+	keep := func(t, id int64) bool {
+		if t < loUS || t >= hiUS {
+			return false
+		}
+		if after != nil {
+			at := after.Time.UnixMicro()
+			return t < at || t == at && id < after.ID
+		}
+		return true
+	}
+	var (
+		out      []logRow
+		toks     = make([]tokenizer, runtime.GOMAXPROCS(0))
+		keyEnd   time.Time
+		keyID    int64
+		keyed    bool
+		batch    = blockBatchFirst
+		order    = orderBlocks
+		orderKey = condBlockBefore
+	)
+	if f.indexed() {
+		order, orderKey = orderBlocksIndexed, condBlockBeforeIndexed
+	}
+	for {
+		var args pgcore.Args
+		where := f.blockWhere(lo, top, &args)
+		if keyed {
+			where = append(where, args.Bind(orderKey, keyEnd, keyID))
+		}
+		sql := blockSelect + " WHERE " + strings.Join(where, " AND ") + args.Bind(order, batch)
+		blocks, err := queryBlocks(ctx, s.pool, sql, args)
+		if err != nil {
+			return nil, fmt.Errorf("find logs: blocks: %w", err)
+		}
+		var (
+			candidates []logRow // of this batch, their phrases not checked yet
+			done       bool
+		)
+		// Blocks are decoded a wave of len(toks) at a time, one goroutine
+		// each: decoding, not PostgreSQL, is most of a block's cost.
+		for i := 0; i < len(blocks); i += len(toks) {
+			if len(out) >= n {
+				// Blocks come by end_time descending: once one ends
+				// before the n-th newest record so far, none holds a
+				// newer one.
+				slices.SortFunc(out, func(x, y logRow) int { return newerFirst(&x, &y) })
+				out = out[:n]
+				if blocks[i].end.Before(out[n-1].time) {
+					done = true
+					break
+				}
+			}
+			wave := blocks[i:min(i+len(toks), len(blocks))]
+			recs := make([][]logRow, len(wave))
+			errs := make([]error, len(wave))
+			var wg sync.WaitGroup
+			for k := range wave {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					recs[k], errs[k] = s.matchBlock(codec, f, &wave[k], keep, &toks[k])
+				}()
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				return nil, fmt.Errorf("find logs: %w", err)
+			}
+			for k := range wave {
+				if len(f.phrases) > 0 {
+					candidates = append(candidates, recs[k]...)
+				} else {
+					out = append(out, recs[k]...)
+				}
+			}
+			last := wave[len(wave)-1]
+			keyEnd, keyID, keyed = last.end, last.id, true
+		}
+		recs, err := s.recheckPhrases(ctx, f, candidates)
+		if err != nil {
+			return nil, fmt.Errorf("find logs: %w", err)
+		}
+		out = append(out, recs...)
+		if done {
+			break
+		}
+		if len(blocks) < batch {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		batch = min(2*batch, blockBatchMax)
+	}
+	slices.SortFunc(out, func(x, y logRow) int { return newerFirst(&x, &y) })
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out, nil
+}
+
+// blockTraceLogs returns the records of blocks holding trace id, oldest
+// first, at most limit of them.
+func (s *Store) blockTraceLogs(ctx context.Context, id [16]byte, limit int) ([]logRow, error) {
+	codec, err := s.codec()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, blockTraceSQL, id)
+	if err != nil {
+		return nil, fmt.Errorf("trace logs: blocks: %w", pgcore.Classify(err))
+	}
+	blocks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (blockRow, error) {
+		var b blockRow
+		err := r.Scan(&b.start, &b.end, &b.id, &b.service, &b.times, &b.data)
+		return b, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trace logs: blocks: %w", pgcore.Classify(err))
+	}
+	var out []logRow
+	for i := range blocks {
+		all, err := codec.decodeBlock(blocks[i].start, blocks[i].service, blocks[i].times, blocks[i].data)
+		if err != nil {
+			return nil, fmt.Errorf("trace logs: block %x: %w", blocks[i].id, err)
+		}
+		for _, r := range all {
+			if r.traceID == id {
+				out = append(out, r)
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y logRow) int { return newerFirst(&y, &x) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// blockHistogram adds the records of blocks matching f to buckets of
+// width step from f's start, reading through q.
+func (s *Store) blockHistogram(ctx context.Context, q querier, f *logFilter, step time.Duration, buckets []storage.LogBucket) error {
+	codec, err := s.codec()
+	if err != nil {
+		return err
+	}
+	startUS, stepUS := f.start.UnixMicro(), step.Microseconds()
+	add := func(t int64) {
+		if b := (t - startUS) / stepUS; b >= 0 && b < int64(len(buckets)) {
+			buckets[b].Count++
+		}
+	}
+	var args pgcore.Args
+	where := f.blockWhere(f.start, f.end, &args)
+	if !f.recordLevel() {
+		// A block within the range, within one bucket and with no record
+		// below the severity is counted whole; only the others' times are
+		// read.
+		sql := fmt.Sprintf(blockCountSQL, args.Add(f.start), args.Add(f.end), args.Add(f.minSev), args.Add(stepUS),
+			strings.Join(where, " AND "))
+		rows, err := q.Query(ctx, sql, args...)
+		if err != nil {
+			return fmt.Errorf("log histogram: blocks: %w", pgcore.Classify(err))
+		}
+		var (
+			start time.Time
+			n     int32
+			times []byte
+		)
+		_, err = pgx.ForEachRow(rows, []any{&start, &n, &times}, func() error {
+			if times == nil {
+				if b := (start.UnixMicro() - startUS) / stepUS; b >= 0 && b < int64(len(buckets)) {
+					buckets[b].Count += int64(n)
+				}
+				return nil
+			}
+			ts, sev, err := codec.decodeTimes(start, times)
+			if err != nil {
+				return err
+			}
+			for i, t := range ts {
+				if f.timeMatches(t, sev[i]) {
+					add(t)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("log histogram: blocks: %w", pgcore.Classify(err))
+		}
+		return nil
+	}
+	blocks, err := queryBlocks(ctx, q, blockSelect+" WHERE "+strings.Join(where, " AND "), args)
+	if err != nil {
+		return fmt.Errorf("log histogram: blocks: %w", err)
+	}
+	var (
+		tok        tokenizer
+		candidates []logRow
+	)
+	all := func(int64, int64) bool { return true }
+	flush := func() error {
+		recs, err := recheckPhrasesOn(ctx, q, f, candidates)
+		if err != nil {
+			return fmt.Errorf("log histogram: %w", err)
+		}
+		for j := range recs {
+			add(recs[j].time.UnixMicro())
+		}
+		candidates = candidates[:0]
+		return nil
+	}
+	for i := range blocks {
+		recs, err := s.matchBlock(codec, f, &blocks[i], all, &tok)
+		if err != nil {
+			return fmt.Errorf("log histogram: %w", err)
+		}
+		candidates = append(candidates, recs...)
+		if len(candidates) >= 10_000 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return flush()
+}
+
+// stored converts rows of blocks into the form rows of logs are read in.
+func stored(rows []logRow) []storedLog {
+	out := make([]storedLog, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		out[i] = storedLog{time: r.time, observed: r.observed, id: r.id, resource: r.resource, spanID: r.spanID,
+			severity: r.severity, sevText: r.sevText, body: r.body, payload: r.payload}
+		if r.traceID != ([16]byte{}) {
+			out[i].traceID = pgtype.UUID{Bytes: r.traceID, Valid: true}
+		}
+	}
+	return out
+}
