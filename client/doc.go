@@ -10,8 +10,9 @@
 //     default; round robin, smooth weighted round robin, least outstanding
 //     requests, or consistent hashing with bounded load for affinity keys);
 //   - passive outlier ejection per instance (5xx, local failures, success
-//     rate, latency k× the peers' median), bounded by a maximum ejected
-//     share and a panic threshold below which health is ignored;
+//     rate, a 0.9 latency quantile k× the peers' median), bounded by a
+//     maximum ejected share and a panic threshold below which health is
+//     ignored;
 //   - circuit breakers per service and per instance that fail fast with a
 //     *CircuitOpenError;
 //   - retries with full-jitter exponential backoff, per-attempt timeouts

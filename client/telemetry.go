@@ -76,7 +76,7 @@ func newTelemetry(mp metric.MeterProvider, c *Client) (*telemetry, error) {
 	breakerState, err := m.Int64ObservableGauge("vigil.client.breaker.state", metric.WithUnit("1"),
 		metric.WithDescription("Circuit state: 0 closed, 1 half-open, 2 open; per service (scope=service) and instance."))
 	errs = append(errs, err)
-	ejected, err := m.Int64ObservableGauge("vigil.client.endpoint.ejected", metric.WithUnit("1"), metric.WithDescription("1 while an instance is ejected."))
+	ejected, err := m.Int64ObservableGauge("vigil.client.endpoint.ejected", metric.WithUnit("1"), metric.WithDescription("1 while an instance is ejected, with the reason of its ejection; 0 without a reason otherwise."))
 	errs = append(errs, err)
 	ewma, err := m.Float64ObservableGauge("vigil.client.endpoint.latency.ewma", metric.WithUnit("s"), metric.WithDescription("Peak-EWMA latency estimate per instance."))
 	errs = append(errs, err)
@@ -102,11 +102,11 @@ func newTelemetry(mp metric.MeterProvider, c *Client) (*telemetry, error) {
 			for _, ep := range eps {
 				attrs := metric.WithAttributes(svc, attribute.String(attrInstance, ep.Addr))
 				o.ObserveInt64(breakerState, stateValue(ep.brk.State()), metric.WithAttributes(svc, attribute.String(attrInstance, ep.Addr), attribute.String(attrScope, "instance")))
-				var ej int64
-				if s.det.Ejected(ep.Addr) {
-					ej = 1
+				if reason, ok := s.det.EjectionReason(ep.Addr); ok {
+					o.ObserveInt64(ejected, 1, metric.WithAttributes(svc, attribute.String(attrInstance, ep.Addr), attribute.String(attrReason, string(reason))))
+				} else {
+					o.ObserveInt64(ejected, 0, attrs)
 				}
-				o.ObserveInt64(ejected, ej, attrs)
 				o.ObserveFloat64(ewma, ep.Latency(s.cfg.Balancer.EWMA, now).Seconds(), attrs)
 				o.ObserveInt64(outstanding, ep.Outstanding(), attrs)
 			}

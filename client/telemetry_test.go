@@ -226,8 +226,8 @@ func TestMetrics(t *testing.T) {
 	if got := m.sum("vigil.client.outlier.ejections", svc, attribute.String(attrInstance, fleet[0].addr)); got != 1 {
 		t.Fatalf("ejections = %d", got)
 	}
-	if got := m.sum("vigil.client.endpoint.ejected", svc, attribute.String(attrInstance, fleet[0].addr)); got != 1 {
-		t.Fatalf("ejected gauge = %d", got)
+	if got := m.sum("vigil.client.endpoint.ejected", svc, attribute.String(attrInstance, fleet[0].addr), attribute.String(attrReason, "consecutive_5xx")); got != 1 {
+		t.Fatalf("ejected gauge {reason=consecutive_5xx} = %d", got)
 	}
 	if got := m.sum("vigil.client.breaker.state", svc, attribute.String(attrScope, "instance")); got != 0 {
 		t.Fatalf("instance breaker states sum = %d, want all closed", got)

@@ -6,9 +6,20 @@
 //   - success-rate deviation: every Interval, instances whose success rate is
 //     more than StdevFactor standard deviations below the mean of those with
 //     enough traffic are ejected;
-//   - latency: every LatencyInterval, an instance whose mean latency is at
-//     least LatencyFactor times the median of its peers' is ejected (reason
-//     "latency"), which P2C over peak-EWMA alone does not achieve under load.
+//   - latency: every LatencyInterval, an instance is compared with a
+//     threshold of LatencyFactor times the median of its peers' 0.9 quantile
+//     of answer latencies (LatencyQuantile). It is ejected (reason "latency")
+//     when it is mostly slow (its own 0.9 quantile reaches the threshold) or,
+//     two windows in a row, often slow (at least LatencyVolume answers above
+//     the threshold, and LatencyFactor times as many as its peers'). P2C over
+//     peak-EWMA alone does not keep a slow instance out under load. Neither
+//     test is the mean, which the fast answers of an instance slow only part
+//     of the time dilute: P2C sends such an instance most of its calls while
+//     it is fast, so even its 0.9 quantile can look healthy, while its slow
+//     answers are the fleet's tail. Both compare an instance with its peers,
+//     so that noise they all share (GC, a busy host) ejects no one. An
+//     instance with too few answers in a window to judge (one P2C rarely
+//     picks because it is slow) keeps them for up to four more windows.
 //
 // An ejected instance returns after BaseEjectionTime multiplied by the number
 // of times it has been ejected (capped at MaxEjectionTime); the multiplier

@@ -7,71 +7,229 @@ import (
 	"github.com/vigil-obs/vigil/client/internal/fakeclock"
 )
 
-// TestLatencyEjection drives latency ejection on an injected clock: the
-// slowest instance is ejected at the end of a window with reason latency, the
-// maximum ejected share holds back the next one, a 2× instance and one with
-// too few answers stay, and the ejected one comes back after its ejection
-// time, for twice as long if ejected again.
-func TestLatencyEjection(t *testing.T) {
-	clk := fakeclock.New(time.Unix(1_700_000_000, 0))
-	var events []Event
-	d, err := New(Config{BaseEjectionTime: 30 * time.Second, MaxEjectionPercent: 20, Interval: time.Hour},
-		Options{Clock: clk, OnEvent: func(e Event) { events = append(events, e) }})
+const ms = time.Millisecond
+
+// latencyHarness drives a detector's latency windows on an injected clock.
+type latencyHarness struct {
+	t      *testing.T
+	clk    *fakeclock.Clock
+	d      *Detector
+	hosts  []string
+	events []Event
+}
+
+func newLatencyHarness(t *testing.T, cfg Config, hosts ...string) *latencyHarness {
+	t.Helper()
+	h := &latencyHarness{t: t, clk: fakeclock.New(time.Unix(1_700_000_000, 0)), hosts: hosts}
+	d, err := New(cfg, Options{Clock: h.clk, OnEvent: func(e Event) { h.events = append(h.events, e) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.SetHosts([]string{"a", "b", "c", "d", "e", "f", "g"})
-	window := func(lat map[string]time.Duration, n int) {
-		for addr, l := range lat {
-			for range n {
-				d.RecordLatency(addr, l)
-			}
-		}
-		clk.Advance(time.Second)
-		d.EjectedCount() // ends the window
-	}
-	ms := time.Millisecond
-	lat := map[string]time.Duration{"a": 10 * ms, "b": 11 * ms, "c": 9 * ms, "d": 20 * ms, "e": 50 * ms, "f": 60 * ms}
-	window(lat, 10)
-	d.RecordLatency("g", 500*ms) // one answer: below the volume, not judged
-	check := func(want map[string]bool) {
-		t.Helper()
-		for _, h := range []string{"a", "b", "c", "d", "e", "f", "g"} {
-			if got := d.Ejected(h); got != want[h] {
-				t.Fatalf("%s ejected=%v, want %v (events %+v)", h, got, want[h], events)
+	d.SetHosts(hosts)
+	h.d = d
+	return h
+}
+
+// window records, for each host, the latencies listed (each repeated n
+// times), then moves the clock to the end of the latency window.
+func (h *latencyHarness) window(lat map[string][]time.Duration, n int) {
+	for addr, ls := range lat {
+		for range n {
+			for _, l := range ls {
+				h.d.RecordLatency(addr, l)
 			}
 		}
 	}
+	h.clk.Advance(time.Second)
+	h.d.EjectedCount() // ends the window
+}
+
+// check asserts which hosts are ejected now.
+func (h *latencyHarness) check(want ...string) {
+	h.t.Helper()
+	for _, a := range h.hosts {
+		w := false
+		for _, x := range want {
+			w = w || x == a
+		}
+		if got := h.d.Ejected(a); got != w {
+			h.t.Fatalf("%s ejected=%v, want %v (events %+v)", a, got, w, h.events)
+		}
+	}
+}
+
+// TestLatencyEjection drives the latency-ejection state machine on an
+// injected clock: the slowest instance is ejected at the end of a window with
+// reason latency, the maximum ejected share holds back the next one, a 2×
+// instance and one with too few answers stay, the ejected one is readmitted
+// after its ejection time, ejected again for twice as long while still slow,
+// and once healthy its multiplier decays so that a later ejection is short
+// again.
+func TestLatencyEjection(t *testing.T) {
+	h := newLatencyHarness(t, Config{BaseEjectionTime: 30 * time.Second, MaxEjectionPercent: 20, Interval: 10 * time.Second},
+		"a", "b", "c", "d", "e", "f", "g")
+	one := func(d time.Duration) []time.Duration { return []time.Duration{d} }
+	lat := map[string][]time.Duration{"a": one(10 * ms), "b": one(11 * ms), "c": one(9 * ms), "d": one(20 * ms), "e": one(50 * ms), "f": one(60 * ms)}
+	for range 4 {
+		h.d.RecordLatency("g", 500*ms) // below the volume of 5: not judged
+	}
+	h.window(lat, 20)
 	// 7 hosts × 20 % = 1 may be ejected: f (slowest) goes, e is held back.
-	check(map[string]bool{"f": true})
-	if len(events) != 1 || events[0].Reason != ReasonLatency || events[0].Duration != 30*time.Second {
-		t.Fatalf("events %+v, want one latency ejection of 30s", events)
+	h.check("f")
+	if len(h.events) != 1 || h.events[0].Reason != ReasonLatency || h.events[0].Duration != 30*time.Second {
+		t.Fatalf("events %+v, want one latency ejection of 30s", h.events)
+	}
+	if r, ok := h.d.EjectionReason("f"); !ok || r != ReasonLatency {
+		t.Fatalf("EjectionReason(f) = %q, %v; want latency, true", r, ok)
+	}
+	if r, ok := h.d.EjectionReason("e"); ok || r != "" {
+		t.Fatalf("EjectionReason(e) = %q, %v; want not ejected", r, ok)
 	}
 	// While f is out, e is still 3× the median and the cap still holds.
-	window(lat, 10)
-	check(map[string]bool{"f": true})
-	// f returns after 30s and, still slow, is ejected again for 60s.
-	clk.Advance(29 * time.Second)
-	check(map[string]bool{})
-	events = nil
-	window(lat, 10)
-	check(map[string]bool{"f": true})
-	if len(events) != 1 || events[0].Addr != "f" || events[0].Duration != 60*time.Second {
-		t.Fatalf("events %+v, want f ejected for 60s", events)
+	h.window(lat, 20)
+	h.check("f")
+	// f is readmitted after 30s and, still slow, is ejected again for 60s.
+	h.events = nil
+	h.clk.Advance(29 * time.Second)
+	h.check()
+	if len(h.events) != 1 || h.events[0].Ejected || h.events[0].Addr != "f" {
+		t.Fatalf("events %+v, want f readmitted", h.events)
 	}
-	// Disabled by a negative factor.
-	d2, err := New(Config{LatencyFactor: -1}, Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
+	h.events = nil
+	h.window(lat, 20)
+	h.check("f")
+	if len(h.events) != 1 || h.events[0].Addr != "f" || h.events[0].Duration != 60*time.Second || h.events[0].Ejections != 2 {
+		t.Fatalf("events %+v, want f ejected a second time, for 60s", h.events)
 	}
-	d2.SetHosts([]string{"a", "b", "c"})
-	for range 10 {
-		d2.RecordLatency("a", ms)
-		d2.RecordLatency("b", ms)
-		d2.RecordLatency("c", time.Second)
+	// Back after 60s and healthy: two healthy intervals take the
+	// multiplier back to zero, so the next ejection lasts 30s again.
+	h.clk.Advance(60 * time.Second)
+	healthy := map[string][]time.Duration{"a": one(10 * ms), "b": one(11 * ms), "c": one(9 * ms), "d": one(10 * ms), "e": one(10 * ms), "f": one(10 * ms)}
+	for range 25 {
+		h.window(healthy, 20)
 	}
-	clk.Advance(2 * time.Second)
-	if d2.EjectedCount() != 0 {
-		t.Fatal("latency ejection with a negative factor")
+	h.check()
+	h.events = nil
+	h.window(lat, 20)
+	h.check("f")
+	if len(h.events) != 1 || h.events[0].Duration != 30*time.Second || h.events[0].Ejections != 1 {
+		t.Fatalf("events %+v, want f ejected for 30s after its multiplier decayed", h.events)
 	}
+}
+
+// TestLatencyEjectionIntermittent covers instances slow only part of the
+// time. Mostly slow: one slow on a quarter of its answers, whose mean stays
+// under LatencyFactor × its peers' (the diluted case), is ejected at once on
+// its 0.9 quantile, and so is one the balancer sends only a few answers, all
+// slow; scheduling noise and two long hiccups among few answers are not.
+// Often slow: one slow on 5 % of its answers, too few for the quantile, is
+// ejected when it gives LatencyVolume slow answers two windows in a row, not
+// after one window, not with a healthy window between, and not when every
+// instance is as slow (a stall of the whole machine). Answers too few to
+// judge are carried over a few windows.
+func TestLatencyEjectionIntermittent(t *testing.T) {
+	fast := []time.Duration{2 * ms, 2 * ms, 3 * ms, 2 * ms}
+	mixed := []time.Duration{2 * ms, 2 * ms, 20 * ms, 2 * ms} // mean 6.5 ms, < 3 × 2.25 ms
+	rare := make([]time.Duration, 20)
+	for i := range rare {
+		rare[i] = 2 * ms
+	}
+	rare[0] = 40 * ms
+	noisy := []time.Duration{2 * ms, 3 * ms, 5 * ms, 2 * ms}
+
+	h := newLatencyHarness(t, Config{}, "a", "b", "c")
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": noisy}, 10)
+	h.check()
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": rare}, 2)
+	h.check()
+	hiccups := []time.Duration{2 * ms, 2 * ms, 2 * ms, 2 * ms, 500 * ms, 2 * ms, 900 * ms}
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": hiccups}, 1)
+	h.check()
+	if len(h.events) != 0 {
+		t.Fatalf("events %+v, want none", h.events)
+	}
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": {40 * ms}}, 6)
+	h.check("c")
+	h = newLatencyHarness(t, Config{}, "a", "b", "c")
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": mixed}, 10)
+	h.check("c")
+	if len(h.events) != 1 || h.events[0].Reason != ReasonLatency {
+		t.Fatalf("events %+v, want c ejected for latency", h.events)
+	}
+
+	// Rarely picked because slow: 2 answers per window, below the volume,
+	// are carried over and judged once there are 5 of them (third window).
+	h = newLatencyHarness(t, Config{}, "a", "b", "c")
+	for range 3 {
+		h.check()
+		h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": {40 * ms}}, 2)
+	}
+	h.check("c")
+	// One answer every other window: carried answers are dropped after a
+	// few windows, so the 6 answers are never judged together.
+	h = newLatencyHarness(t, Config{}, "a", "b", "c")
+	for range 6 {
+		h.d.RecordLatency("c", 40*ms)
+		h.window(map[string][]time.Duration{"a": fast, "b": fast}, 2)
+		h.window(map[string][]time.Duration{"a": fast, "b": fast}, 2)
+	}
+	h.check()
+
+	// Slow on 5 % of its answers, too few for the quantile, yet 6 slow
+	// answers per window where its peers gave none: often slow, ejected
+	// at the second such window in a row, not the first.
+	h = newLatencyHarness(t, Config{}, "a", "b", "c")
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": rare}, 6)
+	h.check()
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": rare}, 6)
+	h.check("c")
+	// A one-off stall of one instance, then a normal window, then another
+	// stall: no two windows in a row, no ejection.
+	h = newLatencyHarness(t, Config{}, "a", "b", "c")
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": rare}, 6)
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": fast}, 30)
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": rare}, 6)
+	h.check()
+	// A stall of the whole machine: every instance as often slow, no one
+	// stands out.
+	h.window(map[string][]time.Duration{"a": rare, "b": rare, "c": rare}, 6)
+	h.window(map[string][]time.Duration{"a": rare, "b": rare, "c": rare}, 6)
+	h.check()
+
+	// The same instance judged on the mean (quantile 0.5 is not the mean,
+	// but like it is blind to a slow quarter) stays in.
+	h = newLatencyHarness(t, Config{LatencyQuantile: 0.5}, "a", "b", "c")
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": mixed}, 10)
+	h.check()
+}
+
+// TestLatencyEjectionMaxShare: with many slow instances, no more than the
+// maximum ejected share are out at once, the slowest first; at least one is
+// always allowed.
+func TestLatencyEjectionMaxShare(t *testing.T) {
+	hosts := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}
+	h := newLatencyHarness(t, Config{MaxEjectionPercent: 20}, hosts...)
+	lat := map[string][]time.Duration{}
+	for i, a := range hosts {
+		lat[a] = []time.Duration{2 * ms}
+		if i >= 6 {
+			lat[a] = []time.Duration{time.Duration(20+i) * ms}
+		}
+	}
+	h.window(lat, 20)
+	h.check("i", "j")
+	h.window(lat, 20)
+	h.check("i", "j")
+
+	h = newLatencyHarness(t, Config{MaxEjectionPercent: 1}, "a", "b", "c", "d")
+	h.window(map[string][]time.Duration{"a": {2 * ms}, "b": {2 * ms}, "c": {30 * ms}, "d": {40 * ms}}, 20)
+	h.check("d")
+}
+
+// TestLatencyEjectionDisabled: a negative factor turns latency ejection off.
+func TestLatencyEjectionDisabled(t *testing.T) {
+	h := newLatencyHarness(t, Config{LatencyFactor: -1}, "a", "b", "c")
+	h.window(map[string][]time.Duration{"a": {ms}, "b": {ms}, "c": {time.Second}}, 50)
+	h.window(map[string][]time.Duration{"a": {ms}, "b": {ms}, "c": {time.Second}}, 50)
+	h.check()
 }

@@ -65,18 +65,31 @@ type Config struct {
 	// SuccessRateStdevFactor: an instance is ejected when its success rate is
 	// below mean - factor × stdev (default 1.9).
 	SuccessRateStdevFactor float64 `yaml:"success_rate_stdev_factor"`
-	// LatencyFactor ejects an instance whose mean latency over a
-	// LatencyInterval is at least this many times the median of its peers'
-	// (default 3; negative disables latency ejection).
+	// LatencyFactor sets the latency threshold, this many times the median
+	// of the peers' LatencyQuantile over a LatencyInterval: an instance is
+	// ejected when its own LatencyQuantile reaches it, or when in two
+	// windows in a row it gave at least LatencyVolume answers above it and
+	// this many times as many as its peers' median (default 3; negative
+	// disables latency ejection).
 	LatencyFactor float64 `yaml:"latency_factor"`
-	// LatencyInterval is the window over which latencies are averaged and
+	// LatencyQuantile is the quantile of each instance's answer latencies
+	// that is compared (default 0.9, range (0, 1]). A high quantile catches
+	// an instance slow only part of the time, whose mean its fast answers
+	// dilute; comparing the same quantile across peers keeps noise that
+	// every instance shares from ejecting any of them. With few answers the
+	// statistic is never above the third slowest, so that two hiccups in a
+	// window never eject an instance.
+	LatencyQuantile float64 `yaml:"latency_quantile"`
+	// LatencyInterval is the window over which latencies are collected and
 	// compared (default 1s).
 	LatencyInterval time.Duration `yaml:"latency_interval"`
 	// LatencyMinimumHosts is how many instances, the one judged included,
 	// need LatencyVolume answers in a window for the comparison (default 3).
 	LatencyMinimumHosts int `yaml:"latency_minimum_hosts"`
 	// LatencyVolume is the number of answers an instance needs in a window
-	// to be judged or to count as a peer (default 5).
+	// to be judged or to count as a peer, and the number of answers above
+	// the threshold that make it often slow (default 5). Fewer answers are
+	// carried into the next window, for up to four more windows.
 	LatencyVolume int `yaml:"latency_volume"`
 }
 
@@ -95,6 +108,9 @@ func (c Config) WithDefaults() Config {
 	def(&c.LatencyVolume, 5)
 	if c.LatencyFactor == 0 {
 		c.LatencyFactor = 3
+	}
+	if c.LatencyQuantile == 0 {
+		c.LatencyQuantile = 0.9
 	}
 	if c.LatencyInterval == 0 {
 		c.LatencyInterval = time.Second
@@ -135,6 +151,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("latency_interval: must be positive, got %v", c.LatencyInterval)
 	case c.LatencyFactor > 0 && c.LatencyFactor < 1:
 		return fmt.Errorf("latency_factor: must be at least 1 (or negative to disable), got %v", c.LatencyFactor)
+	case c.LatencyQuantile < 0 || c.LatencyQuantile > 1:
+		return fmt.Errorf("latency_quantile: must be in (0, 1], got %v", c.LatencyQuantile)
 	case c.LatencyVolume < 1:
 		return fmt.Errorf("latency_volume: must be positive, got %d", c.LatencyVolume)
 	case c.SuccessRateStdevFactor < 0:
@@ -183,10 +201,16 @@ type host struct {
 	ejected      bool
 	until        time.Time
 	multiplier   int
-	// latSum and latN are the answers' latencies in the current latency
-	// window.
-	latSum time.Duration
-	latN   int64
+	// reason is why the current ejection happened.
+	reason Reason
+	// lat holds the answers' latencies in the current latency window.
+	lat histogram
+	// latStrikes counts the latency windows in a row in which the
+	// instance was often slow.
+	latStrikes int
+	// latAge counts the windows whose answers lat carries because they
+	// were too few to judge.
+	latAge int
 }
 
 // Detector tracks instances and ejects outliers. Create it with New.
@@ -281,10 +305,10 @@ func (d *Detector) Record(addr string, r Result) {
 
 // RecordLatency counts the latency of one answer from addr (a call that
 // failed or that the caller abandoned should not be recorded). At the end of
-// each LatencyInterval an instance whose mean is at least LatencyFactor times
-// the median of its peers' means is ejected, like any outlier: for a growing
-// ejection time, within the maximum ejected share. Unknown addresses are
-// ignored.
+// each LatencyInterval an instance mostly or often slower than LatencyFactor
+// times its peers (see Config.LatencyFactor) is ejected, like any outlier:
+// for a growing ejection time, within the maximum ejected share. Unknown
+// addresses are ignored.
 func (d *Detector) RecordLatency(addr string, rtt time.Duration) {
 	if d.cfg.Disabled || d.cfg.LatencyFactor < 0 {
 		return
@@ -293,8 +317,7 @@ func (d *Detector) RecordLatency(addr string, rtt time.Duration) {
 	d.mu.Lock()
 	events := d.maintain(now, nil)
 	if h := d.hosts[addr]; h != nil {
-		h.latSum += rtt
-		h.latN++
+		h.lat.add(rtt)
 	}
 	d.mu.Unlock()
 	d.emit(events)
@@ -313,6 +336,25 @@ func (d *Detector) Ejected(addr string) bool {
 	d.mu.Unlock()
 	d.emit(events)
 	return ej
+}
+
+// EjectionReason reports why addr is ejected, and whether it is ejected now.
+func (d *Detector) EjectionReason(addr string) (Reason, bool) {
+	if d.cfg.Disabled {
+		return "", false
+	}
+	now := d.clock.Now()
+	d.mu.Lock()
+	events := d.maintain(now, nil)
+	h := d.hosts[addr]
+	var r Reason
+	ej := h != nil && h.ejected
+	if ej {
+		r = h.reason
+	}
+	d.mu.Unlock()
+	d.emit(events)
+	return r, ej
 }
 
 // EjectedCount reports how many instances are ejected now.
@@ -342,6 +384,8 @@ func (d *Detector) eject(now time.Time, addr string, h *host, reason Reason, eve
 	h.multiplier++
 	dur := min(time.Duration(h.multiplier)*d.cfg.BaseEjectionTime, d.cfg.MaxEjectionTime)
 	h.ejected = true
+	h.reason = reason
+	h.latStrikes = 0
 	h.until = now.Add(dur)
 	d.noteReturn(h.until)
 	h.consecServer, h.consecLocal = 0, 0
@@ -370,7 +414,15 @@ func (d *Detector) maintain(now time.Time, events []Event) []Event {
 	if d.cfg.LatencyFactor > 0 && !now.Before(d.nextLatency) {
 		events = d.latency(now, events)
 		for _, h := range d.hosts {
-			h.latSum, h.latN = 0, 0
+			// An instance with too few answers to be judged keeps them
+			// for the next window, for a few windows: one the balancer
+			// rarely picks because it is slow is judged all the same.
+			if h.ejected || h.lat.n >= int64(d.cfg.LatencyVolume) || h.latAge >= latencyCarry {
+				h.lat.reset()
+				h.latAge = 0
+			} else {
+				h.latAge++
+			}
 		}
 		d.nextLatency = now.Add(d.cfg.LatencyInterval)
 	}
@@ -430,44 +482,96 @@ func (d *Detector) successRate(now time.Time, events []Event) []Event {
 	return events
 }
 
-// latency ejects instances whose mean latency in the window ending now is
-// LatencyFactor times the median of their peers'. mu held.
+// latencyHiccups is how many of an instance's slowest answers in a window the
+// latency comparison always ignores: the statistic is the LatencyQuantile, or
+// the third slowest answer when that is lower (fewer than 30 answers at the
+// 0.9 quantile).
+const latencyHiccups = 2
+
+// latencyCarry is how many more windows an instance's answers are kept when
+// they are too few to judge (fewer than LatencyVolume).
+const latencyCarry = 4
+
+// latencyStrikes is how many windows in a row an instance must be often slow
+// (see latency) to be ejected for it: a one-off stall of one instance is not
+// a pattern.
+const latencyStrikes = 2
+
+// median returns the median of v, which it sorts; zero when v is empty.
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	switch n := len(v); {
+	case n == 0:
+		return 0
+	case n%2 == 1:
+		return v[n/2]
+	default:
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+}
+
+// latency judges the window ending now. For each instance with enough
+// answers, the threshold is LatencyFactor times the median of its peers'
+// LatencyQuantile. An instance is ejected when it is
+//
+//   - mostly slow: its own LatencyQuantile reaches the threshold; or
+//   - often slow, in latencyStrikes windows in a row: it gave at least
+//     LatencyVolume answers above the threshold, and LatencyFactor times as
+//     many as the median of its peers (at least one). This catches an
+//     instance slow only part of the time, to which P2C sends most of its
+//     calls when it is fast, so that its slow answers are too few of its own
+//     for the quantile, yet are the fleet's tail.
+//
+// Noise every instance shares raises the peers' figures as much as the
+// judged one's, so it ejects no one. mu held.
 func (d *Detector) latency(now time.Time, events []Event) []Event {
 	type sample struct {
 		addr string
 		h    *host
-		mean float64
+		q    float64
 	}
 	var samples []sample
 	for addr, h := range d.hosts {
-		if !h.ejected && h.latN >= int64(d.cfg.LatencyVolume) {
-			samples = append(samples, sample{addr, h, float64(h.latSum) / float64(h.latN)})
+		if !h.ejected && h.lat.n >= int64(d.cfg.LatencyVolume) {
+			r := min(int64(math.Ceil(d.cfg.LatencyQuantile*float64(h.lat.n))), h.lat.n-latencyHiccups)
+			samples = append(samples, sample{addr, h, float64(h.lat.rank(r))})
+		} else {
+			h.latStrikes = 0
 		}
 	}
 	if len(samples) < max(d.cfg.LatencyMinimumHosts, 2) {
+		for _, s := range samples {
+			s.h.latStrikes = 0
+		}
 		return events
 	}
 	// Slowest first, so the ejection cap removes the worst offenders.
-	sort.Slice(samples, func(i, j int) bool { return samples[i].mean > samples[j].mean })
+	sort.Slice(samples, func(i, j int) bool { return samples[i].q > samples[j].q })
 	peers := make([]float64, 0, len(samples)-1)
 	for i, s := range samples {
 		peers = peers[:0]
 		for j, o := range samples {
 			if j != i {
-				peers = append(peers, o.mean)
+				peers = append(peers, o.q)
 			}
 		}
-		sort.Float64s(peers)
-		var median float64
-		if n := len(peers); n%2 == 1 {
-			median = peers[n/2]
+		threshold := time.Duration(d.cfg.LatencyFactor * median(peers))
+		mostly := s.q >= float64(threshold)
+		slow := s.h.lat.above(threshold)
+		peers = peers[:0]
+		for j, o := range samples {
+			if j != i {
+				peers = append(peers, float64(o.h.lat.above(threshold)))
+			}
+		}
+		if slow >= int64(d.cfg.LatencyVolume) && float64(slow) >= d.cfg.LatencyFactor*max(median(peers), 1) {
+			s.h.latStrikes++
 		} else {
-			median = (peers[n/2-1] + peers[n/2]) / 2
+			s.h.latStrikes = 0
 		}
-		if s.mean < d.cfg.LatencyFactor*median {
-			break // the rest are faster still
+		if mostly || s.h.latStrikes >= latencyStrikes {
+			events = d.eject(now, s.addr, s.h, ReasonLatency, events)
 		}
-		events = d.eject(now, s.addr, s.h, ReasonLatency, events)
 	}
 	return events
 }

@@ -247,6 +247,10 @@ func TestConfigValidate(t *testing.T) {
 		{name: "max below base", cfg: Config{BaseEjectionTime: time.Minute, MaxEjectionTime: time.Second}, wantErr: true},
 		{name: "negative factor", cfg: Config{SuccessRateStdevFactor: -1}, wantErr: true},
 		{name: "negative interval", cfg: Config{Interval: -time.Second}, wantErr: true},
+		{name: "latency quantile above 1", cfg: Config{LatencyQuantile: 1.5}, wantErr: true},
+		{name: "negative latency quantile", cfg: Config{LatencyQuantile: -0.5}, wantErr: true},
+		{name: "latency quantile 1", cfg: Config{LatencyQuantile: 1}},
+		{name: "latency factor below 1", cfg: Config{LatencyFactor: 0.5}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
