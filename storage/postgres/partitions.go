@@ -342,7 +342,8 @@ func (p *Partitions) List(ctx context.Context, conn Conn, table string) ([]Parti
 }
 
 // DropIfEmpty drops the partition name, in a transaction on conn that
-// holds the maintenance lock and locks the partition exclusively, unless
+// holds the maintenance lock and locks its parent (alone) and then the
+// partition exclusively, in the order readers lock them, unless
 // it holds rows (a late write filled it since the caller emptied it). It
 // reports whether it dropped it.
 func (p *Partitions) DropIfEmpty(ctx context.Context, conn Conn, name string) (bool, error) {
@@ -352,6 +353,13 @@ func (p *Partitions) DropIfEmpty(ctx context.Context, conn Conn, name string) (b
 			return err
 		}
 		ident := pgx.Identifier{name}.Sanitize()
+		var parent string
+		if err := tx.QueryRow(ctx, parentOfSQL, ident).Scan(&parent); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf(lockParentSQL, pgx.Identifier{parent}.Sanitize())); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, fmt.Sprintf(lockPartitionSQL, ident)); err != nil {
 			return err
 		}
@@ -392,6 +400,9 @@ func (p *Partitions) dropBefore(ctx context.Context, cutoffs map[string]time.Tim
 			cutoff, ok := cutoffs[pt.table]
 			if !ok || !pt.Start.Before(cutoff) {
 				continue
+			}
+			if _, err := tx.Exec(ctx, fmt.Sprintf(lockParentSQL, pgx.Identifier{pt.table}.Sanitize())); err != nil {
+				return fmt.Errorf("drop partition %s: %w", pt.Name, pgcore.Classify(err))
 			}
 			if _, err := tx.Exec(ctx, fmt.Sprintf(dropPartitionSQL, pgx.Identifier{pt.Name}.Sanitize())); err != nil {
 				return fmt.Errorf("drop partition %s: %w", pt.Name, pgcore.Classify(err))

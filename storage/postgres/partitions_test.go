@@ -148,3 +148,74 @@ func TestPartitionsRun(t *testing.T) {
 		t.Fatalf("Run returned %v", err)
 	}
 }
+
+// TestDropIfEmptyLocksAsReadersDo: a reader locks a partitioned table
+// before its partitions. DropIfEmpty must wait for the reader's lock on
+// the parent before it locks the partition, or the reader's next lock
+// (on that partition) would deadlock with it.
+func TestDropIfEmptyLocksAsReadersDo(t *testing.T) {
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := Migrate(ctx, pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	p := NewPartitions(pool, PartitionsConfig{Retention: 48 * time.Hour, Now: func() time.Time { return now }})
+	if err := p.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const part = "spans_p20260311"
+
+	reader, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Release()
+	tx, err := reader.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "LOCK TABLE ONLY spans IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+
+	dropper, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dropper.Release()
+	var dropperPID int
+	if err := dropper.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&dropperPID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.DropIfEmpty(ctx, dropper.Conn(), part)
+		done <- err
+	}()
+	// Wait until the dropper waits for a lock.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var waiting bool
+		if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)", dropperPID).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dropper never waited for the reader")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The reader goes on to the partition: it must not deadlock.
+	if _, err := tx.Exec(ctx, "SELECT count(*) FROM "+part); err != nil {
+		t.Fatalf("reader after the dropper queued: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("drop: %v", err)
+	}
+}

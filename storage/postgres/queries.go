@@ -29,6 +29,12 @@ const (
 		JOIN pg_class p ON p.oid = i.inhparent
 		WHERE p.relname = ANY($1)`
 
+	// Dropping a partition locks its parent too (ACCESS EXCLUSIVE), and
+	// DROP TABLE would lock the partition first: a reader, which locks
+	// the parent first, could then deadlock with it. So the parent
+	// (ONLY: not its partitions) is locked first, as readers do.
+	lockParentSQL       = "LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE"
+	parentOfSQL         = "SELECT p.relname FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = $1::regclass"
 	lockPartitionSQL    = "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE"
 	partitionHasRowsSQL = "SELECT EXISTS (SELECT 1 FROM %s)"
 	dropPartitionSQL    = "DROP TABLE %s"
