@@ -7,7 +7,7 @@ ARGS     ?=
 # Packages whose tests need nothing but Go and PostgreSQL.
 PKGS     := ./...
 
-.PHONY: all help build run demo test vet lint fmt-check bench bench-ingest bench-logs bench-promql bench-alerting bench-servicemap bench-scrape fuzz clean
+.PHONY: all help build run demo test vet lint fmt-check bench bench-ingest bench-traces bench-logs bench-promql bench-alerting bench-servicemap bench-scrape fuzz clean
 
 all: build
 
@@ -81,7 +81,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## bench: the figures of docs/benchmarks.md (heavy; needs PostgreSQL)
-bench: bench-ingest bench-logs bench-promql bench-alerting bench-servicemap bench-scrape
+bench: bench-ingest bench-traces bench-logs bench-promql bench-alerting bench-servicemap bench-scrape
 	$(GO) test -run '^$$' -bench . -benchmem ./storage/... ./web/... ./ingest/...
 	@if [ -f client/go.mod ]; then cd client && $(GO) test -run '^$$' -bench . -benchmem ./...; fi
 
@@ -101,6 +101,14 @@ bench-ingest: build
 ## ingest, after VACUUM and after compaction (~35 min)
 bench-logs: build
 	$(GO) run ./cmd/vigil-bench -signal logs -spans 10000000 -max-duration 15m $(BENCH_ARGS)
+
+## bench-traces: trace ingest (against raw COPY), bytes per span and the per-filter search table (p50/p99 of
+## service + one filter, limit 20) with TRACE_SPANS spans in the last hour, then TRACE_SPANS spread over 24 h
+## and searched over 24 h; TRACE_SPANS=1000000 for a quick run
+TRACE_SPANS ?= 10000000
+bench-traces: build
+	$(GO) run ./cmd/vigil-bench -signal traces -spans $(TRACE_SPANS) -max-duration 10m -queries 100 $(BENCH_ARGS)
+	$(GO) run ./cmd/vigil-bench -signal traces -spans $(TRACE_SPANS) -max-duration 10m -queries 100 -spread 24h $(BENCH_ARGS)
 
 ## bench-alerting: fault-to-webhook latency of Vigil against Debian's Prometheus 2.42 + Alertmanager 0.25
 ## fed the same samples; 1,000 rules over 10,000 series every 15 s (group and round durations, CPU per round)

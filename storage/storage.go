@@ -3,6 +3,8 @@ package storage
 import (
 	"errors"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 var (
@@ -56,6 +58,22 @@ type TraceQuery struct {
 	DurationMin time.Duration
 	DurationMax time.Duration
 	Limit       int // maximum number of traces
+}
+
+// FoundTraces is the answer to a TraceQuery: the matching traces, newest
+// first (by their newest matching span), one ptrace.Traces per trace.
+//
+// A store bounds the spans one search may examine. When it reached the
+// bound before it had examined every candidate of the window, Truncated
+// is set and SearchedFrom is the start time of the oldest span it
+// examined: Traces are then exactly the newest matching traces among
+// the spans from SearchedFrom to the end of the window, and older ones
+// may exist. Without Truncated, Traces are the newest matching traces of
+// the whole window.
+type FoundTraces struct {
+	Traces       []ptrace.Traces
+	Truncated    bool
+	SearchedFrom time.Time
 }
 
 // ServiceSummary is what Vigil knows of one service: when it was first and

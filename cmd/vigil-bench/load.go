@@ -58,16 +58,38 @@ func planOf(si int) []int {
 	return out
 }
 
+// benchHosts is the number of hosts (host.name) each service runs on:
+// exporter w reports as host w%benchHosts, so a host.name search matches
+// about one span of the service in benchHosts.
+const benchHosts = 8
+
+// hostName is the host.name of service svc on host h.
+func hostName(svc string, h int) string { return fmt.Sprintf("%s-7d9f8b-%d", svc, h%benchHosts) }
+
+// Shares of the span attributes and statuses refresh draws, which the
+// per-filter searches of measureQueries rely on: http.request.method is
+// POST on 10% of spans (the common tag), DELETE on 0.01% (the rare tag),
+// GET otherwise, and never PATCH (the tag that matches nothing); 1% of
+// spans have an error status; durations are uniform in (0, 200 ms], so
+// 199 ms is above their p99.
+const (
+	commonPerMille   = 100
+	rarePerMillion   = 100
+	errorPerMille    = 10
+	maxBenchDuration = 200 * time.Millisecond
+)
+
 // newRequest builds an export request of n ten-span traces (tracePlan),
-// ~10 attributes per span, ids and times filled by refresh.
-func newRequest(n int) ptraceotlp.ExportRequest {
+// ~10 attributes per span, from host h of every service; ids and times
+// are filled by refresh.
+func newRequest(n, h int) ptraceotlp.ExportRequest {
 	td := ptrace.NewTraces()
 	for si, svc := range services {
 		rs := td.ResourceSpans().AppendEmpty()
 		ra := rs.Resource().Attributes()
 		ra.PutStr("service.name", svc)
 		ra.PutStr("service.version", "1.4.2")
-		ra.PutStr("host.name", fmt.Sprintf("%s-7d9f8b-%d", svc, si))
+		ra.PutStr("host.name", hostName(svc, h))
 		ra.PutStr("telemetry.sdk.language", "go")
 		ss := rs.ScopeSpans().AppendEmpty()
 		ss.Scope().SetName("go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp")
@@ -100,11 +122,13 @@ func newRequest(n int) ptraceotlp.ExportRequest {
 }
 
 // refresh gives every trace of req new random ids, parent links (those
-// of tracePlan) and a start time within the last hour, as if the spans
-// had arrived over an hour (so that searches over "the last hour" meet
-// the density of a fleet sending ~1M spans an hour, not of one burst);
-// about 2% of gateway spans become errors.
-func refresh(req ptraceotlp.ExportRequest, n int, rng *rand.Rand) {
+// of tracePlan) and a start time within the last spread (an hour unless
+// -spread says otherwise), as if the spans had arrived over that time (so
+// that searches over it meet the density of a fleet sending that many
+// spans in it, not of one burst), in random order, the hardest case for
+// locality; methods, errors and durations are drawn with the shares
+// above.
+func refresh(req ptraceotlp.ExportRequest, n int, rng *rand.Rand, spread time.Duration) {
 	td := req.Traces()
 	now := time.Now()
 	ids := make([]pcommon.TraceID, n)
@@ -113,7 +137,7 @@ func refresh(req ptraceotlp.ExportRequest, n int, rng *rand.Rand) {
 	for i := range ids {
 		binary.LittleEndian.PutUint64(ids[i][:8], rng.Uint64())
 		binary.LittleEndian.PutUint64(ids[i][8:], rng.Uint64())
-		bases[i] = now.Add(-time.Duration(rng.Int64N(int64(59 * time.Minute))))
+		bases[i] = now.Add(-time.Duration(rng.Int64N(int64(spread - time.Minute))))
 		spanIDs[i] = make([]pcommon.SpanID, len(tracePlan))
 		for k := range tracePlan {
 			binary.LittleEndian.PutUint64(spanIDs[i][k][:], rng.Uint64()|1)
@@ -132,20 +156,26 @@ func refresh(req ptraceotlp.ExportRequest, n int, rng *rand.Rand) {
 			}
 			start := bases[t].Add(time.Duration(rng.IntN(500)) * time.Millisecond)
 			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
-			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(1+rng.IntN(200_000)) * time.Microsecond)))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(1+rng.Int64N(int64(maxBenchDuration/time.Microsecond))) * time.Microsecond)))
 			a := sp.Attributes()
 			a.PutStr("request.id", fmt.Sprintf("%016x", rng.Uint64()))
 			a.PutStr("url.path", fmt.Sprintf("/api/users/%d", rng.IntN(100000)))
-			if pi == 0 {
-				code := int64(200)
-				if rng.IntN(50) == 0 {
-					code = 500
-					sp.Status().SetCode(ptrace.StatusCodeError)
-				} else {
-					sp.Status().SetCode(ptrace.StatusCodeUnset)
-				}
-				a.PutInt("http.response.status_code", code)
+			method := "GET"
+			switch r := rng.IntN(1_000_000); {
+			case r < rarePerMillion:
+				method = "DELETE"
+			case r < commonPerMille*1000:
+				method = "POST"
 			}
+			a.PutStr("http.request.method", method)
+			code := int64(200)
+			if rng.IntN(1000) < errorPerMille {
+				code = 500
+				sp.Status().SetCode(ptrace.StatusCodeError)
+			} else {
+				sp.Status().SetCode(ptrace.StatusCodeUnset)
+			}
+			a.PutInt("http.response.status_code", code)
 		}
 	}
 }
@@ -182,10 +212,10 @@ func generate(ctx context.Context, addr string, o options) (loadResult, error) {
 		go func(w int) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-			req := newRequest(o.tracesPerRq)
+			req := newRequest(o.tracesPerRq, w)
 			spans := int64(req.Traces().SpanCount())
 			for ctx.Err() == nil && atomic.LoadInt64(&res.acked) < int64(o.targetSpans) {
-				refresh(req, o.tracesPerRq, rng)
+				refresh(req, o.tracesPerRq, rng, o.spread)
 				_, err := client.Export(ctx, req)
 				atomic.AddInt64(&res.requests, 1)
 				switch status.Code(err) {

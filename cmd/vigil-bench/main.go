@@ -36,6 +36,7 @@ type options struct {
 	targetSpans int
 	maxDuration time.Duration
 	queries     int
+	spread      time.Duration // traces: span start times spread over this much of the past, searched over it
 	keep        bool
 	signal      string
 	series      int     // metrics: active series
@@ -70,7 +71,8 @@ func main() {
 	flag.IntVar(&o.tracesPerRq, "traces-per-request", 50, "10-span traces per export request")
 	flag.IntVar(&o.targetSpans, "spans", 1_000_000, "spans to ingest (committed)")
 	flag.DurationVar(&o.maxDuration, "max-duration", 3*time.Minute, "stop the ingest phase after this long")
-	flag.IntVar(&o.queries, "queries", 300, "requests per latency measurement")
+	flag.IntVar(&o.queries, "queries", 300, "requests per latency measurement (traces: per search filter)")
+	flag.DurationVar(&o.spread, "spread", time.Hour, "traces: spread the spans' start times over this much of the past (1h or 24h), and search over it")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
 	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections), alerting (fault-to-webhook latency against Prometheus + Alertmanager), rules (1,000 rules over 10,000 series every 15 s), derive (span ingest with the span-derived series off and on), scrape (Vigil scraping targets against Prometheus's scrape manager and TSDB), registry (the Consul-compatible registry: CPU per HTTP check, blocking-query wake-up)")
 	flag.IntVar(&o.series, "series", 10_000, "metrics: active series")

@@ -124,8 +124,8 @@ func runMemory(ctx context.Context, o options, logger *slog.Logger, w io.Writer)
 	for i := range bodies {
 		// Grow or shrink n until the body is just under the limit.
 		for {
-			req := newRequest(n)
-			refresh(req, n, rng)
+			req := newRequest(n, 0)
+			refresh(req, n, rng, time.Hour)
 			if bodies[i], err = req.MarshalProto(); err != nil {
 				return err
 			}

@@ -31,21 +31,20 @@ import (
 
 // report holds every figure of one run.
 type report struct {
-	load          loadResult
-	rows          int64
-	vigilCPU      time.Duration
-	pgCPU         time.Duration
-	peakRSS       int64 // bytes
-	bytesTotal    int64
-	bytesHeap     int64
-	bytesIndexes  map[string]int64
-	rawRows       int64
-	rawElapsed    time.Duration
-	rawPgCPU      time.Duration
-	traceLatency  []time.Duration
-	searchLatency []time.Duration
-	searchHits    int
-	pipeline      map[string]float64 // Vigil's own pipeline metrics after ingest
+	load         loadResult
+	rows         int64
+	vigilCPU     time.Duration
+	pgCPU        time.Duration
+	peakRSS      int64 // bytes
+	bytesTotal   int64
+	bytesHeap    int64
+	bytesIndexes map[string]int64
+	rawRows      int64
+	rawElapsed   time.Duration
+	rawPgCPU     time.Duration
+	traceLatency []time.Duration
+	searches     []searchResult     // one per filter of searchFilters
+	pipeline     map[string]float64 // Vigil's own pipeline metrics after ingest
 }
 
 func (r *report) print(w io.Writer, o options) {
@@ -75,8 +74,6 @@ func (r *report) print(w io.Writer, o options) {
 	fmt.Fprintf(w, ") |\n")
 	p50, p99 := percentiles(r.traceLatency)
 	fmt.Fprintf(w, "| GET /api/traces/{id} (%d random ids) | p50 %.1f ms, p99 %.1f ms |\n", len(r.traceLatency), ms(p50), ms(p99))
-	p50, p99 = percentiles(r.searchLatency)
-	fmt.Fprintf(w, "| service + tag search, last hour, limit 20 (%d queries, %d traces found) | p50 %.1f ms, p99 %.1f ms |\n", len(r.searchLatency), r.searchHits, ms(p50), ms(p99))
 	fmt.Fprintf(w, "| Vigil peak RSS during ingest | %.0f MiB |\n", float64(r.peakRSS)/(1<<20))
 	if n := r.pipeline["vigil_pipeline_batch_spans_count"]; n > 0 {
 		fmt.Fprintf(w, "| pipeline: batches, mean spans per batch, mean write+commit time | %.0f, %.0f, %.1f ms |\n",
@@ -87,6 +84,59 @@ func (r *report) print(w io.Writer, o options) {
 	if r.load.firstErr != "" {
 		fmt.Fprintf(w, "\nfirst export error: %s\n", r.load.firstErr)
 	}
+	fmt.Fprintf(w, "\ntrace search, service + one filter, last %s, limit 20 (%d spans over the last %s; %d queries per filter, rotating over the %d services)\n\n",
+		o.spread, r.rows, o.spread, o.queries, len(services))
+	fmt.Fprintf(w, "| filter | p50 | p99 | traces found (mean) | searches reported incomplete |\n|---|---|---|---|---|\n")
+	for _, sr := range r.searches {
+		p50, p99 := percentiles(sr.latency)
+		fmt.Fprintf(w, "| %s | %.1f ms | %.1f ms | %.1f | %d |\n", sr.name, ms(p50), ms(p99),
+			float64(sr.found)/float64(max(1, len(sr.latency))), sr.truncated)
+	}
+}
+
+// searchResult is the latency of one search filter.
+type searchResult struct {
+	name      string
+	latency   []time.Duration
+	found     int // traces returned, summed over the queries
+	truncated int // answers whose errors said the search stopped early
+}
+
+// searchFilter is one filter of the per-filter search table: the query
+// parameters besides service, lookback and limit, for the service with
+// index si.
+type searchFilter struct {
+	name   string
+	params func(si int) url.Values
+}
+
+// searchFilters are the filters an SRE starts an incident with, each on
+// its own, with the shares refresh draws.
+var searchFilters = []searchFilter{
+	{"tag matching nothing (http.request.method=PATCH)", func(int) url.Values {
+		return url.Values{"tags": {`{"http.request.method":"PATCH"}`}}
+	}},
+	{"rare tag, 0.01% of spans (http.request.method=DELETE)", func(int) url.Values {
+		return url.Values{"tags": {`{"http.request.method":"DELETE"}`}}
+	}},
+	{"common tag, 10% of spans (http.request.method=POST)", func(int) url.Values {
+		return url.Values{"tags": {`{"http.request.method":"POST"}`}}
+	}},
+	{"error=true, 1% of spans", func(int) url.Values {
+		return url.Values{"tags": {`{"error":"true"}`}}
+	}},
+	{"resource attribute (host.name, 1 host of 8)", func(si int) url.Values {
+		return url.Values{"tags": {fmt.Sprintf(`{"host.name":%q}`, hostName(services[si], 3))}}
+	}},
+	{"operation (the service's first)", func(si int) url.Values {
+		return url.Values{"operation": {tracePlan[planOf(si)[0]].name}}
+	}},
+	{"minDuration 199ms (above the p99, 0.5% of spans)", func(int) url.Values {
+		return url.Values{"minDuration": {"199ms"}}
+	}},
+	{"two tags (host.name and http.request.method=POST)", func(si int) url.Values {
+		return url.Values{"tags": {fmt.Sprintf(`{"host.name":%q,"http.request.method":"POST"}`, hostName(services[si], 3))}}
+	}},
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -296,6 +346,18 @@ func measureSize(ctx context.Context, pool *pgxpool.Pool, rep *report) error {
 	if err != nil {
 		return fmt.Errorf("table size: %w", err)
 	}
+	// The search index of spans (span_tags, migration 0014) counts in
+	// the bytes of a span.
+	var tags int64
+	err = pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(inhrelid)),0)
+		FROM pg_inherits WHERE inhparent = to_regclass('span_tags')`).Scan(&tags)
+	if err != nil {
+		return fmt.Errorf("span_tags size: %w", err)
+	}
+	if tags > 0 {
+		rep.bytesTotal += tags
+		rep.bytesIndexes["span_tags (rows and index)"] = tags
+	}
 	rows, err := pool.Query(ctx, `SELECT pi.relname, sum(pg_relation_size(i.indexrelid))::bigint
 		FROM pg_inherits h JOIN pg_index i ON i.indrelid = h.inhrelid
 		JOIN pg_inherits ih ON ih.inhrelid = i.indexrelid JOIN pg_class pi ON pi.oid = ih.inhparent
@@ -342,16 +404,34 @@ func measureQueries(ctx context.Context, pool *pgxpool.Pool, base string, o opti
 		}
 		rep.traceLatency = append(rep.traceLatency, d)
 	}
-	tags := []string{`{"http.response.status_code":"500"}`, `{"error":"true"}`, `{"host.name":"user-service-7d9f8b-1"}`, `{"http.route":"/api/users/:id"}`}
-	for i := 0; i < o.queries; i++ {
-		svc := services[i%len(services)]
-		q := url.Values{"service": {svc}, "tags": {tags[i%len(tags)]}, "lookback": {"1h"}, "limit": {"20"}}
-		d, body, err := get(base + "/api/traces?" + q.Encode())
-		if err != nil {
-			return err
+	for _, f := range searchFilters {
+		sr := searchResult{name: f.name}
+		for i := 0; i < o.queries; i++ {
+			si := i % len(services)
+			q := f.params(si)
+			q.Set("service", services[si])
+			q.Set("lookback", fmt.Sprintf("%dm", int(o.spread.Minutes())))
+			q.Set("limit", "20")
+			d, body, err := get(base + "/api/traces?" + q.Encode())
+			if err != nil {
+				return err
+			}
+			var env struct {
+				Data   []json.RawMessage `json:"data"`
+				Errors []struct {
+					Msg string `json:"msg"`
+				} `json:"errors"`
+			}
+			if err := json.Unmarshal(body, &env); err != nil {
+				return fmt.Errorf("search %s: %w", f.name, err)
+			}
+			sr.found += len(env.Data)
+			if len(env.Errors) > 0 {
+				sr.truncated++
+			}
+			sr.latency = append(sr.latency, d)
 		}
-		rep.searchHits += strings.Count(string(body), `"processes"`)
-		rep.searchLatency = append(rep.searchLatency, d)
+		rep.searches = append(rep.searches, sr)
 	}
 	return nil
 }

@@ -41,9 +41,11 @@ type Reader interface {
 	// storage.ErrNotFound.
 	Trace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces, error)
 	// FindTraces returns the traces with a span matching q, one
-	// ptrace.Traces per trace, at most q.Limit of them. The Service only
-	// ever passes a window (StartMin, StartMax) and a limit that are set.
-	FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptrace.Traces, error)
+	// ptrace.Traces per trace, at most q.Limit of them, newest first, and
+	// whether the search stopped at the store's bound before it examined
+	// the whole window (see storage.FoundTraces). The Service only ever
+	// passes a window (StartMin, StartMax) and a limit that are set.
+	FindTraces(ctx context.Context, q storage.TraceQuery) (storage.FoundTraces, error)
 }
 
 // Config bounds trace queries. Its zero value takes the defaults.
@@ -125,8 +127,10 @@ func (s *Service) Trace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces,
 }
 
 // FindTraces returns the traces matching q, one ptrace.Traces per trace,
-// at most Limit of them. It settles what q leaves open before the reader
-// sees it:
+// at most Limit of them, newest first, and whether the store stopped
+// before it examined the whole window (storage.FoundTraces.Truncated,
+// which callers must pass on to the user: older matches may exist). It
+// settles what q leaves open before the reader sees it:
 //
 //   - StartMax zero is now;
 //   - StartMin zero is StartMax minus q.Lookback, or minus
@@ -138,19 +142,19 @@ func (s *Service) Trace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces,
 // A window that then ends before it starts (a start in the future without
 // an end, or an end older than MaxLookback) matches no trace and is not
 // sent to the reader.
-func (s *Service) FindTraces(ctx context.Context, q Query) ([]ptrace.Traces, error) {
+func (s *Service) FindTraces(ctx context.Context, q Query) (storage.FoundTraces, error) {
 	tq := s.plan(q)
 	if tq.StartMin.After(tq.StartMax) {
-		return nil, nil
+		return storage.FoundTraces{}, nil
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	out, err := s.r.FindTraces(ctx, tq)
 	if err != nil {
-		return nil, fmt.Errorf("find traces: %w", err)
+		return storage.FoundTraces{}, fmt.Errorf("find traces: %w", err)
 	}
-	if len(out) > tq.Limit {
-		out = out[:tq.Limit]
+	if len(out.Traces) > tq.Limit {
+		out.Traces = out.Traces[:tq.Limit]
 	}
 	return out, nil
 }

@@ -32,7 +32,7 @@ type recorder struct {
 	queries []storage.TraceQuery
 }
 
-func (r *recorder) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptrace.Traces, error) {
+func (r *recorder) FindTraces(ctx context.Context, q storage.TraceQuery) (storage.FoundTraces, error) {
 	r.mu.Lock()
 	r.queries = append(r.queries, q)
 	r.mu.Unlock()
@@ -212,10 +212,11 @@ func TestFindTracesWindow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			found, err := b.service(tt.cfg).FindTraces(context.Background(), tt.q)
+			res, err := b.service(tt.cfg).FindTraces(context.Background(), tt.q)
 			if err != nil {
 				t.Fatal(err)
 			}
+			found := res.Traces
 			got, asked := b.store.last()
 			if tt.wantNoStore {
 				if asked || len(found) != 0 {
@@ -256,10 +257,11 @@ func TestFindTracesLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.limit), func(t *testing.T) {
 			q := traces.Query{TraceQuery: storage.TraceQuery{Service: "bulk", Limit: tt.limit}}
-			found, err := s.FindTraces(context.Background(), q)
+			res, err := s.FindTraces(context.Background(), q)
 			if err != nil {
 				t.Fatal(err)
 			}
+			found := res.Traces
 			got, _ := b.store.last()
 			if got.Limit != tt.wantStore || len(found) != tt.wantTraces {
 				t.Errorf("store limit %d, %d traces; want %d, %d", got.Limit, len(found), tt.wantStore, tt.wantTraces)
@@ -271,19 +273,19 @@ func TestFindTracesLimit(t *testing.T) {
 // overfull is a reader that returns more traces than asked.
 type overfull struct{ traces.Reader }
 
-func (overfull) FindTraces(_ context.Context, q storage.TraceQuery) ([]ptrace.Traces, error) {
+func (overfull) FindTraces(_ context.Context, q storage.TraceQuery) (storage.FoundTraces, error) {
 	out := make([]ptrace.Traces, q.Limit+3)
 	for i := range out {
 		out[i] = ptrace.NewTraces()
 	}
-	return out, nil
+	return storage.FoundTraces{Traces: out}, nil
 }
 
 func TestFindTracesNeverPastLimit(t *testing.T) {
 	s := traces.New(overfull{}, traces.Config{})
 	found, err := s.FindTraces(context.Background(), traces.Query{TraceQuery: storage.TraceQuery{Service: "x", Limit: 2}})
-	if err != nil || len(found) != 2 {
-		t.Fatalf("%d traces, %v; want 2", len(found), err)
+	if err != nil || len(found.Traces) != 2 {
+		t.Fatalf("%d traces, %v; want 2", len(found.Traces), err)
 	}
 }
 

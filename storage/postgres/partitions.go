@@ -51,6 +51,7 @@ const partitionDateLayout = "20060102"
 // migrations create them.
 var partitionedTables = []partitionedTable{
 	{name: "spans", period: 24 * time.Hour, layout: partitionDateLayout},
+	{name: "span_tags", period: 24 * time.Hour, layout: partitionDateLayout}, // kept as long as spans
 	{name: "logs", period: LogWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
 	{name: "log_blocks", period: LogWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1, retentionOf: "logs"},
 	{name: "metric_samples", period: SampleWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
@@ -211,6 +212,9 @@ func (p *Partitions) Run(ctx context.Context) error {
 
 // retentionOf returns the retention of table.
 func (p *Partitions) retentionOf(table string) time.Duration {
+	if table == "span_tags" {
+		table = "spans" // the search index of spans lives as long as they do
+	}
 	if r := p.tableRet[table]; r > 0 {
 		return r
 	}

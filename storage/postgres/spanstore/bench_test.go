@@ -53,17 +53,18 @@ func BenchmarkBuildRows(b *testing.B) {
 	st := setupBench(b)
 	batch := []ptrace.Traces{benchBatch(1000)}
 	ctx := context.Background()
-	if _, err := st.buildRows(ctx, batch); err != nil {
+	if _, _, err := st.buildRows(ctx, batch); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		rows, err := st.buildRows(ctx, batch)
+		rows, tags, err := st.buildRows(ctx, batch)
 		if err != nil {
 			b.Fatal(err)
 		}
 		_ = encodeCopy(rows)
+		_ = encodeTagCopy(tags)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/span")
 }

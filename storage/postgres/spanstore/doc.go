@@ -12,5 +12,11 @@
 // as pgx types of a retryable kind. Tag filters treat the attribute names
 // that changed between semantic-convention generations as aliases
 // (storage/semconv) and match values by Jaeger's string forms (an integer
-// 500 by "500"). docs/storage.md explains the schema and the search.
+// 500 by "500"). Each written batch also records in span_tags, per
+// service and attribute, where its values occur (tags.go: postings for
+// rare values, time ranges for the others), so that search (search.go)
+// skips the time a tag cannot be in and reads rare tags' traces directly;
+// a search examines a bounded number of spans and says when it stopped
+// before the end of its window (storage.FoundTraces). docs/storage.md
+// explains the schema and the search.
 package spanstore

@@ -8,6 +8,13 @@ const (
 	spanCopyColumns = 12
 )
 
+// tagCopySQL copies span_tags rows; encodeTagCopy writes its columns in
+// this order.
+const (
+	tagCopySQL     = `COPY span_tags (lo, hi, tag, trace_id, service_id) FROM STDIN (FORMAT binary)`
+	tagCopyColumns = 5
+)
+
 // Dictionary lists for the Jaeger API.
 const (
 	servicesSQL = "SELECT name FROM services ORDER BY name"
@@ -53,18 +60,36 @@ const (
 		WHERE service_id = ANY($1) AND key_id = ANY($2)`
 
 	serviceResourcesSQL = "SELECT id, resource, scope FROM resources WHERE service_id = ANY($1)"
+
+	// moreCandidatesSQL tells whether a span meets the conditions %s.
+	moreCandidatesSQL = "SELECT 1 FROM spans WHERE %s LIMIT 1"
+
+	// spanTagsSQL returns the span_tags rows of the services $1 under
+	// the hashes $2 that overlap the window [$3, $4].
+	spanTagsSQL = `SELECT tag, lo, hi, trace_id FROM span_tags
+		WHERE service_id = ANY($1) AND tag = ANY($2) AND hi >= $3 AND lo <= $4`
 )
 
 // Conditions of a trace search over spans, joined with AND. The %s verbs
 // take placeholders (pgcore.Args.Bind).
 const (
-	condServices    = "service_id = ANY(%s)"
-	condStartMin    = "start_time >= %s"
-	condStartMax    = "start_time <= %s"
-	condOperations  = "operation_id = ANY(%s)"
-	condDurationMin = "duration_ns >= %s"
-	condDurationMax = "duration_ns <= %s"
-	condMinutes     = "start_minute BETWEEN %s AND %s"
+	condServices = "service_id = ANY(%s)"
+	// condServicesByTrace is condServices for the reads of postings'
+	// traces (trace_id = ANY), in a form no index serves: without
+	// statistics on a fresh partition PostgreSQL otherwise ANDs the
+	// trace id index with the service's whole range of the second index,
+	// millions of entries, to find a few hundred rows.
+	condServicesByTrace = "service_id + 0 = ANY(%s)"
+	condStartMin        = "start_time >= %s"
+	condStartMax        = "start_time <= %s"
+	condOperations      = "operation_id = ANY(%s)"
+	condDurationMin     = "duration_ns >= %s"
+	condDurationMax     = "duration_ns <= %s"
+	// condSeconds selects whole seconds of start_time through the
+	// (service_id, second) index; condBetween then cuts them exactly.
+	condSeconds = "date_bin('1 second', start_time, timestamptz '2000-01-01 00:00:00+00') BETWEEN %s AND %s"
+	condBetween = "start_time BETWEEN %s AND %s"
+	condTraces  = "trace_id = ANY(%s)"
 	// condBefore continues a page after the last row read.
 	condBefore = "(start_time, span_id) < (%s, %s)"
 	// orderNewest ends a page of candidates: newest first, at most %d.

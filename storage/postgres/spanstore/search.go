@@ -1,6 +1,7 @@
 package spanstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,12 +22,16 @@ import (
 
 // Bounds of the work of one search. searchPageRows is how many candidate
 // spans one search round trip reads at first; searchMaxRows bounds the
-// spans one search may examine, so a rare tag over a long range cannot
-// turn into an unbounded scan.
+// spans one search may examine, so that a tag no index narrows (a unique
+// id, say) over a long range cannot turn into an unbounded scan: a search
+// that reaches it says so (storage.FoundTraces.Truncated).
+// searchPostingTraces is how many traces of postings one round trip
+// reads.
 const (
-	searchPageRows    = 2000
-	searchMaxPageRows = 64_000
-	searchMaxRows     = 200_000
+	searchPageRows      = 2000
+	searchMaxPageRows   = 64_000
+	searchMaxRows       = 200_000
+	searchPostingTraces = 64
 )
 
 // FindTraces returns the traces, newest first, that have a span matching
@@ -45,26 +50,32 @@ const (
 // default window or limit (query/traces does). The returned traces are
 // owned by the caller.
 //
-// The search walks the service's spans minute by minute from StartMax
-// back to StartMin through the (service_id, start_minute) index, with every
+// The search walks the service's spans from StartMax back to StartMin,
+// second by second through the (service_id, second) index, with every
 // filter that SQL can apply (operation, duration, status, the attribute
 // Bloom filter, matching resources) pushed down, and checks the candidates
-// exactly in Go. It stops after searchMaxRows candidates.
-func (s *Store) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptrace.Traces, error) {
+// exactly in Go. When a tag can only be a span attribute, span_tags says
+// where its spans are: the walk then skips every time no range row of the
+// tag covers and reads the traces of its postings directly. The search
+// examines at most searchMaxRows spans and reports when it stopped
+// early.
+func (s *Store) FindTraces(ctx context.Context, q storage.TraceQuery) (storage.FoundTraces, error) {
+	var none storage.FoundTraces
 	if q.StartMin.IsZero() || q.StartMax.IsZero() || q.Limit <= 0 {
-		return nil, errors.New("find traces: the window (StartMin, StartMax) and Limit must be set")
+		return none, errors.New("find traces: the window (StartMin, StartMax) and Limit must be set")
 	}
 	var args pgcore.Args
 	svcIDs, err := s.serviceIDs(ctx, q.Service)
 	if err != nil || len(svcIDs) == 0 {
-		return nil, err
+		return none, err
 	}
-	where := []string{args.Bind(condServices, svcIDs),
+	svcArg := args.Add(svcIDs)
+	where := []string{fmt.Sprintf(condServices, svcArg),
 		args.Bind(condStartMin, q.StartMin), args.Bind(condStartMax, q.StartMax)}
 	if q.Operation != "" {
 		ops, err := s.operationIDs(ctx, svcIDs, q.Operation, -1)
 		if err != nil || len(ops) == 0 {
-			return nil, err
+			return none, err
 		}
 		where = append(where, args.Bind(condOperations, ops))
 	}
@@ -76,103 +87,371 @@ func (s *Store) FindTraces(ctx context.Context, q storage.TraceQuery) ([]ptrace.
 	}
 	tags, err := s.resolveTags(ctx, q.Tags)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
+	var drivers [][]uint64
 	if len(tags) > 0 {
-		conds, err := s.tagConditions(ctx, svcIDs, tags, &args)
+		var conds []string
+		conds, drivers, err = s.tagConditions(ctx, svcIDs, tags, &args)
 		if errors.Is(err, errNoMatch) {
-			return nil, nil
+			return none, nil
 		}
 		if err != nil {
-			return nil, err
+			return none, err
 		}
 		where = append(where, conds...)
 	}
-	ids, err := s.scanCandidates(ctx, where, args, tags, minuteOf(q.StartMin), minuteOf(q.StartMax), q.Limit)
-	if err != nil || len(ids) == 0 {
-		return nil, err
+	w := window{lo: q.StartMin, hi: q.StartMax}
+	plan, err := s.planWalk(ctx, svcIDs, drivers, w)
+	if errors.Is(err, errNoMatch) {
+		return none, nil
 	}
-	return s.traces(ctx, ids)
+	if err != nil {
+		return none, err
+	}
+	found, err := s.walk(ctx, where, fmt.Sprintf(condServicesByTrace, svcArg), args, tags, plan, w, q.Limit)
+	if err != nil {
+		return none, err
+	}
+	if len(found.ids) == 0 {
+		return storage.FoundTraces{Truncated: found.truncated, SearchedFrom: found.from}, nil
+	}
+	td, err := s.traces(ctx, found.ids)
+	if err != nil {
+		return none, err
+	}
+	return storage.FoundTraces{Traces: td, Truncated: found.truncated, SearchedFrom: found.from}, nil
 }
 
-// scanCandidates walks minute ranges from hi down to lo and returns up to
+// window is a closed time interval [lo, hi].
+type window struct{ lo, hi time.Time }
+
+// walkPlan says where in the window the walk must read spans: in ranges
+// (newest first, disjoint) it scans the service's spans; elsewhere only
+// the spans of postings (newest first) can match.
+type walkPlan struct {
+	ranges   []window
+	postings []tagPosting
+}
+
+// planWalk reads the span_tags rows of each tag in drivers (each a list
+// of the hashes under which its spans are indexed) within w, and returns
+// the plan of the tag whose ranges cover the least time. Without drivers
+// the plan scans the whole window. errNoMatch means a tag has no row: no
+// span of the window carries it.
+func (s *Store) planWalk(ctx context.Context, svcIDs []int32, drivers [][]uint64, w window) (walkPlan, error) {
+	all := walkPlan{ranges: []window{w}}
+	if len(drivers) == 0 {
+		return all, nil
+	}
+	var hashes []int64
+	for _, d := range drivers {
+		for _, h := range d {
+			hashes = append(hashes, int64(h))
+		}
+	}
+	hashes = append(hashes, 0) // rows covering every tag
+	rows, err := s.pool.Query(ctx, spanTagsSQL, svcIDs, hashes, w.lo, w.hi)
+	if err != nil {
+		return all, fmt.Errorf("find traces: span tags: %w", pgcore.Classify(err))
+	}
+	type tagRowOut struct {
+		tag     int64
+		lo, hi  time.Time
+		traceID *[16]byte
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tagRowOut, error) {
+		var x tagRowOut
+		err := r.Scan(&x.tag, &x.lo, &x.hi, &x.traceID)
+		return x, err
+	})
+	if err != nil {
+		return all, fmt.Errorf("find traces: span tags: %w", pgcore.Classify(err))
+	}
+	var best walkPlan
+	bestCover := time.Duration(-1)
+	for _, d := range drivers {
+		var p walkPlan
+		for _, r := range got {
+			if r.tag != 0 && !slices.Contains(d, uint64(r.tag)) {
+				continue
+			}
+			if r.traceID != nil {
+				p.postings = append(p.postings, tagPosting{start: r.lo.UnixNano(), traceID: *r.traceID})
+				continue
+			}
+			p.ranges = append(p.ranges, window{lo: maxTime(r.lo, w.lo), hi: minTime(r.hi, w.hi)})
+		}
+		if len(p.ranges) == 0 && len(p.postings) == 0 {
+			return all, errNoMatch
+		}
+		p.ranges = mergeRanges(p.ranges)
+		var cover time.Duration
+		for _, r := range p.ranges {
+			cover += r.hi.Sub(r.lo) + time.Microsecond
+		}
+		if bestCover < 0 || cover < bestCover || cover == bestCover && len(p.postings) < len(best.postings) {
+			best, bestCover = p, cover
+		}
+	}
+	slices.SortFunc(best.postings, func(a, b tagPosting) int { return cmp.Compare(b.start, a.start) })
+	return best, nil
+}
+
+// mergeRanges returns rs merged into disjoint windows, newest first.
+func mergeRanges(rs []window) []window {
+	slices.SortFunc(rs, func(a, b window) int { return a.lo.Compare(b.lo) })
+	var out []window
+	for _, r := range rs {
+		if n := len(out); n > 0 && !r.lo.After(out[n-1].hi.Add(time.Microsecond)) {
+			out[n-1].hi = maxTime(out[n-1].hi, r.hi)
+			continue
+		}
+		out = append(out, r)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// walkResult is what a walk found.
+type walkResult struct {
+	ids       [][16]byte
+	truncated bool
+	from      time.Time // start of the oldest span examined, when truncated
+}
+
+// walker is the state of one search's walk.
+type walker struct {
+	s      *Store
+	tx     pgx.Tx
+	cond   string // the search's conditions
+	filter string // spanSelect with them
+	// traceFilter is filter for the reads of postings' traces.
+	traceFilter string
+	args        pgcore.Args
+	tags        []tagFilter
+	limit       int
+	seen        map[[16]byte]bool
+	res         walkResult
+	last        storedSpan // the last span examined
+	scanned     int
+	max         int // spans the walk may examine
+}
+
+func (k *walker) done() bool { return len(k.res.ids) >= k.limit || k.scanned >= k.max }
+
+// pageLimit is the LIMIT of a page of at most rows rows that keeps the
+// walk within its bound.
+func (k *walker) pageLimit(rows int) int { return max(1, min(rows, k.max-k.scanned)) }
+
+// walk goes through w newest first following plan and returns up to
 // limit distinct trace ids of spans that satisfy where (with args) and
-// match every tag. Within a range it reads pages newest first with a
-// LIMIT (a bounded top-N sort in PostgreSQL), growing the page eightfold
-// each time a page was not enough, so that common tags cost one small page
-// and rare ones few round trips.
-func (s *Store) scanCandidates(ctx context.Context, where []string, args pgcore.Args, tags []tagFilter, lo, hi int32, limit int) ([][16]byte, error) {
+// match every tag, in the order of their newest matching span. where[0]
+// is the service condition; byTrace is the same condition in the form
+// the reads of postings' traces use.
+func (s *Store) walk(ctx context.Context, where []string, byTrace string, args pgcore.Args, tags []tagFilter, plan walkPlan, w window, limit int) (walkResult, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, fmt.Errorf("find traces: %w", pgcore.Classify(err))
+		return walkResult{}, fmt.Errorf("find traces: %w", pgcore.Classify(err))
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if _, err := tx.Exec(ctx, searchWorkMemSQL); err != nil {
-		return nil, fmt.Errorf("find traces: %w", pgcore.Classify(err))
+		return walkResult{}, fmt.Errorf("find traces: %w", pgcore.Classify(err))
 	}
+	cond := strings.Join(where, " AND ")
+	k := &walker{s: s, tx: tx, cond: cond, filter: spanSelect + " WHERE " + cond,
+		traceFilter: spanSelect + " WHERE " + strings.Join(append([]string{byTrace}, where[1:]...), " AND "),
+		args:        args, tags: tags, limit: limit, seen: map[[16]byte]bool{}, max: s.maxExamined}
+	top := w.hi
+	ranges, posts := plan.ranges, plan.postings
+	for !top.Before(w.lo) && !k.done() {
+		for len(ranges) > 0 && ranges[0].lo.After(top) {
+			ranges = ranges[1:]
+		}
+		if len(ranges) > 0 && !ranges[0].hi.Before(top) {
+			// top lies in a range: scan the range's spans up to top.
+			next, err := k.scan(ctx, window{lo: ranges[0].lo, hi: top})
+			if err != nil {
+				return walkResult{}, err
+			}
+			top = next
+			continue
+		}
+		// Between top and the next range only postings can match.
+		bottom := w.lo
+		if len(ranges) > 0 {
+			bottom = ranges[0].hi.Add(time.Microsecond)
+		}
+		var err error
+		posts, top, err = k.postings(ctx, posts, window{lo: bottom, hi: top})
+		if err != nil {
+			return walkResult{}, err
+		}
+	}
+	if k.scanned >= k.max && len(k.res.ids) < limit && !top.Before(w.lo) {
+		// The bound was reached: the answer is incomplete if any
+		// candidate is left older than the last span examined.
+		args := k.args[:len(k.args):len(k.args)]
+		sql := fmt.Sprintf(moreCandidatesSQL, k.cond+" AND "+args.Bind(condStartMin, w.lo)+" AND "+args.Bind(condBefore, k.last.start, k.last.spanID))
+		var one int
+		switch err := tx.QueryRow(ctx, sql, args...).Scan(&one); {
+		case err == nil:
+			k.res.truncated = true
+		case !errors.Is(err, pgx.ErrNoRows):
+			return walkResult{}, fmt.Errorf("find traces: %w", pgcore.Classify(err))
+		}
+	}
+	return k.res, nil
+}
 
-	base := len(args)
-	filter := spanSelect + " WHERE " + strings.Join(where, " AND ")
-	seen := map[[16]byte]bool{}
-	var ids [][16]byte
-	step := int32(1)
-	scanned := 0
-	for hi >= lo && len(ids) < limit && scanned < searchMaxRows {
-		from := max(lo, hi-step+1)
+// match checks a page of candidates, newest first, and records the
+// traces of those that match.
+func (k *walker) match(ctx context.Context, page []storedSpan) error {
+	k.scanned += len(page)
+	m, err := k.s.newMatcher(ctx, page, k.tags)
+	if err != nil {
+		return fmt.Errorf("find traces: %w", err)
+	}
+	for _, sp := range page {
+		k.res.from, k.last = sp.start, sp
+		if k.seen[sp.traceID] {
+			continue
+		}
+		ok, err := m.matches(sp)
+		if err != nil {
+			return fmt.Errorf("find traces: %w", err)
+		}
+		if ok {
+			k.seen[sp.traceID] = true
+			k.res.ids = append(k.res.ids, sp.traceID)
+			if len(k.res.ids) == k.limit {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// scan reads the spans of w newest first, second range by second range,
+// in pages, and returns the time just before the oldest span it finished
+// with (before w.lo once w is done). Each range is read in pages with a
+// LIMIT (a bounded top-N sort in PostgreSQL), growing the page eightfold
+// each time a page was not enough, so that common tags cost one small page
+// and rare ones few round trips; the range widens while ranges come back
+// with few candidates or no new trace.
+func (k *walker) scan(ctx context.Context, w window) (time.Time, error) {
+	base := len(k.args)
+	step := int64(1)
+	hi := w.hi
+	for !hi.Before(w.lo) && !k.done() {
+		hiSec := hi.Unix()
+		fromSec := hiSec - step + 1
+		from := maxTime(w.lo, time.Unix(fromSec, 0))
 		pageRows := searchPageRows
 		var cursor *storedSpan
-		got, found := 0, len(ids)
-		for len(ids) < limit && scanned < searchMaxRows {
-			args = args[:base]
-			sql := filter + " AND " + args.Bind(condMinutes, from, hi)
+		got, found := 0, len(k.res.ids)
+		for !k.done() {
+			args := k.args[:base]
+			sql := k.filter + " AND " + args.Bind(condSeconds, time.Unix(from.Unix(), 0), time.Unix(hiSec, 0)) +
+				" AND " + args.Bind(condBetween, from, hi)
 			if cursor != nil {
 				sql += " AND " + args.Bind(condBefore, cursor.start, cursor.spanID)
 			}
-			sql += fmt.Sprintf(orderNewest, pageRows)
-			rows, err := tx.Query(ctx, sql, args...)
+			limit := k.pageLimit(pageRows)
+			sql += fmt.Sprintf(orderNewest, limit)
+			page, err := k.query(ctx, sql, args)
 			if err != nil {
-				return nil, fmt.Errorf("find traces: %w", pgcore.Classify(err))
-			}
-			page, err := scanSpans(rows)
-			if err != nil {
-				return nil, fmt.Errorf("find traces: %w", pgcore.Classify(err))
+				return hi, err
 			}
 			got += len(page)
-			scanned += len(page)
-			m, err := s.newMatcher(ctx, page, tags)
-			if err != nil {
-				return nil, fmt.Errorf("find traces: %w", err)
+			if err := k.match(ctx, page); err != nil {
+				return hi, err
 			}
-			for _, sp := range page {
-				if seen[sp.traceID] {
-					continue
-				}
-				ok, err := m.matches(sp)
-				if err != nil {
-					return nil, fmt.Errorf("find traces: %w", err)
-				}
-				if ok {
-					seen[sp.traceID] = true
-					ids = append(ids, sp.traceID)
-					if len(ids) == limit {
-						break
-					}
-				}
-			}
-			if len(page) < pageRows {
+			if len(page) < limit {
 				break
 			}
 			cursor = &page[len(page)-1]
 			pageRows = min(pageRows*8, searchMaxPageRows)
 		}
-		// Widen the next range while ranges yield few candidates or no new
-		// trace, so sparse services and rare tags need few round trips.
-		hi = from - 1
-		if got < searchPageRows/4 || len(ids) == found {
-			step = min(step*2, 1<<16)
+		if k.done() && cursor != nil {
+			return hi, nil // stopped inside the range
+		}
+		hi = from.Add(-time.Microsecond)
+		if got < searchPageRows/4 || len(k.res.ids) == found {
+			step = min(step*2, 1<<20)
 		}
 	}
-	return ids, nil
+	return hi, nil
+}
+
+// postings reads the traces of the postings (newest first) within w,
+// a chunk of searchPostingTraces traces at a time, and returns the
+// postings left and the time just before the oldest one it finished
+// with (before w.lo once w is done).
+func (k *walker) postings(ctx context.Context, posts []tagPosting, w window) ([]tagPosting, time.Time, error) {
+	for len(posts) > 0 && posts[0].start > w.hi.UnixNano() {
+		posts = posts[1:] // above the walk: examined already
+	}
+	for !k.done() {
+		n := 0
+		ids := map[[16]byte]bool{}
+		for n < len(posts) && posts[n].start >= w.lo.UnixNano() && (len(ids) < searchPostingTraces || posts[n].start == posts[n-1].start) {
+			ids[posts[n].traceID] = true
+			n++
+		}
+		if n == 0 {
+			return posts, w.lo.Add(-time.Microsecond), nil
+		}
+		lo := time.Unix(0, posts[n-1].start)
+		list := make([][16]byte, 0, len(ids))
+		for id := range ids {
+			list = append(list, id)
+		}
+		args := k.args[:len(k.args):len(k.args)]
+		limit := k.pageLimit(searchMaxPageRows)
+		sql := k.traceFilter + " AND " + args.Bind(condTraces, list) + " AND " + args.Bind(condBetween, lo, w.hi) +
+			fmt.Sprintf(orderNewest, limit)
+		page, err := k.query(ctx, sql, args)
+		if err != nil {
+			return posts, w.hi, err
+		}
+		if err := k.match(ctx, page); err != nil {
+			return posts, w.hi, err
+		}
+		if len(page) == limit && k.scanned >= k.max {
+			return posts, w.hi, nil // stopped inside the chunk
+		}
+		posts = posts[n:]
+		w.hi = lo.Add(-time.Microsecond)
+	}
+	return posts, w.hi, nil
+}
+
+// query runs one page query of the walk.
+func (k *walker) query(ctx context.Context, sql string, args pgcore.Args) ([]storedSpan, error) {
+	rows, err := k.tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find traces: %w", pgcore.Classify(err))
+	}
+	page, err := scanSpans(rows)
+	if err != nil {
+		return nil, fmt.Errorf("find traces: %w", pgcore.Classify(err))
+	}
+	return page, nil
 }
 
 // tagFilter is one key=value of a search: the key as asked and the other
@@ -337,11 +616,6 @@ func (m *matcher) attrMatches(sp storedSpan, t searchTag) (bool, error) {
 // services, so the search need not run.
 var errNoMatch = errors.New("no span can match")
 
-// minuteOf is the start_minute of t: minutes since the Unix epoch.
-func minuteOf(t time.Time) int32 {
-	return int32(t.UnixNano() / int64(time.Minute))
-}
-
 // serviceIDs returns the id of the named service, or every service id when
 // name is empty. An unknown name yields none.
 func (s *Store) serviceIDs(ctx context.Context, name string) ([]int32, error) {
@@ -377,8 +651,10 @@ func (s *Store) operationIDs(ctx context.Context, svcIDs []int32, name string, k
 // tagConditions turns each tag into an SQL condition that every matching
 // span satisfies (it may also admit some that do not match; the exact check
 // happens in Go): the attribute Bloom filter, or a resource whose
-// attributes match, or the column behind a special key.
-func (s *Store) tagConditions(ctx context.Context, svcIDs []int32, tags []tagFilter, args *pgcore.Args) ([]string, error) {
+// attributes match, or the column behind a special key. It also returns,
+// for each tag that can only match as a span attribute, the span_tags
+// hashes its spans are indexed under (planWalk).
+func (s *Store) tagConditions(ctx context.Context, svcIDs []int32, tags []tagFilter, args *pgcore.Args) ([]string, [][]uint64, error) {
 	// Keys the services' spans never carried cannot match as span
 	// attributes: their Bloom branch is left out.
 	var kids []int32
@@ -396,11 +672,11 @@ func (s *Store) tagConditions(ctx context.Context, svcIDs []int32, tags []tagFil
 	if len(kids) > 0 {
 		rows, err := s.pool.Query(ctx, serviceKeysSQL, svcIDs, kids)
 		if err != nil {
-			return nil, fmt.Errorf("find traces: service keys: %w", pgcore.Classify(err))
+			return nil, nil, fmt.Errorf("find traces: service keys: %w", pgcore.Classify(err))
 		}
 		ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
 		if err != nil {
-			return nil, fmt.Errorf("find traces: service keys: %w", pgcore.Classify(err))
+			return nil, nil, fmt.Errorf("find traces: service keys: %w", pgcore.Classify(err))
 		}
 		for _, id := range ids {
 			present[uint32(id)] = true
@@ -408,7 +684,7 @@ func (s *Store) tagConditions(ctx context.Context, svcIDs []int32, tags []tagFil
 	}
 	rows, err := s.pool.Query(ctx, serviceResourcesSQL, svcIDs)
 	if err != nil {
-		return nil, fmt.Errorf("find traces: load resources: %w", pgcore.Classify(err))
+		return nil, nil, fmt.Errorf("find traces: load resources: %w", pgcore.Classify(err))
 	}
 	type res struct {
 		id    int64
@@ -426,10 +702,11 @@ func (s *Store) tagConditions(ctx context.Context, svcIDs []int32, tags []tagFil
 		return x, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("find traces: load resources: %w", pgcore.Classify(err))
+		return nil, nil, fmt.Errorf("find traces: load resources: %w", pgcore.Classify(err))
 	}
 	sort.Slice(tags, func(i, j int) bool { return tags[i].key < tags[j].key }) // deterministic SQL
 	var conds []string
+	var drivers [][]uint64
 	for _, f := range tags {
 		k, v := f.key, f.want
 		if k == "otel.status_description" {
@@ -439,10 +716,12 @@ func (s *Store) tagConditions(ctx context.Context, svcIDs []int32, tags []tagFil
 		// names, whatever its kind; the kind of an alias is checked in Go.
 		var parts []string
 		var resIDs []int64
+		var hashes []uint64
 		for _, t := range append([]searchTag{f.searchTag}, aliasTags(f.aliases)...) {
 			if present[t.keyID] {
 				m := int64(dict.BloomMask(t.key, v))
 				parts = append(parts, args.Bind(condBloom, m, m))
+				hashes = append(hashes, dict.TagHash(t.key, v), dict.KeyHash(t.key))
 			}
 			for _, r := range resources {
 				if r.valid && resourceMatches(r.info, t.key, v) && !slices.Contains(resIDs, r.id) {
@@ -471,17 +750,30 @@ func (s *Store) tagConditions(ctx context.Context, svcIDs []int32, tags []tagFil
 			if kind, ok := kindNumber(v); ok {
 				ops, err := s.operationIDs(ctx, svcIDs, "", kind)
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				parts = append(parts, args.Bind(condOperations, ops))
 			}
 		}
 		if len(parts) == 0 {
-			return nil, errNoMatch
+			return nil, nil, errNoMatch
 		}
 		conds = append(conds, "("+strings.Join(parts, " OR ")+")")
+		if len(resIDs) == 0 && len(hashes) == len(parts)*2 && !specialKey(k) {
+			drivers = append(drivers, hashes)
+		}
 	}
-	return conds, nil
+	return conds, drivers, nil
+}
+
+// specialKey reports whether a search tag with key k may match a column
+// or the payload rather than an attribute.
+func specialKey(k string) bool {
+	switch k {
+	case "error", "span.kind", "otel.status_code", "otel.status_description":
+		return true
+	}
+	return false
 }
 
 func aliasTags(as []aliasTag) []searchTag {

@@ -276,10 +276,11 @@ func TestFindTraces(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := b.store.FindTraces(ctx, explicit(tt.q))
+			found, err := b.store.FindTraces(ctx, explicit(tt.q))
 			if err != nil {
 				t.Fatal(err)
 			}
+			got := found.Traces
 			if string(ids(got)) != string(tt.want) {
 				t.Fatalf("got traces %v, want %v", ids(got), tt.want)
 			}
@@ -454,12 +455,12 @@ func TestFindTracesAcrossConventions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := b.store.FindTraces(ctx, explicit(storage.TraceQuery{Service: "svc", Tags: tt.tags}))
+			found, err := b.store.FindTraces(ctx, explicit(storage.TraceQuery{Service: "svc", Tags: tt.tags}))
 			if err != nil {
 				t.Fatal(err)
 			}
 			var ids []byte
-			for _, td := range got {
+			for _, td := range found.Traces {
 				ids = append(ids, td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()[15])
 			}
 			if string(ids) != string(tt.want) {

@@ -19,12 +19,18 @@ type Store struct {
 	dict       *dict.Dictionaries
 	partitions *postgres.Partitions
 	now        func() time.Time // when services were last seen
+	// maxExamined bounds the spans one search examines (searchMaxRows;
+	// tests lower it).
+	maxExamined int
+	// cover spares batches the span_tags range rows that committed ones
+	// already cover.
+	cover tagCoverage
 }
 
 // New returns a span store on pool. partitions, which must not be nil, is
 // asked for the partition of a day that does not exist yet.
 func New(pool *pgxpool.Pool, partitions *postgres.Partitions) *Store {
-	return &Store{pool: pool, dict: dict.New(pool), partitions: partitions, now: time.Now}
+	return &Store{pool: pool, dict: dict.New(pool), partitions: partitions, now: time.Now, maxExamined: searchMaxRows}
 }
 
 // spanRow is one row of the spans table.
@@ -75,26 +81,39 @@ func encodeCopy(rows []spanRow) []byte {
 // error nothing of the COPY was stored (dictionary rows may have been, which
 // is harmless). Errors wrap storage.ErrUnavailable when the database cannot
 // be reached.
+//
+// The batch's span_tags rows (tags.go) are copied in the same
+// transaction, so that no span is ever committed without them, with one
+// commit for both. Range rows that rows this store committed before
+// already cover are left out (tagCoverage).
 func (s *Store) WriteTraces(ctx context.Context, batch []ptrace.Traces) error {
-	rows, err := s.buildRows(ctx, batch)
+	rows, tags, err := s.buildRows(ctx, batch)
 	if err != nil {
 		return err
 	}
 	if len(rows) == 0 {
 		return nil
 	}
-	err = pgcore.CopyIn(ctx, s.pool, s.partitions, spanCopySQL, encodeCopy(rows), pgcore.Times(rows, func(r *spanRow) time.Time { return r.start }))
+	var copies []pgcore.Copy
+	if tags = s.cover.filter(tags); len(tags) > 0 {
+		copies = append(copies, pgcore.Copy{SQL: tagCopySQL, Data: encodeTagCopy(tags)})
+	}
+	copies = append(copies, pgcore.Copy{SQL: spanCopySQL, Data: encodeCopy(rows)})
+	// Every span_tags row starts at a span's start time or at a midnight
+	// of a span's day: the spans' times name every partition needed.
+	err = pgcore.CopyAllIn(ctx, s.pool, s.partitions, copies, pgcore.Times(rows, func(r *spanRow) time.Time { return r.start }))
 	if err != nil {
 		return fmt.Errorf("write spans: %w", pgcore.Classify(err))
 	}
+	s.cover.add(tags)
 	return nil
 }
 
-// buildRows resolves the dictionaries for batch and encodes its rows.
-// Attributes are walked once: each span is encoded with the cached
-// dictionaries, and only spans that met an unknown key or an internable
-// new value are encoded again once those are resolved.
-func (s *Store) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spanRow, error) {
+// buildRows resolves the dictionaries for batch and encodes its rows and
+// its span_tags rows. Attributes are walked once: each span is encoded
+// with the cached dictionaries, and only spans that met an unknown key or
+// an internable new value are encoded again once those are resolved.
+func (s *Store) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spanRow, []tagRow, error) {
 	services := map[string]struct{}{}
 	n := 0
 	for _, td := range batch {
@@ -108,11 +127,11 @@ func (s *Store) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spanRow
 		}
 	}
 	if n == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	svcIDs, err := s.dict.ServiceIDs(ctx, services, s.now())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	ops := map[dict.Operation]struct{}{}
@@ -143,10 +162,10 @@ func (s *Store) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spanRow
 	}
 	opIDs, err := s.dict.OperationIDs(ctx, ops)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.dict.EnsureResources(ctx, resources); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	rows := make([]spanRow, 0, n)
@@ -154,6 +173,8 @@ func (s *Store) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spanRow
 	var again []int // rows to encode again once the dictionaries know more
 	miss := dict.NewMissing()
 	enc := dict.NewEncoder(s.dict.Cached(), miss)
+	enc.RecordTags()
+	tags := newTagIndex()
 	arena := dict.NewArena(n * 128)
 	encode := func(sp ptrace.Span) []byte {
 		return arena.Keep(encodeSpan(enc, arena.Next(), sp))
@@ -176,6 +197,7 @@ func (s *Store) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spanRow
 						again = append(again, len(rows))
 					}
 					start := sp.StartTimestamp()
+					tags.add(r.service, enc.Tags(), int64(start), sp.TraceID())
 					rows = append(rows, spanRow{
 						start:    start.AsTime(),
 						spanID:   dict.SpanIDToInt(sp.SpanID()),
@@ -197,11 +219,11 @@ func (s *Store) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spanRow
 	}
 	s.dict.RUnlock()
 	if len(again) == 0 {
-		return rows, s.dict.RecordServiceKeys(ctx, miss)
+		return rows, tags.rows(), s.dict.RecordServiceKeys(ctx, miss)
 	}
 
 	if err := s.dict.Resolve(ctx, miss); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.dict.RLock()
 	for _, i := range again {
@@ -209,9 +231,9 @@ func (s *Store) buildRows(ctx context.Context, batch []ptrace.Traces) ([]spanRow
 		rows[i].payload = encode(spans[i])
 		if enc.NeedKey() {
 			s.dict.RUnlock()
-			return nil, fmt.Errorf("encode span %x: attribute key still unknown after upsert", rows[i].spanID)
+			return nil, nil, fmt.Errorf("encode span %x: attribute key still unknown after upsert", rows[i].spanID)
 		}
 	}
 	s.dict.RUnlock()
-	return rows, s.dict.RecordServiceKeys(ctx, miss)
+	return rows, tags.rows(), s.dict.RecordServiceKeys(ctx, miss)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -34,9 +35,10 @@ type TraceReader interface {
 	// there is none.
 	Trace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces, error)
 	// FindTraces returns the traces matching q, one ptrace.Traces per
-	// trace; the window and limit q leaves open take the query layer's
+	// trace, and whether the search stopped before it examined the whole
+	// window; the window and limit q leaves open take the query layer's
 	// defaults.
-	FindTraces(ctx context.Context, q traces.Query) ([]ptrace.Traces, error)
+	FindTraces(ctx context.Context, q traces.Query) (storage.FoundTraces, error)
 }
 
 // API serves the Jaeger query HTTP API over a TraceReader. It is safe for
@@ -156,7 +158,11 @@ func (j *API) operations(w http.ResponseWriter, r *http.Request) {
 
 // findTraces searches traces or, with traceID parameters, fetches those
 // traces; as in Jaeger, a trace ID that is not found is reported in the
-// envelope's errors and the others are still answered.
+// envelope's errors and the others are still answered. A search that
+// stopped at the store's bound before it examined the whole window
+// answers the traces it found with one error saying so (code 206, see
+// truncatedError), so that neither the Jaeger UI nor Vigil's shows an
+// incomplete answer as a complete one.
 func (j *API) findTraces(w http.ResponseWriter, r *http.Request) {
 	q, err := api.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -193,13 +199,30 @@ func (j *API) findTraces(w http.ResponseWriter, r *http.Request) {
 			j.resp.Fail(w, r, "service", err)
 			return
 		}
-		for _, td := range found {
+		for _, td := range found.Traces {
 			if t, ok := convertTrace(td); ok {
 				data = append(data, t)
 			}
 		}
+		if found.Truncated {
+			missing = append(missing, truncatedError(found.SearchedFrom))
+		}
 	}
 	j.resp.Write(w, r, api.Envelope{Data: data, Total: len(data), Errors: missing})
+}
+
+// TruncatedCode is the code of the envelope error of a search that stopped
+// before it examined its whole window (HTTP's Partial Content): the data
+// are the newest matches among the spans from the time in the message to
+// the end of the window, and older ones may exist.
+const TruncatedCode = http.StatusPartialContent
+
+// truncatedError is the envelope error of a search that stopped at the
+// store's bound, having examined the spans from `from` on.
+func truncatedError(from time.Time) api.EnvelopeError {
+	return api.EnvelopeError{Code: TruncatedCode, Msg: fmt.Sprintf("search incomplete: it stopped at the most spans one search may examine; "+
+		"spans that started before %s were not searched, so older matching traces may be missing: narrow the time range, or add an operation or tags",
+		from.UTC().Format(time.RFC3339Nano))}
 }
 
 func (j *API) trace(w http.ResponseWriter, r *http.Request) {

@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 type memReader struct {
 	traces    []ptrace.Traces
 	err       error
+	truncated time.Time // when set, searches report they stopped there
 	lastQuery storage.TraceQuery
 	lastOps   storage.OperationQuery
 }
@@ -91,10 +92,10 @@ func (m *memReader) Trace(_ context.Context, id pcommon.TraceID) (ptrace.Traces,
 	return ptrace.Traces{}, fmt.Errorf("trace %s: %w", id, storage.ErrNotFound)
 }
 
-func (m *memReader) FindTraces(_ context.Context, q storage.TraceQuery) ([]ptrace.Traces, error) {
+func (m *memReader) FindTraces(_ context.Context, q storage.TraceQuery) (storage.FoundTraces, error) {
 	m.lastQuery = q
 	if m.err != nil {
-		return nil, m.err
+		return storage.FoundTraces{}, m.err
 	}
 	var out []ptrace.Traces
 	for i, td := range m.traces {
@@ -113,7 +114,7 @@ func (m *memReader) FindTraces(_ context.Context, q storage.TraceQuery) ([]ptrac
 			out = append(out, c)
 		}
 	}
-	return out, nil
+	return storage.FoundTraces{Traces: out, Truncated: !m.truncated.IsZero(), SearchedFrom: m.truncated}, nil
 }
 
 func (m *memReader) eachSpan(f func(trace int, res pcommon.Resource, scope pcommon.InstrumentationScope, s ptrace.Span)) {
@@ -410,6 +411,7 @@ func TestJaegerAPI(t *testing.T) {
 		name       string
 		url        string
 		readerErr  error
+		truncated  time.Time // the reader's searches stop there
 		wantStatus int
 		golden     string // testdata/<golden>.golden; several cases may share one
 		raw        bool   // compare the body as is, without re-indenting it
@@ -458,6 +460,8 @@ func TestJaegerAPI(t *testing.T) {
 		{name: "search limit", url: "/api/traces?service=frontend&limit=1", wantStatus: 200, golden: "search_checkout"},
 		{name: "search trace ids", url: "/api/traces?traceID=" + idLegacy + "&traceID=dead&traceID=" + idCheckout + "&traceID=" + idLegacy, wantStatus: 200, golden: "search_trace_ids"},
 		{name: "search unavailable", url: "/api/traces?service=frontend", readerErr: storage.ErrUnavailable, wantStatus: 503, golden: "error_unavailable"},
+		{name: "search truncated", url: "/api/traces?service=payments", truncated: base.Add(45 * time.Second), wantStatus: 200, golden: "search_truncated"},
+		{name: "search truncated empty", url: "/api/traces?service=inventory&tag=db.system:mysql", truncated: base.Add(45 * time.Second), wantStatus: 200, golden: "search_truncated_empty"},
 
 		{name: "search no service", url: "/api/traces?operation=charge", wantStatus: 400, golden: "error_service_required"},
 		{name: "search bad start", url: "/api/traces?service=a&start=yesterday", wantStatus: 400, golden: "error_start"},
@@ -479,6 +483,7 @@ func TestJaegerAPI(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSetup(t)
 			s.reader.err = tt.readerErr
+			s.reader.truncated = tt.truncated
 			rec := httptest.NewRecorder()
 			s.mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.url, nil))
 

@@ -18,13 +18,28 @@ import (
 
 // BloomMask returns the three bits of key=value.
 func BloomMask(key, value string) uint64 {
-	return bloomBits(xxhash.Sum64String(key), value)
+	return bloomOf(TagHash(key, value))
 }
 
-// bloomBits is BloomMask with the key's hash already computed.
-func bloomBits(keyHash uint64, value string) uint64 {
+// TagHash is the 64-bit hash of key=value (the value in its string form)
+// that the Bloom filters take their bits from and that span_tags rows
+// carry.
+func TagHash(key, value string) uint64 {
+	return pairHash(xxhash.Sum64String(key), value)
+}
+
+// KeyHash is the hash span_tags rows carry for a key whose values were
+// too many in one batch to list: TagHash's key part.
+func KeyHash(key string) uint64 { return xxhash.Sum64String(key) }
+
+// pairHash is TagHash with the key's hash already computed.
+func pairHash(keyHash uint64, value string) uint64 {
 	h := keyHash ^ (xxhash.Sum64String(value) * 0x9e3779b97f4a7c15)
-	h ^= h >> 29
+	return h ^ h>>29
+}
+
+// bloomOf returns the three bits of a TagHash.
+func bloomOf(h uint64) uint64 {
 	return 1<<(h&63) | 1<<((h>>6)&63) | 1<<((h>>12)&63)
 }
 

@@ -139,6 +139,34 @@ type Encoder struct {
 	// Bloom filter of the top-level attributes.
 	needKey, needValue bool
 	bloom              uint64
+	// tags holds a Tag per top-level attribute (two for a value with a
+	// second Jaeger form), when recording is on (RecordTags).
+	tags       []Tag
+	recordTags bool
+}
+
+// Tag is one top-level attribute of a payload as trace search indexes
+// it: the hash of its key (KeyHash) and of key=value (TagHash).
+type Tag struct {
+	Key, Pair uint64
+}
+
+// RecordTags makes the encoder record the Tags of each payload's
+// top-level attributes (Tags).
+func (e *Encoder) RecordTags() { e.recordTags = true }
+
+// Tags returns the tags of the payload written since Begin, when
+// RecordTags is on. The slice is reused by the next Begin.
+func (e *Encoder) Tags() []Tag { return e.tags }
+
+// addTag adds key=value to the Bloom filter and, when recording, to the
+// tags.
+func (e *Encoder) addTag(keyHash uint64, value string) {
+	h := pairHash(keyHash, value)
+	e.bloom |= bloomOf(h)
+	if e.recordTags {
+		e.tags = append(e.tags, Tag{Key: keyHash, Pair: h})
+	}
 }
 
 // NewEncoder returns an encoder that takes ids from src and records what
@@ -153,6 +181,7 @@ func (e *Encoder) Begin(buf []byte) {
 	e.buf = append(buf[:0], PayloadVersion)
 	e.needKey, e.needValue = false, false
 	e.bloom = 0
+	e.tags = e.tags[:0]
 }
 
 // Payload returns the payload written since Begin.
@@ -208,11 +237,15 @@ func (e *Encoder) Attrs(m pcommon.Map, top bool) {
 			e.miss.serviceKeys[serviceKey{e.service, kid}] = struct{}{}
 		}
 		e.Uvarint(uint64(kid))
+		var kh uint64
+		if top {
+			kh = KeyHash(k)
+		}
 		if v.Type() != pcommon.ValueTypeStr {
 			if top {
-				e.bloom |= BloomMask(k, v.AsString())
+				e.addTag(kh, v.AsString())
 				if alt, ok := JaegerForm(v); ok {
-					e.bloom |= BloomMask(k, alt)
+					e.addTag(kh, alt)
 				}
 			}
 			e.Value(v)
@@ -220,7 +253,7 @@ func (e *Encoder) Attrs(m pcommon.Map, top bool) {
 		}
 		str := v.Str()
 		if top {
-			e.bloom |= BloomMask(k, str)
+			e.addTag(kh, str)
 		}
 		if known {
 			if id, ok := e.src.ValueID(kid, str); ok {

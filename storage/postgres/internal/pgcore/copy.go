@@ -156,6 +156,46 @@ func CopyIn(ctx context.Context, pool *pgxpool.Pool, parts Ensurer, copySQL stri
 		_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), copySQL)
 		return err
 	}
+	return retryPartitions(ctx, parts, times, send)
+}
+
+// Copy is one binary COPY stream and the COPY statement it is for.
+type Copy struct {
+	SQL  string
+	Data []byte
+}
+
+// CopyAllIn is CopyIn for several streams: it sends them in order in one
+// transaction on one pooled connection, so that they commit together or
+// not at all, with one commit (one WAL flush) for all. times must cover
+// the rows of every stream.
+func CopyAllIn(ctx context.Context, pool *pgxpool.Pool, parts Ensurer, copies []Copy, times iter.Seq[time.Time]) error {
+	if len(copies) == 1 {
+		return CopyIn(ctx, pool, parts, copies[0].SQL, copies[0].Data, times)
+	}
+	send := func() error {
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Release()
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		for _, c := range copies {
+			if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(c.Data), c.SQL); err != nil {
+				return errors.Join(err, tx.Rollback(context.WithoutCancel(ctx)))
+			}
+		}
+		return tx.Commit(ctx)
+	}
+	return retryPartitions(ctx, parts, times, send)
+}
+
+// retryPartitions runs send, and once more after parts created the
+// partitions of times when send failed for a row without a partition.
+func retryPartitions(ctx context.Context, parts Ensurer, times iter.Seq[time.Time], send func() error) error {
 	err := send()
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "23514" || parts == nil {

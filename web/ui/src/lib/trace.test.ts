@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildTree, criticalPath, isErrorSpan, spanMatches, summarize, visibleRows, type JaegerSpan, type JaegerTrace } from './trace';
+import { buildTree, criticalPath, isErrorSpan, searchStop, spanMatches, summarize, TRUNCATED_CODE, visibleRows, type JaegerSpan, type JaegerTrace } from './trace';
 
 // span builds a span of trace "t" starting at `start` µs lasting `dur` µs.
 function span(id: string, parent: string | null, start: number, dur: number, extra: Partial<JaegerSpan> = {}): JaegerSpan {
@@ -157,5 +157,22 @@ describe('errors, search and summary', () => {
     const s = summarize(tr);
     expect(s).toMatchObject({ rootService: 'api', rootOperation: 'GET /', spans: 4, errors: 2, duration: 20 });
     expect(s.services).toEqual([{ name: 'api', count: 4 }]);
+  });
+});
+
+describe('searchStop', () => {
+  it('is null for a complete search, whatever else the errors say', () => {
+    expect(searchStop(undefined)).toBeNull();
+    expect(searchStop(null)).toBeNull();
+    expect(searchStop([])).toBeNull();
+    expect(searchStop([{ msg: 'trace not found', traceID: 'abc' }])).toBeNull();
+  });
+  it('reads when an incomplete search stopped', () => {
+    const msg = 'search incomplete: it stopped at the most spans one search may examine; spans that started before '
+      + '2026-12-07T11:30:05.123456Z were not searched, so older matching traces may be missing: narrow the time range, or add an operation or tags';
+    expect(searchStop([{ code: TRUNCATED_CODE, msg }])).toEqual({ from: Date.parse('2026-12-07T11:30:05.123Z') });
+  });
+  it('still reports a stop whose message has no time', () => {
+    expect(searchStop([{ code: TRUNCATED_CODE, msg: 'search incomplete' }])).toEqual({ from: null });
   });
 });

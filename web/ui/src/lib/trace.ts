@@ -277,3 +277,33 @@ export function serviceColor(service: string): string {
   }
   return palette[(h >>> 0) % palette.length];
 }
+
+/** SearchError is one entry of the errors of a Jaeger envelope. */
+export interface SearchError {
+  code?: number;
+  msg: string;
+  traceID?: string;
+}
+
+/**
+ * TRUNCATED_CODE is the code of the error GET /api/traces adds when a
+ * search stopped at the most spans one search may examine: the traces
+ * answered are the newest matches of the part it examined, and older
+ * ones may be missing.
+ */
+export const TRUNCATED_CODE = 206;
+
+/** SearchStop says how far an incomplete search got. */
+export interface SearchStop {
+  /** from is the time (ms since the epoch) before which spans were not searched; null when the message gives none. */
+  from: number | null;
+}
+
+/** searchStop returns how far a trace search got when its errors say it stopped early, else null. */
+export function searchStop(errors: SearchError[] | null | undefined): SearchStop | null {
+  const e = (errors ?? []).find((x) => x && x.code === TRUNCATED_CODE);
+  if (!e) return null;
+  const m = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/.exec(e.msg ?? '');
+  const from = m ? Date.parse(m[0]) : NaN;
+  return { from: Number.isNaN(from) ? null : from };
+}

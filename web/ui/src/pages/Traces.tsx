@@ -9,7 +9,7 @@ import { decodeQuery, encodeQuery, parseKeyValues } from '../lib/query';
 import { navigate } from '../lib/router';
 import { resolveRange, type RangeState } from '../lib/timerange';
 import { formatDuration, formatTime } from '../lib/format';
-import { serviceColor, summarize, type JaegerTrace, type TraceSummary } from '../lib/trace';
+import { searchStop, serviceColor, summarize, type JaegerTrace, type SearchError, type SearchStop, type TraceSummary } from '../lib/trace';
 import { Chart, themeColors } from '../components/Chart';
 import { ErrorBox, Loading } from '../components/Misc';
 import { TimeRange } from '../components/TimeRange';
@@ -74,13 +74,13 @@ export function TracesPage({ search }: { search: string }) {
     [form.service],
   );
   const tagError = parseKeyValues(form.tags).error;
-  const results = useAsync<{ traces: TraceSummary[]; start: number; end: number } | null>(
+  const results = useAsync<{ traces: TraceSummary[]; start: number; end: number; stop: SearchStop | null } | null>(
     async (s) => {
       if (!applied.service) return null;
       const now = Date.now();
       const { start, end } = resolveRange(applied, now);
-      const r = await apiGet<{ data: JaegerTrace[] | null }>('/api/traces', searchParams(applied, now), s);
-      return { traces: (r.data ?? []).map(summarize), start, end };
+      const r = await apiGet<{ data: JaegerTrace[] | null; errors?: SearchError[] | null }>('/api/traces', searchParams(applied, now), s);
+      return { traces: (r.data ?? []).map(summarize), start, end, stop: searchStop(r.errors) };
     },
     [search],
   );
@@ -179,6 +179,13 @@ export function TracesPage({ search }: { search: string }) {
                   <option value="errors">{t('traces.sortErrors')}</option>
                 </select>
               </div>
+              {results.data.stop && (
+                <div class="warning search-incomplete" role="status">
+                  {results.data.stop.from != null
+                    ? t('traces.incomplete', { from: formatTime(new Date(results.data.stop.from)) })
+                    : t('traces.incompleteNoTime')}
+                </div>
+              )}
               {results.data.traces.length > 0 && <Scatter traces={results.data.traces} start={results.data.start} end={results.data.end} />}
               {results.data.traces.length === 0 && <p class="empty">{t('traces.empty')}</p>}
               <ul class="trace-list">
