@@ -79,6 +79,12 @@ const (
 		WHERE series_id = ANY($1) AND start_t > $4 AND start_t <= $3
 		ORDER BY 1, 2`
 
+	// readRawSamplesSQL is readSamplesSQL without the chunks, for a
+	// range no compaction can have reached yet (head.go's deltaQuery);
+	// the same columns.
+	readRawSamplesSQL = `SELECT series_id, t, v, batch, st, h, NULL::bytea FROM metric_samples
+		WHERE series_id = ANY($1) AND t >= $2 AND t <= $3 ORDER BY 1, 2`
+
 	allLabelNamesSQL = "SELECT DISTINCT name FROM metric_labels"
 	// labelNamesSQL returns the label names of the series matching a
 	// filter.
