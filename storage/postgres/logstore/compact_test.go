@@ -56,12 +56,12 @@ func writeFixture(t *testing.T, store *Store, f *compactFixture, rng *rand.Rand,
 			lr := sl.LogRecords().AppendEmpty()
 			w := windows[rng.IntN(len(windows))]
 			var at time.Time
-			switch k := rng.IntN(20); {
-			case k == 0:
+			switch rng.IntN(20) {
+			case 0:
 				at = w // first microsecond of a window
-			case k == 1:
+			case 1:
 				at = w.Add(postgres.LogWindow - time.Microsecond) // last one
-			case k == 2:
+			case 2:
 				at = w.Add(time.Hour) // shared by many records
 			default:
 				at = w.Add(time.Duration(rng.Int64N(int64(postgres.LogWindow/time.Microsecond))) * time.Microsecond)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,8 +81,10 @@ func newSearchFixture(t *testing.T, b bundle) searchFixture {
 			}
 			for k, v := range s.attrs {
 				if k == "http.response.status_code" {
-					var n int64
-					fmt.Sscan(v, &n)
+					n, err := strconv.ParseInt(v, 10, 64)
+					if err != nil {
+						panic(err) // the fixture's own values
+					}
 					sp.Attributes().PutInt(k, n)
 					continue
 				}
@@ -171,10 +174,10 @@ func (f searchFixture) fullScan(q storage.TraceQuery) []pcommon.TraceID {
 		}
 		ok := true
 		for k, v := range q.Tags {
-			switch {
-			case k == "error":
+			switch k {
+			case "error":
 				ok = ok && s.isError == (v == "true")
-			case k == "host.name":
+			case "host.name":
 				ok = ok && s.host == v
 			default:
 				got, has := s.attrs[k]
