@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
@@ -419,7 +418,7 @@ func TestCompactorRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	deadline := time.Now().Add(time.Minute)
-	for testutil.ToFloat64(c.runs.WithLabelValues("ok")) < 1 {
+	for gathered(t, reg, "vigil_log_compaction_runs_total") < 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("no compaction pass ended")
 		}
@@ -434,10 +433,10 @@ func TestCompactorRun(t *testing.T) {
 	if err := b.store.pool.QueryRow(context.Background(), "SELECT count(*) FROM logs WHERE time >= $1", f.cur).Scan(&current); err != nil {
 		t.Fatal(err)
 	}
-	if raw != current || raw+blocks != f.written || testutil.ToFloat64(c.records) != float64(blocks) {
-		t.Fatalf("%d raw records (%d in the current window), %d compacted, metric %v", raw, current, blocks, testutil.ToFloat64(c.records))
+	if raw != current || raw+blocks != f.written || gathered(t, reg, "vigil_log_compaction_records_total") != float64(blocks) {
+		t.Fatalf("%d raw records (%d in the current window), %d compacted, metric %v", raw, current, blocks, gathered(t, reg, "vigil_log_compaction_records_total"))
 	}
-	if lag := testutil.ToFloat64(c.lag); lag != 0 {
+	if lag := gathered(t, reg, "vigil_log_compaction_lag_seconds"); lag != 0 {
 		t.Fatalf("lag %v after compacting every due window", lag)
 	}
 	sameAnswers(t, "compacted by the loop", want, quickAnswers(t, b.store, f))
@@ -475,4 +474,31 @@ func TestCompactLateDuringRead(t *testing.T) {
 	if err := b.store.pool.QueryRow(context.Background(), "SELECT count(*) FROM logs WHERE time < $1", f.cur).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d raw records left in closed windows (%v)", left, err)
 	}
+}
+
+// gathered returns the value of the metric name (with label result=ok for
+// the runs counter) that reg holds, or -1 when it holds none.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() != "ok" {
+				continue
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
 }

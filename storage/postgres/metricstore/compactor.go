@@ -2,12 +2,12 @@ package metricstore
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-obs/vigil/storage/postgres/internal/compactloop"
 )
 
 // CompactorConfig configures a Compactor.
@@ -35,15 +35,7 @@ type CompactorOptions struct {
 // Any number of replicas may run one: a pass skips when another holds
 // the lock.
 type Compactor struct {
-	store    *Store
-	interval time.Duration
-	delay    time.Duration
-	now      func() time.Time
-	logger   *slog.Logger
-
-	lag, last           prometheus.Gauge
-	runs                *prometheus.CounterVec
-	samples, chunkBytes prometheus.Counter
+	loop *compactloop.Loop
 }
 
 // NewCompactor returns a compactor of store and registers its metrics:
@@ -52,93 +44,40 @@ type Compactor struct {
 // chunk bytes totals, and the duration of the last pass. It fails only
 // when they cannot be registered.
 func NewCompactor(store *Store, cfg CompactorConfig, opts CompactorOptions) (*Compactor, error) {
-	if cfg.Interval <= 0 {
-		cfg.Interval = time.Minute
+	now := opts.Now
+	if now == nil {
+		now = time.Now
 	}
-	if cfg.Delay <= 0 {
-		cfg.Delay = time.Hour
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	c := &Compactor{
-		store: store, interval: cfg.Interval, delay: cfg.Delay, now: opts.Now,
-		logger: opts.Logger.With("component", "metric_compactor"),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_metric_compaction_lag_seconds",
-			Help: "Seconds since the oldest uncompacted raw sample window became due for compaction (0 when none is due)."}),
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_metric_compaction_runs_total",
-			Help: "Compaction passes by result (ok, error, skipped: another replica held the lock)."}, []string{"result"}),
-		samples: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_metric_compaction_samples_total",
-			Help: "Raw samples read by compaction."}),
-		chunkBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_metric_compaction_chunk_bytes_total",
-			Help: "Bytes of chunk data written by compaction."}),
-		last: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_metric_compaction_last_duration_seconds",
-			Help: "Wall time of the last compaction pass."}),
-	}
-	if opts.Registerer != nil {
-		for _, m := range []prometheus.Collector{c.lag, c.runs, c.samples, c.chunkBytes, c.last} {
-			if err := opts.Registerer.Register(m); err != nil {
-				return nil, fmt.Errorf("register compactor metrics: %w", err)
+	loop, err := compactloop.New(compactloop.Spec{
+		Signal:   "metric",
+		Window:   metricChunkWindow,
+		Moved:    compactloop.Counter{Name: "samples", Help: "Raw samples read by compaction."},
+		Bytes:    compactloop.Counter{Name: "chunk_bytes", Help: "Bytes of chunk data written by compaction."},
+		LagHelp:  "Seconds since the oldest uncompacted raw sample window became due for compaction (0 when none is due).",
+		RunsHelp: "Compaction passes by result (ok, error, skipped: another replica held the lock).",
+		Done:     "compacted metric samples",
+		Compact: func(ctx context.Context, before time.Time) (compactloop.Pass, error) {
+			stats, err := store.compact(ctx, before, now)
+			return compactloop.Pass{Windows: stats.Windows, Moved: stats.Samples, Bytes: stats.Bytes, Duration: stats.Duration,
+				Skipped: stats.Skipped, Attrs: []any{"series", stats.Series, "samples", stats.Samples, "chunk_bytes", stats.Bytes}}, err
+		},
+		Oldest: func(ctx context.Context) (time.Time, bool, error) {
+			parts, err := store.partitions.List(ctx, store.pool, rawTable)
+			if err != nil || len(parts) == 0 {
+				return time.Time{}, false, err
 			}
-		}
+			return parts[0].Start, true, nil
+		},
+	}, compactloop.Config{Interval: cfg.Interval, Delay: cfg.Delay},
+		compactloop.Options{Registerer: opts.Registerer, Logger: opts.Logger, Now: now})
+	if err != nil {
+		return nil, err
 	}
-	return c, nil
+	return &Compactor{loop: loop}, nil
 }
 
 // Run compacts at once and then every Interval, each pass taking the
 // windows that ended at least Delay ago, until ctx is cancelled; it
 // returns nil then, once the pass under way has ended. Errors are logged
 // and retried at the next pass.
-func (c *Compactor) Run(ctx context.Context) error {
-	t := time.NewTicker(c.interval)
-	defer t.Stop()
-	for {
-		c.pass(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// pass runs one compaction and updates the metrics.
-func (c *Compactor) pass(ctx context.Context) {
-	now := c.now()
-	stats, err := c.store.compact(ctx, now.Add(-c.delay), c.now)
-	switch {
-	case ctx.Err() != nil:
-		return
-	case err != nil:
-		c.runs.WithLabelValues("error").Inc()
-		c.logger.WarnContext(ctx, "metric compaction", "err", err)
-	case stats.Skipped:
-		c.runs.WithLabelValues("skipped").Inc()
-	default:
-		c.runs.WithLabelValues("ok").Inc()
-		if stats.Windows > 0 {
-			c.logger.InfoContext(ctx, "compacted metric samples", "windows", stats.Windows, "series", stats.Series,
-				"samples", stats.Samples, "chunk_bytes", stats.Bytes, "duration", stats.Duration)
-		}
-	}
-	c.samples.Add(float64(stats.Samples))
-	c.chunkBytes.Add(float64(stats.Bytes))
-	c.last.Set(stats.Duration.Seconds())
-	parts, err := c.store.partitions.List(ctx, c.store.pool, rawTable)
-	if err != nil {
-		if !errors.Is(err, context.Canceled) {
-			c.logger.WarnContext(ctx, "metric compaction lag", "err", err)
-		}
-		return
-	}
-	due := 0.0
-	if len(parts) > 0 {
-		if d := now.Sub(parts[0].Start.Add(metricChunkWindow + c.delay)); d > 0 {
-			due = d.Seconds()
-		}
-	}
-	c.lag.Set(due)
-}
+func (c *Compactor) Run(ctx context.Context) error { return c.loop.Run(ctx) }
