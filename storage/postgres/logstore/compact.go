@@ -68,28 +68,15 @@ func (s *Store) Compact(ctx context.Context, before time.Time) (CompactStats, er
 	if err != nil {
 		return stats, err
 	}
-	conn, err := s.pool.Acquire(ctx)
+	conn, unlock, err := pgcore.TryLock(ctx, s.pool, compactionLockID)
 	if err != nil {
-		return stats, fmt.Errorf("compact logs: %w", pgcore.Classify(err))
+		return stats, fmt.Errorf("compact logs: lock: %w", err)
 	}
-	defer conn.Release()
-	var locked bool
-	if err := conn.QueryRow(ctx, tryLockSQL, compactionLockID).Scan(&locked); err != nil {
-		return stats, fmt.Errorf("compact logs: lock: %w", pgcore.Classify(err))
-	}
-	if !locked {
+	if conn == nil {
 		stats.Skipped = true
 		return stats, nil
 	}
-	defer func() {
-		// A session lock outlives a failed transaction; release it on a
-		// context that is not cancelled, or drop the connection.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, unlockSQL, compactionLockID); err != nil {
-			_ = conn.Conn().Close(uctx)
-		}
-	}()
+	defer unlock()
 	parts, err := s.partitions.List(ctx, conn, "logs")
 	if err != nil {
 		return stats, fmt.Errorf("compact logs: %w", err)

@@ -385,14 +385,14 @@ func TestCompactLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, tryLockSQL, compactionLockID); err != nil {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", compactionLockID); err != nil {
 		t.Fatal(err)
 	}
 	stats, err := b.store.Compact(ctx, time.Now())
 	if err != nil || !stats.Skipped {
 		t.Fatalf("stats %+v, err %v", stats, err)
 	}
-	if _, err := conn.Exec(ctx, unlockSQL, compactionLockID); err != nil {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", compactionLockID); err != nil {
 		t.Fatal(err)
 	}
 	if stats, err := b.store.Compact(ctx, time.Now()); err != nil || stats.Skipped {

@@ -67,9 +67,6 @@ const histogramSQL = `SELECT floor(extract(epoch FROM time - %s) * 1000000 / %s)
 
 // Statements of compaction. The %s verbs take a sanitized partition name.
 const (
-	tryLockSQL = "SELECT pg_try_advisory_lock($1)"
-	unlockSQL  = "SELECT pg_advisory_unlock($1)"
-
 	// lockWindowSQL keeps writers of late records out of a partition being
 	// truncated (they wait); readers go on.
 	lockWindowSQL = "LOCK TABLE %s IN SHARE MODE"

@@ -50,28 +50,15 @@ func (s *Store) Compact(ctx context.Context, before time.Time) (CompactStats, er
 func (s *Store) compact(ctx context.Context, before time.Time, now func() time.Time) (CompactStats, error) {
 	began := now()
 	var stats CompactStats
-	conn, err := s.pool.Acquire(ctx)
+	conn, unlock, err := pgcore.TryLock(ctx, s.pool, compactionLockID)
 	if err != nil {
-		return stats, fmt.Errorf("compact: %w", pgcore.Classify(err))
+		return stats, fmt.Errorf("compact: lock: %w", err)
 	}
-	defer conn.Release()
-	var locked bool
-	if err := conn.QueryRow(ctx, tryLockCompactionSQL, compactionLockID).Scan(&locked); err != nil {
-		return stats, fmt.Errorf("compact: lock: %w", pgcore.Classify(err))
-	}
-	if !locked {
+	if conn == nil {
 		stats.Skipped = true
 		return stats, nil
 	}
-	defer func() {
-		// A session lock outlives a failed transaction; release it on a
-		// context that is not cancelled, or drop the connection.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, unlockCompactionSQL, compactionLockID); err != nil {
-			_ = conn.Conn().Close(uctx)
-		}
-	}()
+	defer unlock()
 	parts, err := s.partitions.List(ctx, conn, rawTable)
 	if err != nil {
 		return stats, fmt.Errorf("compact: %w", err)

@@ -111,9 +111,6 @@ const (
 
 // Statements of compaction. The %s verbs take a sanitized partition name.
 const (
-	tryLockCompactionSQL = "SELECT pg_try_advisory_lock($1)"
-	unlockCompactionSQL  = "SELECT pg_advisory_unlock($1)"
-
 	// lockWindowSQL keeps writers of late samples out of a partition being
 	// compacted (they wait); readers go on.
 	lockWindowSQL    = "LOCK TABLE %s IN SHARE MODE"

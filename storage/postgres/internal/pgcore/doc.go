@@ -1,7 +1,9 @@
 // Package pgcore is the SQL plumbing every PostgreSQL store of Vigil
 // shares: the binary COPY encoder that all writers (spans, logs, metric
 // samples, compacted chunks) use, COPY with its retry on a missing
-// partition, the one varint decoder behind every stored encoding (span and
+// partition (CopyIn; CopyAllIn for several streams committed together),
+// the session advisory lock of a job one replica runs at a time (TryLock:
+// the compactors), the one varint decoder behind every stored encoding (span and
 // log payloads, resources, histogram samples, chunk segments), statement
 // arguments for SQL built from constant parts, and the classification of
 // database errors (Classify): every error a store returns matches a
