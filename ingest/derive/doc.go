@@ -56,8 +56,9 @@
 //   - a server or consumer span without a parent is a call from outside:
 //     client "user", connection_type "virtual_node";
 //   - a client half left alone (see below) that names a peer
-//     (peer.service | db.name | db.namespace | server.address |
-//     net.peer.name) is a call to that virtual node, connection_type
+//     (peer.service | service.peer.name, Zipkin's remote service |
+//     db.name | db.namespace | server.address | net.peer.name) is a
+//     call to that virtual node, connection_type
 //     "virtual_node"; a lone producer half naming its destination
 //     (messaging.destination.name | messaging.destination |
 //     messaging.system) is a call to it, connection_type

@@ -8,5 +8,7 @@
 // a search gives none ([DefaultLookback] or the search's own lookback), the
 // cut of that window to the retention (Config.MaxLookback), and the
 // result limit ([DefaultLimit], at most [MaxLimit]). The reader therefore
-// always receives an explicit window and limit.
+// always receives an explicit window and limit. A search the store stopped
+// before it examined the whole window comes back marked
+// (storage.FoundTraces.Truncated), for the API to tell the user.
 package traces

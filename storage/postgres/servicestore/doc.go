@@ -4,7 +4,7 @@
 // and last seen, and which signals it still has stored.
 //
 // It is the one store that reads the tables of all three signals (spans,
-// logs, metric_labels), and it only reads: rows get there through the
+// logs and their compacted log_blocks, metric_labels), and it only reads: rows get there through the
 // span, log and metric stores (storage/postgres/spanstore, logstore,
 // metricstore), and leave with their partitions.
 package servicestore

@@ -3,6 +3,7 @@
 // Prometheus's JSON (so Grafana and promtool-style clients read them
 // unchanged), and GET /api/vigil/rules/status, the last reload's outcome
 // and the loaded files, for Vigil's UI. It reads a Source, which
-// *rules.Manager implements; New returns a web.Mounter that cmd/vigil
+// *rules.Manager implements (on every replica alike: one that does not
+// evaluate answers from the state the evaluating one shared); New returns a web.Mounter that cmd/vigil
 // hands to web.New beside the other APIs of web/api.
 package rulesapi
