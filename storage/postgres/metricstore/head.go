@@ -203,12 +203,8 @@ func (s *Store) readRecent(ctx context.Context, ids []int64, mint, maxt int64, c
 			for id := range found {
 				cached = append(cached, id)
 			}
-			sql, args := s.deltaQuery(cached, since+1, maxt)
-			rows, err := s.pool.Query(ctx, sql, args...)
-			if err != nil {
-				return nil, fmt.Errorf("read samples: %w", pgcore.Classify(err))
-			}
-			if delta, err = decodeSamples(ctx, rows, since+1, maxt, budget); err != nil {
+			var err error
+			if delta, err = s.readSamples(ctx, cached, since+1, maxt, budget); err != nil {
 				return nil, err
 			}
 		}
@@ -246,7 +242,7 @@ func (s *Store) selectCached(ctx context.Context, mint, maxt int64, matchers []*
 	since := leastKnown(found, maxt)
 	b := &pgx.Batch{}
 	b.Queue(seriesGenerationSQL)
-	sql, args := s.deltaQuery(ids, since+1, maxt)
+	sql, args := s.samplesQuery(ids, since+1, maxt)
 	b.Queue(sql, args...)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
@@ -281,24 +277,6 @@ func (s *Store) selectCached(ctx context.Context, mint, maxt int64, matchers []*
 		return nil, false, err
 	}
 	return newSeriesSet(lsets, out), true, nil
-}
-
-// compactionSkew is how far a compactor's clock may run ahead of this
-// process's without deltaQuery missing a chunk.
-const compactionSkew = 10 * time.Minute
-
-// deltaQuery is the statement and arguments that read the samples of ids
-// in [mint, maxt]: readSamplesSQL, or only the raw samples when the
-// window holding mint has not ended (by this process's clock, less
-// compactionSkew). Compaction only takes windows that have ended, so no
-// chunk can hold a sample of the range then, and the chunks' half of the
-// statement (an index probe per series) is spared.
-func (s *Store) deltaQuery(ids []int64, mint, maxt int64) (string, []any) {
-	window := time.UnixMilli(mint).UTC().Truncate(metricChunkWindow)
-	if window.Add(metricChunkWindow).After(s.now().Add(compactionSkew)) {
-		return readRawSamplesSQL, []any{ids, time.UnixMilli(mint), time.UnixMilli(maxt)}
-	}
-	return readSamplesSQL, readSamplesArgs(ids, mint, maxt)
 }
 
 // peek returns the entries holding each of ids from mint on, with the late

@@ -80,8 +80,8 @@ const (
 		ORDER BY 1, 2`
 
 	// readRawSamplesSQL is readSamplesSQL without the chunks, for a
-	// range no compaction can have reached yet (head.go's deltaQuery);
-	// the same columns.
+	// range no compaction can have reached yet (samplesQuery); the same
+	// columns.
 	readRawSamplesSQL = `SELECT series_id, t, v, batch, st, h, NULL::bytea FROM metric_samples
 		WHERE series_id = ANY($1) AND t >= $2 AND t <= $3 ORDER BY 1, 2`
 

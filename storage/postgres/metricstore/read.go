@@ -334,16 +334,31 @@ func (s *Store) seriesWithData(ctx context.Context, ids []int64, mint, maxt int6
 // the chunk was written. Samples are charged to budget (nil: no limit) as
 // they are decoded, so reading stops once it is spent.
 func (s *Store) readSamples(ctx context.Context, ids []int64, mint, maxt int64, budget *readBudget) (map[int64]*sampleList, error) {
-	rows, err := s.pool.Query(ctx, readSamplesSQL, readSamplesArgs(ids, mint, maxt)...)
+	sql, args := s.samplesQuery(ids, mint, maxt)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read samples: %w", pgcore.Classify(err))
 	}
 	return decodeSamples(ctx, rows, mint, maxt, budget)
 }
 
-// readSamplesArgs are the arguments of readSamplesSQL.
-func readSamplesArgs(ids []int64, mint, maxt int64) []any {
-	return []any{ids, time.UnixMilli(mint), time.UnixMilli(maxt), time.UnixMilli(mint - metricChunkWindowMillis)}
+// compactionSkew is how far a compactor's clock may run ahead of this
+// process's without samplesQuery missing a chunk.
+const compactionSkew = 10 * time.Minute
+
+// samplesQuery is the statement and arguments that read the samples of
+// ids in [mint, maxt]: readSamplesSQL, or only the raw samples when the
+// window holding mint has not ended (by this process's clock, less
+// compactionSkew). Compaction only takes windows that have ended, so no
+// chunk can hold a sample of the range then, and the chunks' half of the
+// statement (an index probe per series) is spared: the common case of
+// recent reads, rule evaluation's above all.
+func (s *Store) samplesQuery(ids []int64, mint, maxt int64) (string, []any) {
+	window := time.UnixMilli(mint).UTC().Truncate(metricChunkWindow)
+	if window.Add(metricChunkWindow).After(s.now().Add(compactionSkew)) {
+		return readRawSamplesSQL, []any{ids, time.UnixMilli(mint), time.UnixMilli(maxt)}
+	}
+	return readSamplesSQL, []any{ids, time.UnixMilli(mint), time.UnixMilli(maxt), time.UnixMilli(mint - metricChunkWindowMillis)}
 }
 
 // decodeSamples reads the rows of readSamplesSQL (see readSamples) and
