@@ -576,8 +576,16 @@ func procCPU(pid int) time.Duration {
 
 // postgresCPU sums the CPU time of every postgres process on the machine.
 func postgresCPU() time.Duration {
-	entries, _ := os.ReadDir("/proc")
 	var total time.Duration
+	for pid := range postgresPIDs {
+		total += procCPU(pid)
+	}
+	return total
+}
+
+// postgresPIDs yields the pid of every postgres process on the machine.
+func postgresPIDs(yield func(pid int) bool) {
+	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -587,9 +595,10 @@ func postgresCPU() time.Duration {
 		if err != nil || !strings.HasPrefix(string(comm), "postgres") {
 			continue
 		}
-		total += procCPU(pid)
+		if !yield(pid) {
+			return
+		}
 	}
-	return total
 }
 
 // selfCPU returns this process's CPU time.

@@ -877,24 +877,14 @@ type pgUsage map[int]time.Duration
 // auxiliary processes alone).
 func pgUsageOf(db string) pgUsage {
 	u := pgUsage{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if err != nil || !strings.HasPrefix(string(comm), "postgres") {
-			continue
-		}
+	for pid := range postgresPIDs {
 		title, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err != nil {
 			continue
 		}
-		if !pgServes(strings.ReplaceAll(string(title), "\x00", " "), db) {
-			continue
+		if pgServes(strings.ReplaceAll(string(title), "\x00", " "), db) {
+			u[pid] = procCPU(pid)
 		}
-		u[pid] = procCPU(pid)
 	}
 	return u
 }
