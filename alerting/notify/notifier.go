@@ -368,12 +368,12 @@ func (n *Notifier) setLeader(v bool) {
 	n.statusMu.Lock()
 	n.status.Leader = v
 	n.statusMu.Unlock()
-	n.poke(n.followc)
+	poke(n.followc)
 }
 
 // poke signals c without blocking; a signal already pending stands for
 // this one.
-func (n *Notifier) poke(c chan struct{}) {
+func poke(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
 	default:
@@ -478,8 +478,8 @@ func (n *Notifier) Reload(ctx context.Context) error {
 		return err
 	}
 	n.apply(l)
-	n.poke(n.reloadc)
-	n.poke(n.followc)
+	poke(n.reloadc)
+	poke(n.followc)
 	return nil
 }
 
