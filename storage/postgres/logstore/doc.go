@@ -1,6 +1,8 @@
 // Package logstore is Vigil's PostgreSQL log store: it writes the records
 // the log pipeline (ingest/pipeline) commits, one binary COPY per batch
-// into the logs table partitioned by two-hour window, and answers
+// into the logs table partitioned by two-hour window (its rows sorted by
+// window, service and time, so that the COPY fills one partition after
+// another and index entries arrive in key order), and answers
 // query/logs: search with cursor pagination, the volume histogram and the
 // logs of a trace.
 //
