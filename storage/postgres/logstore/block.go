@@ -229,10 +229,20 @@ func appendDict[V comparable](b []byte, rows []logRow, field func(*logRow) V, pu
 	return b
 }
 
-// decompress returns the uncompressed frame, refusing one larger than
-// maxBlockFrame.
-func (c *blockCodec) decompress(frame []byte, what string) ([]byte, error) {
-	raw, err := c.dec.DecodeAll(frame, make([]byte, 0, min(8*len(frame)+64, maxBlockFrame)))
+// decompress returns the uncompressed frame, appended to dst[:0] (whose
+// memory it reuses when large enough), refusing one larger than
+// maxBlockFrame. The frame header's content size (encode always writes
+// it) sizes the output exactly, however well the frame compressed.
+func (c *blockCodec) decompress(frame []byte, what string, dst []byte) ([]byte, error) {
+	size := uint64(min(8*len(frame)+64, maxBlockFrame))
+	var h zstd.Header
+	if h.Decode(frame) == nil && h.HasFCS {
+		size = min(h.FrameContentSize, maxBlockFrame)
+	}
+	if uint64(cap(dst)) < size {
+		dst = make([]byte, 0, size)
+	}
+	raw, err := c.dec.DecodeAll(frame, dst[:0])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", errBlock, what, err)
 	}
@@ -242,10 +252,18 @@ func (c *blockCodec) decompress(frame []byte, what string) ([]byte, error) {
 // decodeTimes decodes a block's times column, start being its start_time:
 // the records' times (µs since the Unix epoch) and severity numbers.
 func (c *blockCodec) decodeTimes(start time.Time, frame []byte) (times []int64, sev []int16, err error) {
-	raw, err := c.decompress(frame, "times")
+	var s blockScratch
+	return c.decodeTimesInto(start, frame, &s)
+}
+
+// decodeTimesInto is decodeTimes into s's memory: the slices returned and
+// s.raw are valid until s is used again.
+func (c *blockCodec) decodeTimesInto(start time.Time, frame []byte, s *blockScratch) (times []int64, sev []int16, err error) {
+	raw, err := c.decompress(frame, "times", s.raw)
 	if err != nil {
 		return nil, nil, err
 	}
+	s.raw = raw
 	d := pgcore.NewDecoder(raw)
 	if v := d.Byte(); d.Err() == nil && v != blockVersion {
 		return nil, nil, fmt.Errorf("%w: times: version %d", errBlock, v)
@@ -254,7 +272,7 @@ func (c *blockCodec) decodeTimes(start time.Time, frame []byte) (times []int64, 
 	if n > maxBlockRecords {
 		return nil, nil, fmt.Errorf("%w: times: %d records", errBlock, n)
 	}
-	times = make([]int64, n)
+	times = grow(s.times, n)
 	t := start.UnixMicro()
 	for i := range times {
 		delta := d.Uvarint()
@@ -264,7 +282,7 @@ func (c *blockCodec) decodeTimes(start time.Time, frame []byte) (times []int64, 
 		t += int64(delta)
 		times[i] = t
 	}
-	sev = make([]int16, n)
+	sev = grow(s.sev, n)
 	for i := range sev {
 		v := d.Uvarint()
 		if v > 0xffff {
@@ -275,66 +293,108 @@ func (c *blockCodec) decodeTimes(start time.Time, frame []byte) (times []int64, 
 	if err := d.Finish(); err != nil {
 		return nil, nil, fmt.Errorf("log block times: %w", err)
 	}
+	s.times, s.sev = times, sev
 	return times, sev, nil
 }
 
-// decodeData decodes a block's data column into rows, whose time and
-// severity (from decodeTimes) must be set already. The rows' bodies share
-// one string, their payloads one buffer, which the rows own.
-func (c *blockCodec) decodeData(frame []byte, rows []logRow) error {
-	raw, err := c.decompress(frame, "data")
-	if err != nil {
-		return err
+// grow returns s resized to n elements, reusing its memory when it can;
+// the elements' values are left to the caller.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
 	}
+	return s[:n]
+}
+
+// blockScratch is the reusable memory of one goroutine decoding blocks.
+type blockScratch struct {
+	tok   tokenizer
+	raw   []byte // a decompressed frame
+	times []int64
+	sev   []int16
+	view  dataView
+	lower []byte  // a block's bodies, ASCII lower-cased
+	hits  []uint8 // per record, the text tokens found in its body
+}
+
+// dataView is a decompressed data column, checked whole and indexed by
+// record, so that a search reads a record's fields without building
+// every record of the block.
+type dataView struct {
+	raw       []byte
+	observed  []int64 // µs from the record's time
+	ids       int     // offset in raw of the ids (8 LE each)
+	spans     int     // of the span ids
+	blooms    int     // of the Bloom filters
+	resources []int64
+	resIdx    []uint32
+	traceAt   []int32 // offset in raw of the record's trace id, -1 if none
+	texts     []string
+	textIdx   []uint32
+	bodyAt    []int // n+1 offsets in raw: body i is raw[bodyAt[i]:bodyAt[i+1]]
+	payloadAt []int // likewise
+}
+
+// parse checks raw, a decompressed data column of n records, and indexes
+// it in v.
+func (v *dataView) parse(raw []byte, n int) error {
+	v.raw = raw
 	d := pgcore.NewDecoder(raw)
-	if v := d.Byte(); d.Err() == nil && v != blockVersion {
-		return fmt.Errorf("%w: data: version %d", errBlock, v)
+	at := func() int { return len(raw) - d.Len() }
+	if b := d.Byte(); d.Err() == nil && b != blockVersion {
+		return fmt.Errorf("%w: data: version %d", errBlock, b)
 	}
-	if n := d.Uvarint(); d.Err() == nil && n != uint64(len(rows)) {
-		return fmt.Errorf("%w: data holds %d records, times %d", errBlock, n, len(rows))
+	if m := d.Uvarint(); d.Err() == nil && m != uint64(n) {
+		return fmt.Errorf("%w: data holds %d records, times %d", errBlock, m, n)
 	}
-	for i := range rows {
-		rows[i].observed = time.UnixMicro(rows[i].time.UnixMicro() + d.Varint())
+	v.observed = grow(v.observed, n)
+	for i := range n {
+		v.observed[i] = d.Varint()
 	}
-	fixed := func(set func(r *logRow, v uint64)) {
-		for i := range rows {
-			if p := d.Bytes(8); p != nil {
-				set(&rows[i], binary.LittleEndian.Uint64(p))
-			}
-		}
+	fixed := func() int {
+		o := at()
+		d.Bytes(8 * uint64(n))
+		return o
 	}
-	fixed(func(r *logRow, v uint64) { r.id = int64(v) })
+	v.ids = fixed()
 	k := d.Count()
-	resources := make([]int64, 0, min(k, len(rows)))
+	v.resources = v.resources[:0]
 	for range k {
 		if p := d.Bytes(8); p != nil {
-			resources = append(resources, int64(binary.LittleEndian.Uint64(p)))
+			v.resources = append(v.resources, int64(binary.LittleEndian.Uint64(p)))
 		}
 	}
-	for i := range rows {
-		if x := d.Uvarint(); x < uint64(len(resources)) {
-			rows[i].resource = resources[x]
+	v.resIdx = grow(v.resIdx, n)
+	for i := range n {
+		if x := d.Uvarint(); x < uint64(len(v.resources)) {
+			v.resIdx[i] = uint32(x)
 		} else {
 			d.Fail("resource index out of range")
 		}
 	}
-	fixed(func(r *logRow, v uint64) { r.spanID = int64(v) })
-	fixed(func(r *logRow, v uint64) { r.bloom = int64(v) })
-	kinds := d.Bytes(uint64(len(rows)))
+	v.spans = fixed()
+	v.blooms = fixed()
+	v.traceAt = grow(v.traceAt, n)
+	for i := range v.traceAt {
+		v.traceAt[i] = -1
+	}
+	kinds := d.Bytes(uint64(n))
 	for i, kind := range kinds {
 		switch kind {
 		case traceNone:
 		case traceSame:
-			if i == 0 || rows[i-1].traceID == ([16]byte{}) {
+			if i == 0 || v.traceAt[i-1] < 0 {
 				d.Fail("trace id repeated without a previous one")
 			} else {
-				rows[i].traceID = rows[i-1].traceID
+				v.traceAt[i] = v.traceAt[i-1]
 			}
 		case traceNew:
+			o := at()
 			if p := d.Bytes(16); p != nil {
-				rows[i].traceID = [16]byte(p)
-				if rows[i].traceID == ([16]byte{}) {
+				if [16]byte(p) == ([16]byte{}) {
 					d.Fail("zero trace id")
+				} else {
+					v.traceAt[i] = int32(o)
 				}
 			}
 		default:
@@ -342,55 +402,98 @@ func (c *blockCodec) decodeData(frame []byte, rows []logRow) error {
 		}
 	}
 	k = d.Count()
-	texts := make([]string, 0, min(k, len(rows)))
+	v.texts = v.texts[:0]
 	for range k {
-		texts = append(texts, d.Str())
+		v.texts = append(v.texts, d.Str())
 	}
-	for i := range rows {
-		if x := d.Uvarint(); x < uint64(len(texts)) {
-			rows[i].sevText = texts[x]
+	v.textIdx = grow(v.textIdx, n)
+	for i := range n {
+		if x := d.Uvarint(); x < uint64(len(v.texts)) {
+			v.textIdx[i] = uint32(x)
 		} else {
 			d.Fail("severity text index out of range")
 		}
 	}
-	// The bodies become one string that each row's body is a part of: one
-	// allocation per block, not per record.
-	lengths := make([]uint64, len(rows))
-	total := uint64(0)
-	for i := range lengths {
-		lengths[i] = d.Uvarint()
-		if lengths[i] > uint64(d.Len()) || total+lengths[i] > uint64(d.Len()) {
-			d.Fail("body lengths beyond end")
-			break
-		}
-		total += lengths[i]
-	}
-	if bodies := d.Bytes(total); d.Err() == nil {
-		all := string(bodies)
-		at := uint64(0)
-		for i := range rows {
-			rows[i].body = all[at : at+lengths[i]]
-			at += lengths[i]
-		}
-	}
-	total = 0
-	for i := range lengths {
-		lengths[i] = d.Uvarint()
-		if lengths[i] > uint64(d.Len()) || total+lengths[i] > uint64(d.Len()) {
-			d.Fail("payload lengths beyond end")
-			break
-		}
-		total += lengths[i]
-	}
-	if payloads := d.Bytes(total); d.Err() == nil {
-		at := uint64(0)
-		for i := range rows {
-			rows[i].payload = payloads[at : at+lengths[i] : at+lengths[i]]
-			at += lengths[i]
-		}
-	}
+	v.bodyAt = v.lengths(&d, n, v.bodyAt, "body")
+	v.payloadAt = v.lengths(&d, n, v.payloadAt, "payload")
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("log block data: %w", err)
+	}
+	return nil
+}
+
+// lengths reads n lengths and the n strings that follow them from d,
+// returning the strings' n+1 offsets in v.raw (in at's memory).
+func (v *dataView) lengths(d *pgcore.Decoder, n int, at []int, what string) []int {
+	at = grow(at, n+1)
+	total := uint64(0)
+	for i := range n {
+		l := d.Uvarint()
+		if l > uint64(d.Len()) || total+l > uint64(d.Len()) {
+			d.Fail(what + " lengths beyond end")
+			break
+		}
+		at[i] = int(total)
+		total += l
+	}
+	o := len(v.raw) - d.Len()
+	if d.Bytes(total); d.Err() != nil {
+		return at
+	}
+	for i := range n {
+		at[i] += o
+	}
+	at[n] = o + int(total)
+	return at
+}
+
+// id, spanID, bloom and traceID return record i's fields.
+func (v *dataView) id(i int) int64 { return int64(binary.LittleEndian.Uint64(v.raw[v.ids+8*i:])) }
+func (v *dataView) spanID(i int) int64 {
+	return int64(binary.LittleEndian.Uint64(v.raw[v.spans+8*i:]))
+}
+func (v *dataView) bloom(i int) int64 {
+	return int64(binary.LittleEndian.Uint64(v.raw[v.blooms+8*i:]))
+}
+func (v *dataView) traceID(i int) (id [16]byte) {
+	if o := v.traceAt[i]; o >= 0 {
+		id = [16]byte(v.raw[o : o+16])
+	}
+	return id
+}
+
+// body returns record i's body, in v.raw's memory.
+func (v *dataView) body(i int) []byte { return v.raw[v.bodyAt[i]:v.bodyAt[i+1]] }
+
+// fill sets the fields of r, record i, that the data column holds (not
+// its body and payload), r.time being set already.
+func (v *dataView) fill(i int, r *logRow) {
+	r.observed = time.UnixMicro(r.time.UnixMicro() + v.observed[i])
+	r.id, r.resource, r.spanID, r.bloom = v.id(i), v.resources[v.resIdx[i]], v.spanID(i), v.bloom(i)
+	r.traceID, r.sevText = v.traceID(i), v.texts[v.textIdx[i]]
+}
+
+// decodeData decodes a block's data column into rows, whose time and
+// severity (from decodeTimes) must be set already. The rows' bodies share
+// one string, their payloads one buffer, which the rows own.
+func (c *blockCodec) decodeData(frame []byte, rows []logRow) error {
+	raw, err := c.decompress(frame, "data", nil)
+	if err != nil {
+		return err
+	}
+	var v dataView
+	if err := v.parse(raw, len(rows)); err != nil {
+		return err
+	}
+	n := len(rows)
+	// The bodies become one string that each row's body is a part of: one
+	// allocation per block, not per record.
+	all := string(raw[v.bodyAt[0]:v.bodyAt[n]])
+	for i := range rows {
+		r := &rows[i]
+		v.fill(i, r)
+		r.body = all[v.bodyAt[i]-v.bodyAt[0] : v.bodyAt[i+1]-v.bodyAt[0]]
+		r.payload = raw[v.payloadAt[i]:v.payloadAt[i+1]:v.payloadAt[i+1]]
 	}
 	return nil
 }

@@ -5,9 +5,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/vigil-obs/vigil/storage"
 	"github.com/vigil-obs/vigil/storage/postgres/internal/pgcore"
 )
 
@@ -130,8 +136,8 @@ func TestBlockDecodeCorrupt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	times, _ := codec.decompress(b.times, "times")
-	data, _ := codec.decompress(b.data, "data")
+	times, _ := codec.decompress(b.times, "times", nil)
+	data, _ := codec.decompress(b.data, "data", nil)
 	check := func(what string, ti, da []byte) {
 		t.Helper()
 		_, err := codec.decodeBlock(b.start, 1, codec.enc.EncodeAll(ti, nil), codec.enc.EncodeAll(da, nil))
@@ -172,8 +178,8 @@ func FuzzBlockDecode(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		times, _ := codec.decompress(b.times, "times")
-		data, _ := codec.decompress(b.data, "data")
+		times, _ := codec.decompress(b.times, "times", nil)
+		data, _ := codec.decompress(b.data, "data", nil)
 		f.Add(times, data, false)
 		f.Add(b.times, b.data, true)
 	}
@@ -220,27 +226,54 @@ func FuzzBlockDecode(f *testing.F) {
 }
 
 // BenchmarkBlockSearch decodes a block of 1,000 records and tests each
-// against a one-word text search, as a search over compacted windows
-// does for every candidate block.
+// against a text search, as a search over compacted windows does for
+// every candidate block: a word in no record, a word in one record (as a
+// word of one record in a thousand is in most blocks), and the two
+// characters of a Chinese word in one record.
 func BenchmarkBlockSearch(b *testing.B) {
 	codec, err := newBlockCodec()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var tok tokenizer
-	blk, err := codec.encode(blockRows(rand.New(rand.NewPCG(7, 7)), maxBlockRecords), &tok)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := logFilter{start: blk.start, end: blk.end, must: []string{"zebraquokka"}, mustBytes: [][]byte{[]byte("zebraquokka")}}
-	row := blockRow{start: blk.start, end: blk.end, service: 7, times: blk.times, data: blk.data}
-	all := func(int64, int64) bool { return true }
-	b.ReportAllocs()
-	b.SetBytes(int64(len(blk.times) + len(blk.data)))
-	for b.Loop() {
-		if _, err := (&Store{}).matchBlock(codec, &f, &row, all, &tok); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name string
+		must []string
+		body string
+	}{
+		{"absent", []string{"zebraquokka"}, ""},
+		{"one", []string{"zebraquokka"}, "cache zebraquokka evicted"},
+		{"cjk", []string{"断", "熔"}, "服务熔断已触发"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var tok tokenizer
+			rows := blockRows(rand.New(rand.NewPCG(7, 7)), maxBlockRecords)
+			if bc.body != "" {
+				rows[500].body = bc.body
+			}
+			blk, err := codec.encode(rows, &tok)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := logFilter{start: blk.start, end: blk.end, must: bc.must}
+			for _, m := range bc.must {
+				f.mustBytes = append(f.mustBytes, []byte(m))
+			}
+			row := blockRow{start: blk.start, end: blk.end, service: 7, times: blk.times, data: blk.data}
+			all := func(int64, int64) bool { return true }
+			var sc blockScratch
+			want := 0
+			if bc.body != "" {
+				want = 1
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(blk.times) + len(blk.data)))
+			for b.Loop() {
+				recs, err := (&Store{}).matchBlock(codec, &f, &row, all, &sc)
+				if err != nil || len(recs) != want {
+					b.Fatalf("%d records, %v", len(recs), err)
+				}
+			}
+		})
 	}
 }
 
@@ -260,5 +293,166 @@ func TestMergeNewest(t *testing.T) {
 	}
 	if n := len(mergeNewest(raw, blocks, 3)); n != 3 {
 		t.Fatalf("%d rows, want 3", n)
+	}
+}
+
+// TestLowerToASCII checks what the block search's pre-filter (bodyHits)
+// assumes of unicode.ToLower, as the tokenizer lower-cases: no rune but
+// ASCII letters, dottedCapitalI and kelvinSign lower-cases to ASCII, and
+// no rune lower-cases to a CJK character but itself.
+func TestLowerToASCII(t *testing.T) {
+	var toASCII []rune
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		l := unicode.ToLower(r)
+		if l == r {
+			continue
+		}
+		if l < utf8.RuneSelf && r >= utf8.RuneSelf {
+			toASCII = append(toASCII, r)
+		}
+		if storage.IsCJK(l) {
+			t.Errorf("%U lower-cases to the CJK character %U", r, l)
+		}
+	}
+	want := []rune{[]rune(string(dottedCapitalI))[0], []rune(string(kelvinSign))[0]}
+	if !slices.Equal(toASCII, want) {
+		t.Fatalf("runes lower-cased to ASCII: %U, want %U", toASCII, want)
+	}
+}
+
+// TestBlockSearchTokens searches a block for words that are part of
+// longer words, in other cases, split by punctuation, across two bodies,
+// and Chinese characters, and checks that matchBlock returns exactly the
+// records whose tokens hold every word, with the pre-filter over all the
+// bodies (bodyHits) and without it (a block holding a rune that
+// lower-cases to ASCII).
+func TestBlockSearchTokens(t *testing.T) {
+	codec, err := newBlockCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := []string{
+		"zebraquokka here", "ZebraQuokka there", "zebraquokkas everywhere", "azebraquokka", "zebra-quokka",
+		"zebra.quokka", "ends with zebra", "quokka starts", "熔断器打开", "熔 断", "服务熔断", "断了", "ZEBRAQUOKKA 熔断",
+		"", "İnventory down", "inventory up", "INVENTORY", "zebraquo\u212a\u212aa", "straße Straße STRASSE", "x",
+		"zebraquokka", "fooZEBRAQUOKKAbar", "zebraquokka熔", "a zebraquokka b zebraquokka c",
+	}
+	queries := [][]string{
+		{"zebraquokka"}, {"zebra"}, {"quokka"}, {"zebra", "quokka"}, {"熔"}, {"断"}, {"断", "熔"},
+		{"inventory"}, {"straße"}, {"x"}, {"zebraquokka", "熔"}, {"nothing"},
+	}
+	// with: bodies that make every block fall back (a rune lower-cased to
+	// ASCII) or not.
+	for _, fallback := range []bool{false, true} {
+		rng := rand.New(rand.NewPCG(11, 12))
+		rows := blockRows(rng, 400)
+		for i := range rows {
+			b := bodies[rng.IntN(len(bodies))]
+			if !fallback && (strings.Contains(b, string(dottedCapitalI)) || strings.Contains(b, string(kelvinSign))) {
+				b = "plain"
+			}
+			rows[i].body = b
+		}
+		var tok tokenizer
+		blk, err := codec.encode(rows, &tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := blockRow{start: blk.start, end: blk.end, service: 7, times: blk.times, data: blk.data}
+		for _, must := range queries {
+			f := logFilter{start: blk.start, end: blk.end, must: must}
+			for _, m := range must {
+				f.mustBytes = append(f.mustBytes, []byte(m))
+			}
+			var want []int64
+			for i := range rows {
+				tok.tokens(rows[i].body)
+				have := map[string]bool{}
+				for _, sp := range tok.spans {
+					have[string(tok.buf[sp.start:sp.end])] = true
+				}
+				if !slices.ContainsFunc(must, func(m string) bool { return !have[m] }) {
+					want = append(want, rows[i].id)
+				}
+			}
+			var sc blockScratch
+			recs, err := (&Store{}).matchBlock(codec, &f, &row, func(int64, int64) bool { return true }, &sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for _, r := range recs {
+				got = append(got, r.id)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("fallback %v, %q: %d records, want %d", fallback, must, len(got), len(want))
+			}
+			fast := f.bodyHits(&sc, len(rows)) != nil
+			cjk := !slices.ContainsFunc(must, func(m string) bool { return isASCII([]byte(m)) })
+			if wantFast := (!fallback || cjk) && !slices.Contains(must, "straße"); fast != wantFast {
+				t.Errorf("fallback %v, %q: pre-filter used %v", fallback, must, fast)
+			}
+		}
+	}
+}
+
+// TestBlockCompressible decodes a block whose columns compress far more
+// than eight times (the same body and time in every record), which a
+// decoder sizing its output from the frame's length would refuse.
+func TestBlockCompressible(t *testing.T) {
+	codec, err := newBlockCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := blockRows(rand.New(rand.NewPCG(1, 1)), maxBlockRecords)
+	for i := range rows {
+		rows[i] = logRow{time: rows[0].time, observed: rows[0].time, id: int64(i), service: 7, severity: 9,
+			body: "the same message, repeated for every record of the block"}
+	}
+	var tok tokenizer
+	b, err := codec.encode(rows, &tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := 0
+	for _, frame := range [][]byte{b.times, b.data} {
+		var h zstd.Header
+		if err := h.Decode(frame); err != nil || !h.HasFCS {
+			t.Fatalf("frame header: %v, content size %v", err, h.HasFCS)
+		}
+		raw += int(h.FrameContentSize)
+	}
+	if ratio := raw / (len(b.times) + len(b.data)); ratio <= 8 {
+		t.Fatalf("compressed %d times only", ratio)
+	}
+	got, err := codec.decodeBlock(b.start, 7, b.times, b.data)
+	if err != nil || len(got) != len(rows) || got[999].body != rows[999].body || got[999].id != 999 {
+		t.Fatalf("%d records, %v", len(got), err)
+	}
+}
+
+// TestASCIILower lower-cases every byte value at every place of an
+// eight-byte word and in the tail, as the tokenizer lower-cases ASCII.
+func TestASCIILower(t *testing.T) {
+	for n := range 20 {
+		for at := range n {
+			src := make([]byte, n)
+			for i := range src {
+				src[i] = byte(0x41 + i) // some upper-case neighbours
+			}
+			for c := range 256 {
+				src[at] = byte(c)
+				got := asciiLower(nil, src)
+				for i, b := range src {
+					want := b
+					if 'A' <= b && b <= 'Z' {
+						want = b + 'a' - 'A'
+					}
+					if got[i] != want {
+						t.Fatalf("%d bytes, %#x at %d: byte %d is %#x, want %#x", n, c, at, i, got[i], want)
+					}
+				}
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package logstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -98,28 +99,144 @@ func (f *logFilter) timeMatches(t int64, sev int16) bool {
 // trace and span id, attr_bloom, and every token of the text terms among
 // the body's (tok is scratch space). Phrases are left to recheckPhrases.
 func (f *logFilter) recordMatches(r *logRow, tok *tokenizer) bool {
-	if f.traceID != ([16]byte{}) && r.traceID != f.traceID || f.spanID != 0 && r.spanID != f.spanID ||
-		!f.bloomMatches(r.bloom) {
-		return false
-	}
+	return f.fieldsMatch(r.traceID, r.spanID, r.bloom) && f.textMatches(r.body, tok, true)
+}
+
+// fieldsMatch tests a record's trace id, span id and attr_bloom as the
+// SQL over logs does.
+func (f *logFilter) fieldsMatch(traceID [16]byte, spanID, bloom int64) bool {
+	return (f.traceID == ([16]byte{}) || traceID == f.traceID) && (f.spanID == 0 || spanID == f.spanID) &&
+		f.bloomMatches(bloom)
+}
+
+// textMatches tests that every token of the text terms is among body's
+// (tok is scratch space), first looking for them in the lower-cased body
+// if lowerFirst (the caller has not ruled the body in already).
+func (f *logFilter) textMatches(body string, tok *tokenizer, lowerFirst bool) bool {
 	if len(f.must) == 0 {
 		return true
 	}
-	// Every token of a body is part of the body lower-cased rune by rune:
-	// a cheap test that most bodies fail, before tokenizing.
-	lower := lowerBody(tok, r.body)
-	for _, m := range f.mustBytes {
-		if !bytes.Contains(lower, m) {
-			return false
+	if lowerFirst {
+		// Every token of a body is part of the body lower-cased rune by
+		// rune: a cheap test that most bodies fail, before tokenizing.
+		lower := lowerBody(tok, body)
+		for _, m := range f.mustBytes {
+			if !bytes.Contains(lower, m) {
+				return false
+			}
 		}
 	}
-	tok.tokens(r.body)
+	tok.tokens(body)
 	have := make([]string, len(tok.spans)) // sorted bytewise, as must is
 	for i, sp := range tok.spans {
 		have[i] = string(tok.buf[sp.start:sp.end])
 	}
 	for _, m := range f.must {
 		if _, ok := slices.BinarySearch(have, m); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Runes whose lower case (unicode.ToLower, as the tokenizer lower-cases)
+// is ASCII though they are not: TestLowerToASCII checks there are no
+// others.
+var (
+	dottedCapitalI = []byte("\u0130") // İ, lower-cased to i
+	kelvinSign     = []byte("\u212a") // K, lower-cased to k
+)
+
+// bodyHits finds, for each record of the data column in s.view (n
+// records), how many of f's text tokens its body holds, by a search over
+// all the bodies at once: hits[i] == len(f.must) for a record that may
+// match, and for no record that a token of f is missing from. That holds
+// when each token is ASCII (the tokenizer lower-cases ASCII letters, and
+// no other rune but dottedCapitalI and kelvinSign to ASCII: a block whose
+// bodies hold one of those is not searched so) or one CJK character (a
+// token of its own, without case). bodyHits returns nil when it cannot
+// tell: every body is then to be tested.
+func (f *logFilter) bodyHits(s *blockScratch, n int) []uint8 {
+	if len(f.must) == 0 || len(f.must) > 250 {
+		return nil
+	}
+	ascii := false
+	for _, m := range f.mustBytes {
+		r, size := utf8.DecodeRune(m)
+		switch {
+		case isASCII(m):
+			ascii = true
+		case size != len(m) || r < 0x1100 || !storage.IsCJK(r):
+			return nil
+		}
+	}
+	v := &s.view
+	base := v.bodyAt[0]
+	text := v.raw[base:v.bodyAt[n]]
+	if ascii {
+		if bytes.Contains(text, dottedCapitalI) || bytes.Contains(text, kelvinSign) {
+			return nil
+		}
+		s.lower = asciiLower(s.lower, text)
+		text = s.lower
+	}
+	hits := grow(s.hits, n)
+	clear(hits)
+	s.hits = hits
+	for k, m := range f.mustBytes {
+		r := 0 // the record of the last occurrence: occurrences come in order
+		for from := 0; ; {
+			j := bytes.Index(text[from:], m)
+			if j < 0 {
+				break
+			}
+			at := base + from + j
+			for v.bodyAt[r+1] <= at {
+				r++
+			}
+			if at+len(m) > v.bodyAt[r+1] { // across two bodies: in neither
+				from += j + 1
+				continue
+			}
+			if hits[r] == uint8(k) {
+				hits[r]++
+			}
+			from = v.bodyAt[r+1] - base // the next body
+		}
+	}
+	return hits
+}
+
+// asciiLower returns src with A–Z lower-cased and every other byte as is,
+// in dst's memory when large enough: eight bytes at a time, each byte's
+// high bit computing whether its low seven bits are in 'A'..'Z' (no carry
+// crosses a byte: the sums stay below 0x100).
+func asciiLower(dst, src []byte) []byte {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	dst = grow(dst, len(src))
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		w := binary.LittleEndian.Uint64(src[i:])
+		low := w &^ highs
+		atLeastA := low + (0x80-'A')*ones
+		pastZ := low + (0x80-'Z'-1)*ones
+		upper := atLeastA &^ pastZ &^ w & highs
+		binary.LittleEndian.PutUint64(dst[i:], w|upper>>2)
+	}
+	for ; i < len(src); i++ {
+		c := src[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst[i] = c
+	}
+	return dst
+}
+
+// isASCII reports whether b is all ASCII.
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
 			return false
 		}
 	}
@@ -211,9 +328,12 @@ func queryBlocks(ctx context.Context, q querier, sql string, args pgcore.Args) (
 
 // matchBlock returns the records of b that match f, keep (over the time
 // in µs and id) and, when keep passes any record, recordMatches; phrases
-// are not checked.
-func (s *Store) matchBlock(codec *blockCodec, f *logFilter, b *blockRow, keep func(t, id int64) bool, tok *tokenizer) ([]logRow, error) {
-	ts, sev, err := codec.decodeTimes(b.start, b.times)
+// are not checked. s is scratch space. Only the matches are built: the
+// data column is checked whole and indexed (dataView), the bodies are
+// searched for the text tokens at once (bodyHits), and only the records
+// found there are tokenized.
+func (s *Store) matchBlock(codec *blockCodec, f *logFilter, b *blockRow, keep func(t, id int64) bool, sc *blockScratch) ([]logRow, error) {
+	ts, sev, err := codec.decodeTimesInto(b.start, b.times, sc)
 	if err != nil {
 		return nil, fmt.Errorf("block %x: %w", b.id, err)
 	}
@@ -227,19 +347,48 @@ func (s *Store) matchBlock(codec *blockCodec, f *logFilter, b *blockRow, keep fu
 	if !hit {
 		return nil, nil // no record in the range: the data need not be decoded
 	}
-	all, err := codec.decodeBlock(b.start, b.service, b.times, b.data)
+	// The times and severities are in sc.times and sc.sev: sc.raw is free.
+	raw, err := codec.decompress(b.data, "data", sc.raw)
 	if err != nil {
 		return nil, fmt.Errorf("block %x: %w", b.id, err)
 	}
-	out := all[:0]
-	for i := range all {
-		r := &all[i]
-		t := r.time.UnixMicro()
-		if f.timeMatches(t, r.severity) && keep(t, r.id) && f.recordMatches(r, tok) {
-			// A match must not keep the block's bodies and payloads alive.
-			r.body, r.payload = strings.Clone(r.body), slices.Clone(r.payload)
-			out = append(out, *r)
+	sc.raw = raw
+	v := &sc.view
+	if err := v.parse(raw, len(ts)); err != nil {
+		return nil, fmt.Errorf("block %x: %w", b.id, err)
+	}
+	hits := f.bodyHits(sc, len(ts))
+	var (
+		out    []logRow
+		bodies string // every body, when each is to be tested
+	)
+	if hits == nil && len(f.must) > 0 {
+		bodies = string(raw[v.bodyAt[0]:v.bodyAt[len(ts)]])
+	}
+	for i, t := range ts {
+		if !f.timeMatches(t, sev[i]) || !keep(t, v.id(i)) || !f.fieldsMatch(v.traceID(i), v.spanID(i), v.bloom(i)) {
+			continue
 		}
+		if len(f.must) > 0 {
+			var body string
+			if hits != nil {
+				if hits[i] != uint8(len(f.must)) {
+					continue
+				}
+				body = string(v.body(i))
+			} else {
+				body = bodies[v.bodyAt[i]-v.bodyAt[0] : v.bodyAt[i+1]-v.bodyAt[0]]
+			}
+			if !f.textMatches(body, &sc.tok, hits == nil) {
+				continue
+			}
+		}
+		r := logRow{time: time.UnixMicro(t), severity: sev[i], service: b.service}
+		v.fill(i, &r)
+		// A match must not keep the block's memory alive.
+		r.body = string(v.body(i))
+		r.payload = slices.Clone(raw[v.payloadAt[i]:v.payloadAt[i+1]])
+		out = append(out, r)
 	}
 	return out, nil
 }
@@ -289,7 +438,7 @@ func (s *Store) blockPage(ctx context.Context, f *logFilter, lo, hi time.Time, a
 	}
 	var (
 		out      []logRow
-		toks     = make([]tokenizer, runtime.GOMAXPROCS(0))
+		toks     = make([]blockScratch, runtime.GOMAXPROCS(0))
 		keyEnd   time.Time
 		keyID    int64
 		keyed    bool
@@ -396,17 +545,20 @@ func (s *Store) blockTraceLogs(ctx context.Context, id [16]byte, limit int) ([]l
 	if err != nil {
 		return nil, fmt.Errorf("trace logs: blocks: %w", pgcore.Classify(err))
 	}
-	var out []logRow
+	var (
+		out []logRow
+		sc  blockScratch
+	)
+	all := func(int64, int64) bool { return true }
 	for i := range blocks {
-		all, err := codec.decodeBlock(blocks[i].start, blocks[i].service, blocks[i].times, blocks[i].data)
+		// Every record of the block is within its time range: only the
+		// trace id is tested, and only the trace's records are built.
+		f := logFilter{start: blocks[i].start, end: blocks[i].end, traceID: id}
+		recs, err := s.matchBlock(codec, &f, &blocks[i], all, &sc)
 		if err != nil {
-			return nil, fmt.Errorf("trace logs: block %x: %w", blocks[i].id, err)
+			return nil, fmt.Errorf("trace logs: %w", err)
 		}
-		for _, r := range all {
-			if r.traceID == id {
-				out = append(out, r)
-			}
-		}
+		out = append(out, recs...)
 	}
 	slices.SortFunc(out, func(x, y logRow) int { return newerFirst(&y, &x) })
 	if len(out) > limit {
@@ -473,7 +625,7 @@ func (s *Store) blockHistogram(ctx context.Context, q querier, f *logFilter, ste
 		return fmt.Errorf("log histogram: blocks: %w", err)
 	}
 	var (
-		tok        tokenizer
+		sc         blockScratch
 		candidates []logRow
 	)
 	all := func(int64, int64) bool { return true }
@@ -489,7 +641,7 @@ func (s *Store) blockHistogram(ctx context.Context, q querier, f *logFilter, ste
 		return nil
 	}
 	for i := range blocks {
-		recs, err := s.matchBlock(codec, f, &blocks[i], all, &tok)
+		recs, err := s.matchBlock(codec, f, &blocks[i], all, &sc)
 		if err != nil {
 			return fmt.Errorf("log histogram: %w", err)
 		}

@@ -36,6 +36,11 @@ var fixtureBodies = []string{
 	"request timeout after %d ms (zebraquokka)",
 	`{"level":"info","requestId":"r-%d","statusCode":503}`,
 	"user %d logged in",
+	// Near misses of a search for zebraquokka, 熔断 or inventory: part of
+	// a longer word, split by punctuation, the characters apart.
+	"zebraquokkas %d",
+	"zebra-quokka.%d ZEBRAQUOKKA%d",
+	"断%d熔 INVENTORY",
 }
 
 // writeFixture writes n records of each of three services, spread over
@@ -118,6 +123,16 @@ func newCompactFixture(t *testing.T, store *Store) *compactFixture {
 		lr.Body().SetStr("…")
 		f.written++
 	}
+	// A service whose bodies hold runes that lower-case to ASCII: its
+	// blocks are searched record by record, the others' at once.
+	rl = ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "edge")
+	for i, body := range []string{"İNVENTORY offline", "zebraquo\u212a\u212aa late", "zebraquokka", "inventory"} {
+		lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(windows[2].Add(time.Duration(i) * time.Minute)))
+		lr.Body().SetStr(body)
+		f.written++
+	}
 	if err := store.WriteLogs(context.Background(), []plog.Logs{ld}); err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +175,9 @@ func runAnswers(t *testing.T, store *Store, f *compactFixture, quick bool) []str
 		"phrase":         {Text: []string{"connection refused"}},
 		"reversed":       {Text: []string{"refused connection"}},
 		"cjk":            {Text: []string{"熔断"}},
+		"cjk char":       {Text: []string{"断"}},
+		"part of a word": {Text: []string{"zebra"}},
+		"folded":         {Text: []string{"inventory"}},
 		"two terms":      {Text: []string{"refused", "retrying"}, Service: "orders"},
 		"json field":     {Attributes: map[string]string{"requestId": "r-3"}},
 		"attribute":      {Attributes: map[string]string{"http.request.method": "POST"}}, // matches http.method too

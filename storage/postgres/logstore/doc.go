@@ -22,7 +22,10 @@
 // attribute Bloom) that narrow a search to blocks; the records of a
 // candidate block are then tested exactly as SQL tests a raw row
 // (blockread.go), and every read merges raw rows and blocks, so a query
-// answers the same before and after compaction.
+// answers the same before and after compaction. A candidate block's data
+// is indexed by record rather than decoded (dataView), a text search
+// looks for its tokens in all the block's bodies at once (bodyHits), and
+// only the records that match are built.
 //
 // Errors come back as storage sentinels (storage.ErrUnavailable when the
 // database cannot be reached). docs/storage.md explains the schema, the

@@ -59,11 +59,12 @@ const (
 	orderNewestByTrace = " ORDER BY time + interval '0' DESC, id DESC LIMIT %s"
 )
 
-// histogramSQL counts the records matching a filter per bucket: its verbs
-// are the placeholders of the start and of the step in microseconds, then
-// the filter.
-const histogramSQL = `SELECT floor(extract(epoch FROM time - %s) * 1000000 / %s)::int AS b, count(*)
-	FROM logs WHERE %s GROUP BY b`
+// histogramSQL counts the records matching a filter per bucket, each
+// bucket named by its start: its verbs are the placeholders of the step
+// (an interval) and of the start, then the filter. date_bin computes in
+// integer microseconds; the epoch of an interval is a numeric, which
+// costs several times more per row.
+const histogramSQL = `SELECT date_bin(%s, time, %s) AS b, count(*) FROM logs WHERE %s GROUP BY b`
 
 // Statements of compaction. The %s verbs take a sanitized partition name.
 const (

@@ -348,14 +348,15 @@ func (f *logFilter) bloomMatches(bloom int64) bool {
 // LogHistogram counts the records matching q (cursor and limit ignored)
 // in consecutive buckets of width step from q.Start to q.End, oldest
 // first, empty buckets included; at most MaxHistogramBuckets. q.Start and
-// q.End must be set. With attribute filters the counts come from the
+// q.End must be set, and step be at least a microsecond (it is counted in
+// whole microseconds). With attribute filters the counts come from the
 // attr_bloom test alone and may include a few records a search would not
 // return (approximate = true).
 func (s *Store) LogHistogram(ctx context.Context, q storage.LogQuery, step time.Duration) (buckets []storage.LogBucket, approximate bool, err error) {
 	if q.Start.IsZero() || q.End.IsZero() {
 		return nil, false, errors.New("log histogram: the window (Start, End) must be set")
 	}
-	if step <= 0 || q.End.Before(q.Start) {
+	if step < time.Microsecond || q.End.Before(q.Start) {
 		return nil, false, fmt.Errorf("log histogram: bad step %s or range", step)
 	}
 	n := int(q.End.Sub(q.Start)/step) + 1
@@ -371,7 +372,9 @@ func (s *Store) LogHistogram(ctx context.Context, q storage.LogQuery, step time.
 		return buckets, false, err
 	}
 	where, args := f.rawWhere()
-	sql := fmt.Sprintf(histogramSQL, args.Add(q.Start), args.Add(step.Microseconds()), strings.Join(where, " AND "))
+	stepUS := step.Microseconds()
+	sql := fmt.Sprintf(histogramSQL, args.Add(time.Duration(stepUS)*time.Microsecond), args.Add(q.Start),
+		strings.Join(where, " AND "))
 	// Raw rows and blocks are counted in one snapshot, so that a window
 	// compacted meanwhile is counted once. A truncation is not MVCC-safe:
 	// the raw partitions are locked first (compaction cannot truncate them
@@ -384,10 +387,13 @@ func (s *Store) LogHistogram(ctx context.Context, q storage.LogQuery, step time.
 		if err != nil {
 			return fmt.Errorf("log histogram: %w", pgcore.Classify(err))
 		}
-		var b int32
-		var c int64
-		_, err = pgx.ForEachRow(rows, []any{&b, &c}, func() error {
-			if b >= 0 && int(b) < len(buckets) {
+		var (
+			at time.Time
+			c  int64
+		)
+		startUS := q.Start.UnixMicro()
+		_, err = pgx.ForEachRow(rows, []any{&at, &c}, func() error {
+			if b := (at.UnixMicro() - startUS) / stepUS; b >= 0 && b < int64(len(buckets)) {
 				buckets[b].Count += c
 			}
 			return nil
