@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"encoding/json"
 	"strings"
 	"time"
 	"unicode"
@@ -178,22 +177,15 @@ func BodyField(body pcommon.Value, key string) (string, bool) {
 // its top-level fields (strings as they are, other values as JSON). It
 // returns nil when s is not a JSON object.
 func JSONBodyFields(s string) map[string]string {
-	t := strings.TrimSpace(s)
-	if len(t) < 2 || t[0] != '{' || t[len(t)-1] != '}' {
-		return nil
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(t), &raw); err != nil {
-		return nil
-	}
-	out := make(map[string]string, len(raw))
-	for k, v := range raw {
-		var str string
-		if len(v) > 0 && v[0] == '"' && json.Unmarshal(v, &str) == nil {
-			out[k] = str
-			continue
+	var out map[string]string
+	ok := EachJSONBodyField(s, func(k, v string) {
+		if out == nil {
+			out = map[string]string{}
 		}
-		out[k] = string(v)
+		out[k] = v
+	})
+	if ok && out == nil {
+		out = map[string]string{}
 	}
 	return out
 }

@@ -83,9 +83,9 @@ func logBloom(lr plog.LogRecord, res uint64) uint64 {
 	case pcommon.ValueTypeMap:
 		b |= dict.AttributesBloom(body.Map())
 	case pcommon.ValueTypeStr:
-		for k, v := range storage.JSONBodyFields(body.Str()) {
-			b |= dict.BloomMask(k, v)
-		}
+		// A key given twice adds the bits of both values: the filter
+		// only narrows, and the exact test keeps the last value.
+		storage.EachJSONBodyField(body.Str(), func(k, v string) { b |= dict.BloomMask(k, v) })
 	}
 	return b
 }
