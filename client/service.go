@@ -74,7 +74,7 @@ func newService(c *Client, name string, cfg ServiceConfig, builders map[string]d
 		if e.Ejected {
 			logger.Warn("instance ejected", "instance", e.Addr, "reason", string(e.Reason), "duration", e.Duration, "ejections", e.Ejections)
 		} else {
-			logger.Info("instance readmitted", "instance", e.Addr)
+			logger.Info("instance readmitted", "instance", e.Addr, "reason", string(e.Reason), "ejections", e.Ejections)
 		}
 		if c.tel != nil {
 			c.tel.ejection(s.name, e)

@@ -162,7 +162,8 @@ func TestRecoveredInstanceGetsShareBack(t *testing.T) {
 
 // TestLatencyEjectionExported: a latency ejection shows up like the others,
 // with reason "latency" on vigil.client.outlier.ejections and on
-// vigil.client.endpoint.ejected.
+// vigil.client.endpoint.ejected; the instance's return, once healthy, with
+// the same reason on vigil.client.outlier.readmissions.
 func TestLatencyEjectionExported(t *testing.T) {
 	fleet := startFleet(t, 3)
 	fleet[2].delay.Store(int64(40 * time.Millisecond))
@@ -176,7 +177,7 @@ func TestLatencyEjectionExported(t *testing.T) {
 	sc := ServiceConfig{
 		Target:   fleetTarget(fleet),
 		Balancer: balance.Config{Policy: balance.RoundRobin},
-		Outlier:  outlier.Config{LatencyInterval: 200 * time.Millisecond},
+		Outlier:  outlier.Config{LatencyInterval: 200 * time.Millisecond, BaseEjectionTime: 500 * time.Millisecond},
 	}
 	c := startClient(t, sc, Options{MeterProvider: mp})
 	ejected := func() bool {
@@ -201,5 +202,19 @@ func TestLatencyEjectionExported(t *testing.T) {
 	}
 	if got := m.sum("vigil.client.endpoint.ejected", svc, inst, attribute.String(attrReason, "latency")); got != 1 {
 		t.Fatalf("endpoint.ejected{reason=latency} = %d, want 1", got)
+	}
+	if got := m.sum("vigil.client.outlier.readmissions", svc, inst); got != 0 {
+		t.Fatalf("readmissions while ejected = %d, want 0", got)
+	}
+	fleet[2].delay.Store(0)
+	for deadline := time.Now().Add(20 * time.Second); ejected(); {
+		if time.Now().After(deadline) {
+			t.Fatal("instance never readmitted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m = collect(t, reader)
+	if got := m.sum("vigil.client.outlier.readmissions", svc, inst, attribute.String(attrReason, "latency")); got != 1 {
+		t.Fatalf("readmissions{reason=latency} = %d, want 1", got)
 	}
 }

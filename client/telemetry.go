@@ -41,6 +41,7 @@ type telemetry struct {
 	retries         metric.Int64Counter
 	exhausted       metric.Int64Counter
 	ejections       metric.Int64Counter
+	readmissions    metric.Int64Counter
 	transitions     metric.Int64Counter
 	panics          metric.Int64Counter
 	reg             metric.Registration
@@ -70,6 +71,7 @@ func newTelemetry(mp metric.MeterProvider, c *Client) (*telemetry, error) {
 	t.retries = ctr("vigil.client.retries", "{retry}", "Retries and hedges made, by reason.")
 	t.exhausted = ctr("vigil.client.retry_budget.exhausted", "{retry}", "Retries or hedges refused by the retry budget.")
 	t.ejections = ctr("vigil.client.outlier.ejections", "{ejection}", "Instances ejected by outlier detection, by reason.")
+	t.readmissions = ctr("vigil.client.outlier.readmissions", "{readmission}", "Ejected instances returned to service, by the reason of the ejection that ended.")
 	t.transitions = ctr("vigil.client.breaker.transitions", "{transition}", "Circuit breaker state changes, by scope, instance and new state.")
 	t.panics = ctr("vigil.client.panic_picks", "{pick}", "Picks made in panic mode, ignoring instance health.")
 
@@ -170,11 +172,13 @@ func (t *telemetry) budgetExhausted(ctx context.Context, service string) {
 	t.exhausted.Add(ctx, 1, metric.WithAttributes(attribute.String(attrService, service)))
 }
 
+// ejection counts an ejection, or a return to service, by reason.
 func (t *telemetry) ejection(service string, e outlier.Event) {
-	if !e.Ejected {
-		return
+	c := t.readmissions
+	if e.Ejected {
+		c = t.ejections
 	}
-	t.ejections.Add(context.Background(), 1, metric.WithAttributes(
+	c.Add(context.Background(), 1, metric.WithAttributes(
 		attribute.String(attrService, service),
 		attribute.String(attrInstance, e.Addr),
 		attribute.String(attrReason, string(e.Reason))))

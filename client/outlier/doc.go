@@ -11,12 +11,18 @@
 //     of answer latencies (LatencyQuantile). It is ejected (reason "latency")
 //     when it is mostly slow (its own 0.9 quantile reaches the threshold) or,
 //     two windows in a row, often slow (at least LatencyVolume answers above
-//     the threshold, and LatencyFactor times as many as its peers'). P2C over
-//     peak-EWMA alone does not keep a slow instance out under load. Neither
-//     test is the mean, which the fast answers of an instance slow only part
+//     the threshold, and LatencyFactor times as many as its peers'). It is
+//     also ejected before the window ends when, against the threshold the
+//     last window set for it, it has been mostly slow since, with at least
+//     LatencyVolume slow answers and LatencyFactor times its peers' mean:
+//     one the balancer suddenly sends many calls (it avoided it after a slow
+//     answer until its estimate decayed), or one readmitted while still
+//     slow, is ejected after a few slow answers. P2C over
+//     peak-EWMA alone does not keep a slow instance out under load. No
+//     test is on the mean, which the fast answers of an instance slow only part
 //     of the time dilute: P2C sends such an instance most of its calls while
 //     it is fast, so even its 0.9 quantile can look healthy, while its slow
-//     answers are the fleet's tail. Both compare an instance with its peers,
+//     answers are the fleet's tail. All compare an instance with its peers,
 //     so that noise they all share (GC, a busy host) ejects no one. An
 //     instance with too few answers in a window to judge (one P2C rarely
 //     picks because it is slow) keeps them for up to four more windows.

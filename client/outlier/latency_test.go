@@ -30,12 +30,13 @@ func newLatencyHarness(t *testing.T, cfg Config, hosts ...string) *latencyHarnes
 	return h
 }
 
-// window records, for each host, the latencies listed (each repeated n
-// times), then moves the clock to the end of the latency window.
+// window records, for each host in the harness's order, the latencies
+// listed (each repeated n times), then moves the clock to the end of the
+// latency window.
 func (h *latencyHarness) window(lat map[string][]time.Duration, n int) {
-	for addr, ls := range lat {
+	for _, addr := range h.hosts {
 		for range n {
-			for _, l := range ls {
+			for _, l := range lat[addr] {
 				h.d.RecordLatency(addr, l)
 			}
 		}
@@ -62,7 +63,8 @@ func (h *latencyHarness) check(want ...string) {
 // injected clock: the slowest instance is ejected at the end of a window with
 // reason latency, the maximum ejected share holds back the next one, a 2×
 // instance and one with too few answers stay, the ejected one is readmitted
-// after its ejection time, ejected again for twice as long while still slow,
+// after its ejection time (the return carrying the ejection's reason),
+// ejected again for twice as long while still slow,
 // and once healthy its multiplier decays so that a later ejection is short
 // again.
 func TestLatencyEjection(t *testing.T) {
@@ -88,14 +90,16 @@ func TestLatencyEjection(t *testing.T) {
 	// While f is out, e is still 3× the median and the cap still holds.
 	h.window(lat, 20)
 	h.check("f")
-	// f is readmitted after 30s and, still slow, is ejected again for 60s.
+	// f is readmitted after 30s and, still slow, is ejected again for 60s
+	// (e, healthy by then, stays).
 	h.events = nil
 	h.clk.Advance(29 * time.Second)
 	h.check()
-	if len(h.events) != 1 || h.events[0].Ejected || h.events[0].Addr != "f" {
-		t.Fatalf("events %+v, want f readmitted", h.events)
+	if len(h.events) != 1 || h.events[0].Ejected || h.events[0].Addr != "f" || h.events[0].Reason != ReasonLatency {
+		t.Fatalf("events %+v, want f readmitted, with the reason of its ejection", h.events)
 	}
 	h.events = nil
+	lat["e"] = one(10 * ms)
 	h.window(lat, 20)
 	h.check("f")
 	if len(h.events) != 1 || h.events[0].Addr != "f" || h.events[0].Duration != 60*time.Second || h.events[0].Ejections != 2 {
@@ -232,4 +236,99 @@ func TestLatencyEjectionDisabled(t *testing.T) {
 	h.window(map[string][]time.Duration{"a": {ms}, "b": {ms}, "c": {time.Second}}, 50)
 	h.window(map[string][]time.Duration{"a": {ms}, "b": {ms}, "c": {time.Second}}, 50)
 	h.check()
+}
+
+// TestLatencyEjectionEarly covers ejection before a window ends, against the
+// threshold the last window set: an instance the balancer avoided (too few
+// answers to be judged) is ejected at its LatencyVolume-th slow answer once
+// it is picked again, not at the end of the window; an instance readmitted
+// while still slow likewise. Fewer slow answers, slow answers too few among
+// its own for the quantile, or a slowdown its peers share eject no one early;
+// nor does anything before a first window has set a threshold.
+func TestLatencyEjectionEarly(t *testing.T) {
+	fast := []time.Duration{2 * ms, 2 * ms, 3 * ms, 2 * ms}
+	peers := map[string][]time.Duration{"a": fast, "b": fast}
+
+	// No threshold yet in the first window: only its end judges.
+	h := newLatencyHarness(t, Config{}, "a", "b", "c")
+	for range 10 {
+		h.d.RecordLatency("c", 40*ms)
+	}
+	h.check()
+	h.window(peers, 5)
+	h.check("c")
+
+	// Idle since a slow answer, then picked again: ejected at the fifth
+	// slow answer, mid-window.
+	h = newLatencyHarness(t, Config{}, "a", "b", "c")
+	h.d.RecordLatency("c", 40*ms)
+	h.window(peers, 5) // c: one answer, too few to judge
+	h.check()
+	for i := range 4 {
+		h.d.RecordLatency("a", 2*ms)
+		h.d.RecordLatency("c", 40*ms)
+		if i < 3 {
+			h.check()
+		}
+	}
+	// Four slow answers since the window ended (the one carried over is
+	// older than the threshold and not counted): mostly slow, yet fewer
+	// than five. The fifth ejects it.
+	h.check()
+	h.d.RecordLatency("c", 40*ms)
+	h.check("c")
+	if len(h.events) != 1 || h.events[0].Reason != ReasonLatency || h.events[0].Duration != 30*time.Second {
+		t.Fatalf("events %+v, want c ejected for latency for 30s", h.events)
+	}
+
+	// Readmitted while still slow: judged on its first answers.
+	h.events = nil
+	h.clk.Advance(30 * time.Second)
+	h.check()
+	h.window(peers, 5) // a threshold for the next window, c included
+	for range 4 {
+		h.d.RecordLatency("c", 40*ms)
+	}
+	h.check()
+	h.d.RecordLatency("c", 40*ms)
+	h.check("c")
+	if len(h.events) != 2 || h.events[1].Duration != 60*time.Second {
+		t.Fatalf("events %+v, want c readmitted, then ejected for 60s", h.events)
+	}
+
+	// Slow answers too few among its own: 5 slow among 80 answers is no
+	// 0.9 quantile above the threshold, so not early (the window's end
+	// judges it often slow or not).
+	h = newLatencyHarness(t, Config{}, "a", "b", "c")
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": fast}, 5)
+	for i := range 80 {
+		d := 2 * ms
+		if i%16 == 0 {
+			d = 40 * ms
+		}
+		h.d.RecordLatency("c", d)
+	}
+	h.check()
+
+	// Every instance as slow: the peers' mean is as high, no one goes.
+	h = newLatencyHarness(t, Config{}, "a", "b", "c")
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": fast}, 5)
+	for range 10 {
+		for _, a := range []string{"a", "b", "c"} {
+			h.d.RecordLatency(a, 40*ms)
+		}
+	}
+	h.check()
+	if len(h.events) != 0 {
+		t.Fatalf("events %+v, want none", h.events)
+	}
+
+	// The maximum ejected share holds early too.
+	h = newLatencyHarness(t, Config{}, "a", "b", "c", "d")
+	h.window(map[string][]time.Duration{"a": fast, "b": fast, "c": fast, "d": fast}, 5)
+	for range 10 {
+		h.d.RecordLatency("c", 40*ms)
+		h.d.RecordLatency("d", 40*ms)
+	}
+	h.check("c")
 }

@@ -69,8 +69,11 @@ type Config struct {
 	// of the peers' LatencyQuantile over a LatencyInterval: an instance is
 	// ejected when its own LatencyQuantile reaches it, or when in two
 	// windows in a row it gave at least LatencyVolume answers above it and
-	// this many times as many as its peers' median (default 3; negative
-	// disables latency ejection).
+	// this many times as many as its peers' median. Between window ends, an
+	// instance is judged against the threshold the last window set: it is
+	// ejected once its answers above it number LatencyVolume, enough for
+	// its LatencyQuantile to reach it, and this many times its peers' mean
+	// (default 3; negative disables latency ejection).
 	LatencyFactor float64 `yaml:"latency_factor"`
 	// LatencyQuantile is the quantile of each instance's answer latencies
 	// that is compared (default 0.9, range (0, 1]). A high quantile catches
@@ -175,7 +178,8 @@ type Event struct {
 	Addr string
 	// Ejected is true for an ejection, false for a return.
 	Ejected bool
-	// Reason is set for ejections.
+	// Reason is why the instance was ejected; for a return, why the
+	// ejection that ends was made.
 	Reason Reason
 	// Duration is the ejection's length; zero for returns.
 	Duration time.Duration
@@ -211,6 +215,14 @@ type host struct {
 	// latAge counts the windows whose answers lat carries because they
 	// were too few to judge.
 	latAge int
+	// latThreshold is the latency threshold set for the instance at the
+	// end of the last window (zero when there were too few peers to set
+	// one); latEarly counts its answers since then that reached it.
+	latThreshold time.Duration
+	latEarly     int64
+	// latCarried is how many of lat's answers were carried from earlier
+	// windows.
+	latCarried int64
 }
 
 // Detector tracks instances and ejects outliers. Create it with New.
@@ -228,6 +240,9 @@ type Detector struct {
 	// nextReturn is the earliest end of a current ejection; zero when
 	// nothing is ejected. It keeps the per-call work O(1).
 	nextReturn time.Time
+	// latEarly sums the hosts' latEarly, so that the early test compares
+	// an instance with its peers in O(1).
+	latEarly int64
 }
 
 // New returns a detector for cfg with no instances.
@@ -260,7 +275,9 @@ func (d *Detector) SetHosts(addrs []string) {
 	d.hosts = keep
 	d.ejected = 0
 	d.nextReturn = time.Time{}
+	d.latEarly = 0
 	for _, h := range keep {
+		d.latEarly += h.latEarly
 		if h.ejected {
 			d.ejected++
 			d.noteReturn(h.until)
@@ -307,8 +324,9 @@ func (d *Detector) Record(addr string, r Result) {
 // failed or that the caller abandoned should not be recorded). At the end of
 // each LatencyInterval an instance mostly or often slower than LatencyFactor
 // times its peers (see Config.LatencyFactor) is ejected, like any outlier:
-// for a growing ejection time, within the maximum ejected share. Unknown
-// addresses are ignored.
+// for a growing ejection time, within the maximum ejected share. An instance
+// mostly slow against the threshold of the last window is ejected without
+// waiting for the window's end (see early). Unknown addresses are ignored.
 func (d *Detector) RecordLatency(addr string, rtt time.Duration) {
 	if d.cfg.Disabled || d.cfg.LatencyFactor < 0 {
 		return
@@ -318,9 +336,44 @@ func (d *Detector) RecordLatency(addr string, rtt time.Duration) {
 	events := d.maintain(now, nil)
 	if h := d.hosts[addr]; h != nil {
 		h.lat.add(rtt)
+		if h.latThreshold > 0 && rtt >= h.latThreshold && !h.ejected {
+			h.latEarly++
+			d.latEarly++
+			events = d.early(now, addr, h, events)
+		}
 	}
 	d.mu.Unlock()
 	d.emit(events)
+}
+
+// early ejects h when, since the last window ended, it has been mostly slow
+// against the threshold that window set: at least LatencyVolume answers
+// reached it, they are enough of its answers for its LatencyQuantile (with
+// the same allowance for two hiccups) to reach it, and they are
+// LatencyFactor times as many as its peers' mean (at least one). The window
+// test alone lets an instance that the balancer suddenly sends many calls
+// (one idle since a slow answer, whose estimate has decayed) keep them for
+// up to a whole window; this one ejects it after LatencyVolume slow answers.
+// A slowdown of the whole fleet raises the peers' counts as much, so it
+// ejects no one. O(1). mu held.
+func (d *Detector) early(now time.Time, addr string, h *host, events []Event) []Event {
+	// Its peers are the other instances in service; h is not ejected.
+	others := len(d.hosts) - d.ejected - 1
+	if h.latEarly < int64(d.cfg.LatencyVolume) || others < 1 {
+		return events
+	}
+	// Answers since the window began; carried answers are older, so
+	// judge only those of the current window.
+	n := h.lat.n - h.latCarried
+	r := min(int64(math.Ceil(d.cfg.LatencyQuantile*float64(n))), n-latencyHiccups)
+	if h.latEarly < n-r+1 {
+		return events
+	}
+	peers := float64(d.latEarly-h.latEarly) / float64(others)
+	if float64(h.latEarly) < d.cfg.LatencyFactor*max(peers, 1) {
+		return events
+	}
+	return d.eject(now, addr, h, ReasonLatency, events)
 }
 
 // Ejected reports whether addr is ejected now.
@@ -386,6 +439,8 @@ func (d *Detector) eject(now time.Time, addr string, h *host, reason Reason, eve
 	h.ejected = true
 	h.reason = reason
 	h.latStrikes = 0
+	d.latEarly -= h.latEarly
+	h.latEarly = 0
 	h.until = now.Add(dur)
 	d.noteReturn(h.until)
 	h.consecServer, h.consecLocal = 0, 0
@@ -405,7 +460,7 @@ func (d *Detector) maintain(now time.Time, events []Event) []Event {
 			if !now.Before(h.until) {
 				h.ejected = false
 				d.ejected--
-				events = append(events, Event{Addr: addr, Ejections: h.multiplier})
+				events = append(events, Event{Addr: addr, Reason: h.reason, Ejections: h.multiplier})
 				continue
 			}
 			d.noteReturn(h.until)
@@ -413,7 +468,9 @@ func (d *Detector) maintain(now time.Time, events []Event) []Event {
 	}
 	if d.cfg.LatencyFactor > 0 && !now.Before(d.nextLatency) {
 		events = d.latency(now, events)
+		d.latEarly = 0
 		for _, h := range d.hosts {
+			h.latEarly = 0
 			// An instance with too few answers to be judged keeps them
 			// for the next window, for a few windows: one the balancer
 			// rarely picks because it is slow is judged all the same.
@@ -423,6 +480,7 @@ func (d *Detector) maintain(now time.Time, events []Event) []Event {
 			} else {
 				h.latAge++
 			}
+			h.latCarried = h.lat.n
 		}
 		d.nextLatency = now.Add(d.cfg.LatencyInterval)
 	}
@@ -525,20 +583,16 @@ func median(v []float64) float64 {
 // Noise every instance shares raises the peers' figures as much as the
 // judged one's, so it ejects no one. mu held.
 func (d *Detector) latency(now time.Time, events []Event) []Event {
-	type sample struct {
-		addr string
-		h    *host
-		q    float64
-	}
-	var samples []sample
+	var samples []latencySample
 	for addr, h := range d.hosts {
 		if !h.ejected && h.lat.n >= int64(d.cfg.LatencyVolume) {
 			r := min(int64(math.Ceil(d.cfg.LatencyQuantile*float64(h.lat.n))), h.lat.n-latencyHiccups)
-			samples = append(samples, sample{addr, h, float64(h.lat.rank(r))})
+			samples = append(samples, latencySample{addr, h, float64(h.lat.rank(r))})
 		} else {
 			h.latStrikes = 0
 		}
 	}
+	d.setThresholds(samples)
 	if len(samples) < max(d.cfg.LatencyMinimumHosts, 2) {
 		for _, s := range samples {
 			s.h.latStrikes = 0
@@ -574,6 +628,39 @@ func (d *Detector) latency(now time.Time, events []Event) []Event {
 		}
 	}
 	return events
+}
+
+// latencySample is one instance judged at the end of a latency window: q is
+// its LatencyQuantile over the window.
+type latencySample struct {
+	addr string
+	h    *host
+	q    float64
+}
+
+// setThresholds sets every instance's latency threshold for the next window
+// (see early): LatencyFactor times the median of its peers' LatencyQuantile
+// in the window that ended, its peers being the instances with enough
+// answers to be judged, itself excluded. An ejected instance gets one too,
+// so that it is judged from its first answers when it returns; so does one
+// with too few answers, so that one the balancer avoided is judged when it
+// is picked again. With fewer than LatencyMinimumHosts - 1 peers (at least
+// one) there is no threshold. mu held.
+func (d *Detector) setThresholds(samples []latencySample) {
+	need := max(d.cfg.LatencyMinimumHosts-1, 1)
+	peers := make([]float64, 0, len(samples))
+	for _, h := range d.hosts {
+		peers = peers[:0]
+		for _, s := range samples {
+			if s.h != h {
+				peers = append(peers, s.q)
+			}
+		}
+		h.latThreshold = 0
+		if len(peers) >= need {
+			h.latThreshold = time.Duration(d.cfg.LatencyFactor * median(peers))
+		}
+	}
 }
 
 func (d *Detector) noteReturn(t time.Time) {
