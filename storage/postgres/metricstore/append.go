@@ -155,14 +155,21 @@ func (a *appender) reset() {
 }
 
 // writeSamples copies rows under one new batch number (pgcore.CopyIn
-// creates a missing partition once if PostgreSQL reports it).
+// creates a missing partition once if PostgreSQL reports it), then hands
+// the committed rows to the head and draws the closing value of the batch
+// sequence (head.go: the batch number opens the write, the closing draw
+// announces its commit to the other replicas' heads).
 func (s *Store) writeSamples(ctx context.Context, rows []sampleRow) error {
 	var batch int64
 	if err := s.pool.QueryRow(ctx, nextBatchSQL).Scan(&batch); err != nil {
 		return fmt.Errorf("next batch: %w", pgcore.Classify(err))
 	}
+	s.head.begin(batch)
 	err := pgcore.CopyIn(ctx, s.pool, s.partitions, sampleCopySQL, encodeSampleCopy(rows, batch), pgcore.Times(rows, func(r *sampleRow) time.Time { return time.UnixMilli(r.t) }))
 	if err != nil {
+		// The COPY may have committed all the same (a connection lost
+		// while committing): the head no longer vouches for anything.
+		s.head.abort(batch)
 		return fmt.Errorf("write samples: %w", pgcore.Classify(err))
 	}
 	// A late commit changed what the heads hold as known (head.go): tell
@@ -172,14 +179,19 @@ func (s *Store) writeSamples(ctx context.Context, rows []sampleRow) error {
 	for i := range rows {
 		oldest = min(oldest, rows[i].t)
 	}
-	if oldest < s.now().Add(-lateWrite).UnixMilli() {
-		if _, err := s.pool.Exec(ctx, bumpLateGenerationSQL); err != nil {
-			// The samples are committed; failing the commit would only
-			// have them written again. Heads stay stale until the next
-			// late write or until they let the samples go.
-			s.logger.WarnContext(ctx, "late write not announced to heads", "err", pgcore.Classify(err))
-		}
+	now := s.now()
+	late := oldest < now.Add(-lateWrite).UnixMilli()
+	s.head.feed(batch, rows, now.UnixMilli())
+	var closing int64
+	if err := s.pool.QueryRow(ctx, closeBatchSQL, late).Scan(&closing); err != nil {
+		// The samples are committed; failing the commit would only have
+		// them written again. Other replicas' heads miss the write until
+		// their next read from PostgreSQL (a late one until the next late
+		// write or until they let the samples go).
+		s.logger.WarnContext(ctx, "sample write not announced to heads", "late", late, "err", pgcore.Classify(err))
+		return nil
 	}
+	s.head.drew(closing)
 	return nil
 }
 

@@ -13,11 +13,16 @@
 // partition. Reads merge raw samples and chunks in one statement, so a
 // compaction committing meanwhile hides nothing. The series a selection
 // matches are cached per matcher set and dropped when a new series is
-// created (selection.go, the series generation of migration 0009). The
+// created (selection.go, the series generation of migration 0009), unless
+// this process created it: then the selection is advanced in place. The
 // samples of the last hour that reads asked for are kept in the process
 // (the head, head.go), so a selection read again reads from PostgreSQL
 // only what is newer than it last read; late writes announce themselves
-// through the late generation (migration 0013). Errors come back as
+// through the late generation (migration 0013). Local writes feed the
+// head once committed, and a selection is answered from the head alone
+// when a reading of the batch sequence proves that nobody else wrote since
+// (every sample write draws its batch number before its COPY and a closing
+// value after its commit, on every replica). Errors come back as
 // storage sentinels (storage.ErrUnavailable, storage.ErrLimitExceeded).
 // docs/storage.md explains the schema and the compaction.
 package metricstore

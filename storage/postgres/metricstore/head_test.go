@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,5 +222,227 @@ func BenchmarkRuleSelect(b *testing.B) {
 				read()
 			}
 		})
+	}
+}
+
+// TestHeadAnswersLocalWritesAlone writes through the store that reads and
+// checks that, as long as nobody else writes, a selection read again is
+// answered from the head without reading samples from PostgreSQL, and
+// equals what a store without a head reads; that a write or a new series
+// of another replica on the same database, a rewrite of a timestamp and a
+// late write make the next read go to PostgreSQL and see them; and that
+// without the proof the head would have answered wrong there (so the
+// comparisons above would catch a broken fallback).
+func TestHeadAnswersLocalWritesAlone(t *testing.T) {
+	b := setupMetrics(t)
+	ctx := context.Background()
+	s := b.store
+	other := New(s.pool, b.parts, Options{})              // another replica, writing
+	plain := New(s.pool, b.parts, Options{HeadRange: -1}) // no head: the database's answer
+	job := labels.MustNewMatcher(labels.MatchEqual, "job", "api")
+	series := func(i int) labels.Labels {
+		return labels.FromStrings("__name__", "requests_total", "job", "api", "instance", fmt.Sprint(i))
+	}
+	start := time.Now().Add(-5 * time.Minute).UnixMilli()
+	for i := range 3 {
+		for ts := start; ts < start+4*60_000; ts += 15_000 {
+			appendAll(t, s, series(i), readSample{t: ts, f: float64(ts)})
+		}
+	}
+	// read selects the last 5 minutes through s and reports whether it
+	// read samples from PostgreSQL and whether the head answered alone;
+	// the answer must be the database's.
+	read := func(what string) (got map[string][]readSample, trips int64, alone bool) {
+		t.Helper()
+		trips0, answered0 := s.head.trips.Load(), s.head.answered.Load()
+		maxt := time.Now().UnixMilli()
+		got = selectAll(t, s, maxt-5*60_000, maxt, job)
+		if want := selectAll(t, plain, maxt-5*60_000, maxt, job); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: head read\n%v\nthe database holds\n%v", what, got, want)
+		}
+		trips, answered := s.head.trips.Load()-trips0, s.head.answered.Load()-answered0
+		if (answered == 1) != (trips == 0) || answered > 1 {
+			t.Fatalf("%s: %d statements read samples, %d answers from the head alone", what, trips, answered)
+		}
+		return got, trips, answered == 1
+	}
+	read("first read")
+	if _, _, alone := read("second read"); !alone {
+		t.Fatal("a read with no write since the last was not answered by the head alone")
+	}
+	// (a) Local writes are fed: no read of samples, the same answer.
+	n := 3
+	for round := range 5 {
+		now := time.Now().UnixMilli()
+		for i := range n {
+			appendAll(t, s, series(i), readSample{t: now - int64(i), f: float64(round)})
+		}
+		got, trips, alone := read(fmt.Sprintf("after local write %d", round))
+		if !alone {
+			t.Fatalf("after local write %d: %d statements read samples", round, trips)
+		}
+		if s0 := got[series(0).String()]; s0[len(s0)-1] != (readSample{t: now, f: float64(round)}) {
+			t.Fatalf("after local write %d: the newest sample of %s is %v", round, series(0), s0[len(s0)-1])
+		}
+	}
+	// A rewrite of a timestamp with another value: the head cannot tell
+	// which one PostgreSQL keeps, so it reads.
+	now := time.Now().UnixMilli()
+	appendAll(t, s, series(1), readSample{t: now, f: 1})
+	read("after a write")
+	appendAll(t, s, series(1), readSample{t: now, f: 2})
+	if _, _, alone := read("after a rewrite"); alone {
+		t.Fatal("a rewrite of a timestamp was answered by the head alone")
+	}
+
+	// reprove lets the head prove itself again after another replica
+	// wrote: the selections that skip the proof, then one more read.
+	reprove := func(what string) {
+		t.Helper()
+		for range checksSkipped + 1 {
+			read(what)
+		}
+		if _, _, alone := read(what); !alone {
+			t.Fatalf("%s: the head did not answer alone again", what)
+		}
+	}
+	reprove("after a rewrite")
+
+	// Series this store creates: one the selection does not match
+	// changes nothing (the selection is advanced without reading), one it
+	// matches is read.
+	alerts := labels.FromStrings("__name__", "ALERTS", "alertname", "HighErrorRate", "job", "web")
+	appendAll(t, s, alerts, readSample{t: time.Now().UnixMilli(), f: 1})
+	if _, trips, alone := read("after a local series the selection does not match"); !alone {
+		t.Fatalf("after a local series the selection does not match: %d statements read samples", trips)
+	}
+	appendAll(t, s, series(n), readSample{t: time.Now().UnixMilli() - 1000, f: 7})
+	got, _, alone := read("after a local series the selection matches")
+	if alone || len(got) != n+1 {
+		t.Fatalf("after a local series the selection matches: %d series (alone %v), want %d", len(got), alone, n+1)
+	}
+	n++
+	reprove("after a local series the selection matches")
+
+	// (b) Another replica writes a recent sample: the head alone would
+	// miss it, the proof fails, the read goes to PostgreSQL.
+	foreign := readSample{t: time.Now().UnixMilli(), f: 42}
+	appendAll(t, other, series(2), foreign)
+	clock, err := s.readClock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, ok := s.selections.latest(selectionKey([]*labels.Matcher{job}))
+	if !ok {
+		t.Fatal("no cached selection")
+	}
+	ids := make([]int64, 0, len(sel.series))
+	for id := range sel.series {
+		ids = append(ids, id)
+	}
+	maxt := time.Now().UnixMilli()
+	if _, _, ok := s.head.answer(ids, maxt-5*60_000, maxt, clock, true); ok {
+		t.Fatal("the head proved itself after another replica wrote")
+	}
+	unproven, _, ok := s.head.answer(ids, maxt-5*60_000, maxt, clock, false)
+	if !ok {
+		t.Fatal("the head does not hold the selection")
+	}
+	if l := unproven[int64(series(2).Hash())].s; l[len(l)-1].t == foreign.t {
+		t.Fatal("the head holds another replica's write: the fallback below would be untested")
+	}
+	got, trips, alone := read("after another replica's write")
+	if alone || trips == 0 {
+		t.Fatal("another replica's write was answered by the head alone")
+	}
+	if l := got[series(2).String()]; l[len(l)-1] != foreign {
+		t.Fatalf("after another replica's write: %v, want it last", l)
+	}
+	reprove("after another replica's write")
+
+	// (c) Another replica creates a series the selection matches.
+	appendAll(t, other, series(n), readSample{t: time.Now().UnixMilli() - 1000, f: 7})
+	got, _, alone = read("after another replica's new series")
+	if alone || len(got) != n+1 {
+		t.Fatalf("after another replica's new series: %d series (alone %v), want %d", len(got), alone, n+1)
+	}
+	n++
+	reprove("after another replica's new series")
+
+	// A late write, local or not, announces itself: the head is dropped.
+	appendAll(t, s, series(0), readSample{t: time.Now().Add(-3*time.Minute).UnixMilli() + 7, f: -1})
+	if _, _, alone := read("after a late write"); alone {
+		t.Fatal("a late write was answered by the head alone")
+	}
+	reprove("after a late write")
+}
+
+// TestHeadChecksAreShared checks that reads arriving while a reading of
+// the database is under way share the next one, that none uses a reading
+// that began before it did, and that a reading that ended serves the
+// reads that began before it without a new one.
+func TestHeadChecksAreShared(t *testing.T) {
+	const waiters = 5
+	var c checker
+	current := func() *reading {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.current
+	}
+	wait := func(cond func() bool) {
+		for !cond() {
+			runtime.Gosched()
+		}
+	}
+	// The first reading waits for the five reads to wait for it; the
+	// second for all of them to have moved on to it.
+	release := make(chan struct{})
+	var runs atomic.Int64
+	var r1 *reading
+	run := func(context.Context) (dbClock, error) {
+		n := runs.Add(1)
+		switch n {
+		case 1:
+			r1 = current()
+			<-release
+		case 2:
+			r2 := current()
+			wait(func() bool { return r1.waiters.Load() == 0 && r2.waiters.Load() == waiters-1 })
+		}
+		return dbClock{seq: n}, nil
+	}
+	ctx := context.Background()
+	first := make(chan dbClock)
+	early := c.begin() // a read that began before any reading
+	go func() {
+		r, _ := c.read(ctx, c.begin(), run)
+		first <- r
+	}()
+	wait(func() bool { return current() != nil })
+	got := make(chan dbClock, waiters)
+	for range waiters {
+		go func() {
+			r, _ := c.read(ctx, c.begin(), run)
+			got <- r
+		}()
+	}
+	wait(func() bool { return current().waiters.Load() == waiters })
+	close(release)
+	if r := <-first; r.seq != 1 {
+		t.Fatalf("the first read got reading %d", r.seq)
+	}
+	for range waiters {
+		if r := <-got; r.seq != 2 {
+			t.Fatalf("a read arriving during reading 1 got reading %d, want 2", r.seq)
+		}
+	}
+	if n := runs.Load(); n != 2 {
+		t.Fatalf("%d readings for %d reads, want 2", n, waiters+1)
+	}
+	if r, _ := c.read(ctx, early, run); r.seq != 2 || runs.Load() != 2 {
+		t.Fatalf("a read that began before reading 2 got reading %d after %d readings, want 2 after 2", r.seq, runs.Load())
+	}
+	if r, _ := c.read(ctx, c.begin(), run); r.seq != 3 {
+		t.Fatalf("a read that began after reading 2 got reading %d, want 3", r.seq)
 	}
 }

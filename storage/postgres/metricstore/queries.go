@@ -8,24 +8,36 @@ const (
 	// insert is not visible to its own SELECT, so a missing row is one
 	// this statement inserted.
 	// The generation of the series dictionary is bumped in the same
-	// statement when a row was inserted (a data-modifying WITH runs
-	// whether or not the main query reads it), so a reader that sees the
-	// new generation sees the new series.
+	// statement when a row was inserted, so a reader that sees the new
+	// generation sees the new series; the generation it was bumped to
+	// comes back as one more row (first column true), which tells the
+	// writer which generation its new series made (selection.go).
 	insertSeriesSQL = `WITH ins AS (
 		INSERT INTO metric_series (id, labels)
 		SELECT id, l::integer[] FROM unnest($1::bigint[], $2::text[]) AS u(id, l)
 		ON CONFLICT (id) DO NOTHING
 		RETURNING id),
 	bump AS (
-		UPDATE metric_series_generation SET gen = gen + 1 WHERE EXISTS (SELECT 1 FROM ins))
-		SELECT id, labels::text FROM metric_series WHERE id = ANY($1)`
+		UPDATE metric_series_generation SET gen = gen + 1 WHERE EXISTS (SELECT 1 FROM ins) RETURNING gen)
+		SELECT false, id, labels::text FROM metric_series WHERE id = ANY($1)
+		UNION ALL SELECT true, gen, '' FROM bump`
 
 	// seriesGenerationSQL reads the generations of the series dictionary
-	// and of late writes, and the database's clock (head.go).
-	seriesGenerationSQL = "SELECT gen, late_gen, clock_timestamp() FROM metric_series_generation"
-	// bumpLateGenerationSQL announces a committed late write to the
-	// heads of every replica (head.go).
-	bumpLateGenerationSQL = "UPDATE metric_series_generation SET late_gen = late_gen + 1"
+	// and of late writes, the database's clock, and the last value drawn
+	// from the batch sequence by anyone (0 before the first draw;
+	// sequences are not transactional, so this is the latest draw, not
+	// the snapshot's), all for the head (head.go).
+	seriesGenerationSQL = `SELECT g.gen, g.late_gen, clock_timestamp(),
+		CASE WHEN b.is_called THEN b.last_value ELSE b.last_value - 1 END
+		FROM metric_series_generation g, metric_sample_batches b`
+	// closeBatchSQL follows every committed sample write: it draws the
+	// closing value of the batch sequence, which tells the heads of other
+	// replicas that a write committed (head.go), and when $1 is true
+	// announces a late write to them by bumping the late generation, in
+	// the same statement (a data-modifying WITH runs whether or not the
+	// main query reads it).
+	closeBatchSQL = `WITH bump AS (UPDATE metric_series_generation SET late_gen = late_gen + 1 WHERE $1::boolean)
+		SELECT nextval('metric_sample_batches')`
 
 	// upsertPairsSQL returns the ids of the label pairs ($1 names, $2
 	// values), inserting the missing ones: DO UPDATE (a no-op) so that

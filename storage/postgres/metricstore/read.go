@@ -22,7 +22,7 @@ import (
 // inclusive). It holds no connection: each call acquires one from the pool
 // and honours its context.
 func (s *Store) Querier(mint, maxt int64) (promstorage.Querier, error) {
-	return &metricQuerier{store: s, mint: mint, maxt: maxt}, nil
+	return &metricQuerier{store: s, mint: mint, maxt: maxt, began: s.head.checks.begin()}, nil
 }
 
 // LimitedQuerier is Querier with limits on what all of the querier's
@@ -31,13 +31,18 @@ func (s *Store) Querier(mint, maxt int64) (promstorage.Querier, error) {
 // soon as the limit was passed. The PromQL engine takes one querier per
 // query, so these are per-query limits. Safe for concurrent use.
 func (s *Store) LimitedQuerier(mint, maxt int64, limits storage.ReadLimits) (promstorage.Querier, error) {
-	return &metricQuerier{store: s, mint: mint, maxt: maxt, budget: &readBudget{limits: limits}}, nil
+	return &metricQuerier{store: s, mint: mint, maxt: maxt, budget: &readBudget{limits: limits}, began: s.head.checks.begin()}, nil
 }
 
 type metricQuerier struct {
 	store      *Store
 	mint, maxt int64
 	budget     *readBudget // nil = unlimited
+	// began marks the querier's creation among the head's readings of
+	// the database: its selections may be proven by any reading that
+	// began after it (head.go, checker), so the selections of one query
+	// share one.
+	began uint64
 }
 
 // readBudget counts a querier's reads against its limits.
@@ -249,19 +254,20 @@ func (q *metricQuerier) Select(ctx context.Context, _ bool, hints *promstorage.S
 		mint, maxt = max(hints.Start, minSampleTime), min(hints.End, maxSampleTime)
 	}
 	mint, maxt = max(mint, minSampleTime), min(maxt, maxSampleTime)
-	set, err := q.store.selectSeries(ctx, mint, maxt, hints != nil && hints.Func == "series", matchers, q.budget)
+	set, err := q.store.selectSeries(ctx, mint, maxt, hints != nil && hints.Func == "series", matchers, q.budget, q.began)
 	if err != nil {
 		return promstorage.ErrSeriesSet(fmt.Errorf("select: %w", err))
 	}
 	return set
 }
 
-func (s *Store) selectSeries(ctx context.Context, mint, maxt int64, labelsOnly bool, matchers []*labels.Matcher, budget *readBudget) (*seriesSet, error) {
+// selectSeries selects for a querier that began at began (metricQuerier).
+func (s *Store) selectSeries(ctx context.Context, mint, maxt int64, labelsOnly bool, matchers []*labels.Matcher, budget *readBudget, began uint64) (*seriesSet, error) {
 	if mint > maxt {
 		return &seriesSet{idx: -1}, nil
 	}
 	if !labelsOnly {
-		if set, ok, err := s.selectCached(ctx, mint, maxt, matchers, budget); ok || err != nil {
+		if set, ok, err := s.selectCached(ctx, mint, maxt, matchers, budget, began); ok || err != nil {
 			return set, err
 		}
 	}

@@ -79,19 +79,19 @@ func TestSelectionCacheBounds(t *testing.T) {
 	for i := range maxCachedSelection + 1 {
 		big[int64(i)] = nil
 	}
-	c.put("big", 1, big)
+	c.put("big", 1, big, nil)
 	if _, ok := c.get("big", 1); ok {
 		t.Fatal("a selection over the bound was kept")
 	}
 	small := map[int64][]int32{1: {1}}
-	c.put("a", 1, small)
+	c.put("a", 1, small, nil)
 	if _, ok := c.get("a", 2); ok {
 		t.Fatal("a selection of another generation was returned")
 	}
 	if got, ok := c.get("a", 1); !ok || len(got) != 1 {
 		t.Fatal("selection lost")
 	}
-	c.put("a", 2, small)
+	c.put("a", 2, small, nil)
 	if c.series != 1 {
 		t.Fatalf("replacing an entry counts %d series, want 1", c.series)
 	}

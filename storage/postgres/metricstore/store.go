@@ -130,22 +130,25 @@ func (s *Store) ensureSeries(ctx context.Context, newSeries map[uint64]labels.La
 	seriesIDs := make([]int64, 0, len(newSeries))
 	arrays := make([]string, 0, len(newSeries))
 	want := make(map[int64]string, len(newSeries))
+	pairsOf := make(map[int64][]int32, len(newSeries))
 	var sb strings.Builder
 	for id, ls := range newSeries {
 		sb.Reset()
 		sb.WriteByte('{')
-		i := 0
+		pairs := make([]int32, 0, ls.Len())
 		ls.Range(func(l labels.Label) {
-			if i > 0 {
+			if len(pairs) > 0 {
 				sb.WriteByte(',')
 			}
-			sb.WriteString(strconv.FormatInt(int64(ids[labelPair{l.Name, l.Value}]), 10))
-			i++
+			pid := ids[labelPair{l.Name, l.Value}]
+			sb.WriteString(strconv.FormatInt(int64(pid), 10))
+			pairs = append(pairs, pid)
 		})
 		sb.WriteByte('}')
 		seriesIDs = append(seriesIDs, int64(id))
 		arrays = append(arrays, sb.String())
 		want[int64(id)] = sb.String()
+		pairsOf[int64(id)] = pairs
 	}
 	// Insert, then read back what is stored under these ids: the rows that
 	// existed before are checked against the labels we meant, which detects
@@ -155,17 +158,35 @@ func (s *Store) ensureSeries(ctx context.Context, newSeries map[uint64]labels.La
 		return fmt.Errorf("insert series: %w", pgcore.Classify(err))
 	}
 	found := map[int64]string{}
+	gen := int64(-1) // the generation the insert bumped, if it did
 	for rows.Next() {
+		var isGen bool
 		var id int64
 		var arr string
-		if err := rows.Scan(&id, &arr); err != nil {
+		if err := rows.Scan(&isGen, &id, &arr); err != nil {
 			rows.Close()
 			return fmt.Errorf("insert series: %w", pgcore.Classify(err))
 		}
-		found[id] = arr
+		if isGen {
+			gen = id
+		} else {
+			found[id] = arr
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("insert series: %w", pgcore.Classify(err))
+	}
+	if gen >= 0 {
+		// The rows missing from found are the ones this statement
+		// inserted (or, harmlessly, ones a concurrent statement inserted
+		// first: they exist too).
+		var made []createdSeries
+		for id := range want {
+			if _, ok := found[id]; !ok {
+				made = append(made, createdSeries{id: id, lset: newSeries[uint64(id)], pairs: pairsOf[id]})
+			}
+		}
+		s.selections.created(gen, made)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
