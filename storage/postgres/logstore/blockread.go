@@ -26,9 +26,9 @@ import (
 // and merges the two: the block-level columns narrow the blocks (time
 // range, service, severity, trace ids, token hashes, attribute Bloom), and
 // every record of a candidate block is then tested exactly as the SQL over
-// logs tests a row (recordMatches, and recheckPhrases for phrases, by
-// PostgreSQL's own phrase search), so raw and compacted windows give the
-// same results.
+// logs tests a row (timeMatches, fieldsMatch and textMatches, and
+// recheckPhrases for phrases, by PostgreSQL's own phrase search), so raw
+// and compacted windows give the same results.
 
 // blockBatchMax bounds the blocks a newest-first scan fetches at once; it
 // starts with blockBatchFirst and doubles.
@@ -93,13 +93,6 @@ func (f *logFilter) recordLevel() bool {
 // does, f's window included.
 func (f *logFilter) timeMatches(t int64, sev int16) bool {
 	return t >= f.start.UnixMicro() && t <= f.end.UnixMicro() && (f.minSev == 0 || sev >= f.minSev)
-}
-
-// recordMatches tests the rest of a record as the SQL over logs does:
-// trace and span id, attr_bloom, and every token of the text terms among
-// the body's (tok is scratch space). Phrases are left to recheckPhrases.
-func (f *logFilter) recordMatches(r *logRow, tok *tokenizer) bool {
-	return f.fieldsMatch(r.traceID, r.spanID, r.bloom) && f.textMatches(r.body, tok, true)
 }
 
 // fieldsMatch tests a record's trace id, span id and attr_bloom as the
@@ -327,7 +320,8 @@ func queryBlocks(ctx context.Context, q querier, sql string, args pgcore.Args) (
 }
 
 // matchBlock returns the records of b that match f, keep (over the time
-// in µs and id) and, when keep passes any record, recordMatches; phrases
+// in µs and id) and, when keep passes any record, the tests of timeMatches,
+// fieldsMatch and textMatches; phrases
 // are not checked. s is scratch space. Only the matches are built: the
 // data column is checked whole and indexed (dataView), the bodies are
 // searched for the text tokens at once (bodyHits), and only the records

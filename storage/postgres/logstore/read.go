@@ -198,9 +198,10 @@ func mergeNewest(raw []storedLog, blocks []logRow, n int) []storedLog {
 
 // logFilter is a LogQuery's filter (all but the cursor and limit),
 // resolved: rawWhere renders it as SQL over logs, blockWhere as the SQL
-// that narrows log_blocks to the blocks that may hold a match, and
-// recordMatches tests a record of a block exactly as rawWhere's SQL tests
-// a row (phrases aside: see recheckPhrases).
+// that narrows log_blocks to the blocks that may hold a match, and its
+// tests of a record (timeMatches, fieldsMatch, textMatches) test a record
+// of a block exactly as rawWhere's SQL tests a row (phrases aside: see
+// recheckPhrases).
 type logFilter struct {
 	start, end time.Time
 	service    int32 // 0 = any
