@@ -161,10 +161,12 @@ func (a *appender) reset() {
 // announces its commit to the other replicas' heads).
 func (s *Store) writeSamples(ctx context.Context, rows []sampleRow) error {
 	var batch int64
+	s.head.startDraw()
 	if err := s.pool.QueryRow(ctx, nextBatchSQL).Scan(&batch); err != nil {
+		s.head.endDraw()
 		return fmt.Errorf("next batch: %w", pgcore.Classify(err))
 	}
-	s.head.begin(batch)
+	s.head.begin(batch, rows)
 	err := pgcore.CopyIn(ctx, s.pool, s.partitions, sampleCopySQL, encodeSampleCopy(rows, batch), pgcore.Times(rows, func(r *sampleRow) time.Time { return time.UnixMilli(r.t) }))
 	if err != nil {
 		// The COPY may have committed all the same (a connection lost
@@ -183,7 +185,9 @@ func (s *Store) writeSamples(ctx context.Context, rows []sampleRow) error {
 	late := oldest < now.Add(-lateWrite).UnixMilli()
 	s.head.feed(batch, rows, now.UnixMilli())
 	var closing int64
+	s.head.startDraw()
 	if err := s.pool.QueryRow(ctx, closeBatchSQL, late).Scan(&closing); err != nil {
+		s.head.endDraw()
 		// The samples are committed; failing the commit would only have
 		// them written again. Other replicas' heads miss the write until
 		// their next read from PostgreSQL (a late one until the next late

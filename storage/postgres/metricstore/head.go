@@ -66,8 +66,10 @@ const (
 // read before the read that filled it (synced); a later reading of the
 // sequence (last) proves that nobody else wrote since when every value in
 // (synced, last] was drawn by this process and every write of this
-// process numbered up to last has been fed (or has failed, which leaves
-// nothing proven). A write of another replica draws a value in between:
+// process numbered up to last that wrote the entry's series has been fed
+// (or has failed, which leaves nothing proven; a local write under way
+// does not change what PostgreSQL holds of the series it does not write).
+// A write of another replica draws a value in between:
 // its closing value if it was under way at the entry's read, its batch
 // number otherwise. A reader that read the sequence just before another
 // replica's closing draw may answer once without that write, as with the
@@ -82,10 +84,11 @@ type headCache struct {
 	samples int
 
 	// What proves that nobody else wrote since an entry was read.
-	local   []int64            // sequence values drawn here above floor, ascending
-	floor   int64              // entries synced below it prove nothing
-	pending map[int64]struct{} // batch numbers of local writes not yet fed or failed
-	fed     uint64             // local writes fed or failed so far
+	local   []int64           // sequence values drawn here above floor, ascending
+	floor   int64             // entries synced below it prove nothing
+	pending map[int64][]int64 // local writes not yet fed or failed: batch number → their series, ascending
+	drawing int               // draws of this process from the batch sequence not yet recorded
+	fed     uint64            // local writes fed or failed so far
 
 	checks     checker      // the sequence readings that head reads share
 	skipChecks atomic.Int64 // selections left that read without trying the head alone
@@ -122,7 +125,7 @@ func newHeadCache(rangeDur time.Duration, maxSamples int) *headCache {
 	if maxSamples <= 0 {
 		maxSamples = DefaultHeadMaxSamples
 	}
-	return &headCache{rangeMillis: max(int64(rangeDur/time.Millisecond), 0), maxSamples: maxSamples, entries: map[int64]*headEntry{}, pending: map[int64]struct{}{}}
+	return &headCache{rangeMillis: max(int64(rangeDur/time.Millisecond), 0), maxSamples: maxSamples, entries: map[int64]*headEntry{}, pending: map[int64][]int64{}}
 }
 
 // dbClock is what a read learns of the database before selecting: the
@@ -445,6 +448,9 @@ func (h *headCache) answer(ids []int64, mint, maxt int64, clock dbClock, prove b
 			}
 			provenAt, anyProven = e.synced, true
 		}
+		if prove && h.unfed(id, clock.seq) {
+			return nil, 0, false
+		}
 		lo, hi := searchTime(e.s, mint), searchTime(e.s, maxt+1)
 		if hi > lo {
 			out[id] = &sampleList{s: e.s[lo:hi:hi]}
@@ -455,35 +461,71 @@ func (h *headCache) answer(ids []int64, mint, maxt int64, clock dbClock, prove b
 }
 
 // proven reports whether an entry synced at synced holds what PostgreSQL
-// holds now that the batch sequence's last value is last: every value in
-// (synced, last] was drawn by this process, and every local write
-// numbered up to last has been fed. Called with h.mu held.
+// holds now that the batch sequence's last value is last, local writes
+// aside (unfed): every value in (synced, last] was drawn by this process.
+// Called with h.mu held.
 func (h *headCache) proven(synced, last int64) bool {
 	if synced < 0 || synced < h.floor || last < synced {
 		return false
 	}
 	lo, _ := slices.BinarySearch(h.local, synced+1)
 	hi, _ := slices.BinarySearch(h.local, last+1)
-	if int64(hi-lo) != last-synced {
-		// Someone else drew: another replica writes (or this process
-		// has not recorded a draw yet). Readings will likely find the
-		// same for a while; the next selections skip them.
-		h.skipChecks.Store(checksSkipped)
-		return false
-	}
-	for b := range h.pending {
-		if b <= last {
-			return false
+	if unknown := last - synced - int64(hi-lo); unknown != 0 {
+		// Someone else drew: another replica writes. Readings will
+		// likely find the same for a while; the next selections skip
+		// them. Unless this process has as many draws under way, not
+		// recorded yet: then the values may be its own.
+		if unknown > int64(h.drawing) {
+			h.skipChecks.Store(checksSkipped)
 		}
+		return false
 	}
 	return true
 }
 
-// begin records the batch number of a local write about to copy.
-func (h *headCache) begin(batch int64) {
+// unfed reports whether a local write numbered up to last that wrote
+// series id has not been fed yet (it may have committed: PostgreSQL may
+// hold samples its entry lacks). Writes of other series do not change
+// what PostgreSQL holds of id. Called with h.mu held.
+func (h *headCache) unfed(id, last int64) bool {
+	for b, ids := range h.pending {
+		if b > last {
+			continue
+		}
+		if _, found := slices.BinarySearch(ids, id); found {
+			return true
+		}
+	}
+	return false
+}
+
+// startDraw records that this process is about to draw a value from the
+// batch sequence; begin, drew or endDraw records its end.
+func (h *headCache) startDraw() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.pending[batch] = struct{}{}
+	h.drawing++
+}
+
+// endDraw records that a draw started by startDraw failed.
+func (h *headCache) endDraw() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.drawing--
+}
+
+// begin records the batch number of a local write of rows about to copy.
+func (h *headCache) begin(batch int64, rows []sampleRow) {
+	ids := make([]int64, len(rows))
+	for i := range rows {
+		ids[i] = int64(rows[i].series)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.drawing--
+	h.pending[batch] = ids
 	h.drawnLocked(batch)
 }
 
@@ -491,6 +533,7 @@ func (h *headCache) begin(batch int64) {
 func (h *headCache) drew(v int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.drawing--
 	h.drawnLocked(v)
 }
 

@@ -445,3 +445,59 @@ func TestHeadChecksAreShared(t *testing.T) {
 		t.Fatalf("a read that began after reading 2 got reading %d, want 3", r.seq)
 	}
 }
+
+// TestHeadPendingWriteOfOtherSeries checks that a local write under way
+// keeps the head from answering alone only the selections of the series
+// it writes: PostgreSQL may hold its samples before the head does, but
+// what it holds of other series does not change.
+func TestHeadPendingWriteOfOtherSeries(t *testing.T) {
+	b := setupMetrics(t)
+	ctx := context.Background()
+	s := b.store
+	plain := New(s.pool, b.parts, Options{HeadRange: -1})
+	series := func(i int) labels.Labels {
+		return labels.FromStrings("__name__", "requests_total", "job", "api", "instance", fmt.Sprint(i))
+	}
+	now := time.Now().UnixMilli()
+	for i := range 2 {
+		appendAll(t, s, series(i), readSample{t: now - 60_000, f: 1}, readSample{t: now - 30_000, f: 2})
+	}
+	all := labels.MustNewMatcher(labels.MatchEqual, "job", "api")
+	one := labels.MustNewMatcher(labels.MatchEqual, "instance", "1")
+	read := func(m *labels.Matcher) bool {
+		t.Helper()
+		answered0 := s.head.answered.Load()
+		maxt := time.Now().UnixMilli()
+		got := selectAll(t, s, maxt-5*60_000, maxt, m)
+		if want := selectAll(t, plain, maxt-5*60_000, maxt, m); !reflect.DeepEqual(got, want) {
+			t.Fatalf("head read\n%v\nthe database holds\n%v", got, want)
+		}
+		return s.head.answered.Load() > answered0
+	}
+	for _, m := range []*labels.Matcher{all, one, all, one} {
+		read(m)
+	}
+	if !read(all) || !read(one) {
+		t.Fatal("with no write since, the head did not answer alone")
+	}
+
+	// A write of series 0 is under way (its batch number drawn, its COPY
+	// not fed yet).
+	s.head.startDraw()
+	var batch int64
+	if err := s.pool.QueryRow(ctx, nextBatchSQL).Scan(&batch); err != nil {
+		t.Fatal(err)
+	}
+	s.head.begin(batch, []sampleRow{{series: series(0).Hash(), t: now}})
+	if read(all) {
+		t.Fatal("a selection of the series a write under way writes was answered by the head alone")
+	}
+	if !read(one) {
+		t.Fatal("a selection of series no write under way writes was not answered by the head alone")
+	}
+	s.head.feed(batch, nil, time.Now().UnixMilli())
+	read(all)
+	if !read(all) {
+		t.Fatal("once the write was fed, the head did not answer alone")
+	}
+}
