@@ -245,6 +245,11 @@ func runRulesOnce(ctx context.Context, o options, logger *slog.Logger, w io.Writ
 	}
 	slices.Sort(durations)
 	q := func(p float64) float64 { return durations[min(len(durations)-1, int(p*float64(len(durations))))] }
+	inOrder := make([]string, len(sums))
+	for i, x := range sums {
+		inOrder[i] = fmt.Sprintf("%.2f", x)
+	}
+	logger.Info("rule rounds in order, s", "head", name, "rounds", strings.Join(inOrder, " "))
 	slices.Sort(sums)
 	roundFig := "–"
 	if len(sums) > 0 {
