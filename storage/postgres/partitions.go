@@ -51,7 +51,7 @@ const partitionDateLayout = "20060102"
 // migrations create them.
 var partitionedTables = []partitionedTable{
 	{name: "spans", period: 24 * time.Hour, layout: partitionDateLayout},
-	{name: "span_tags", period: 24 * time.Hour, layout: partitionDateLayout}, // kept as long as spans
+	{name: "span_tags", period: 24 * time.Hour, layout: partitionDateLayout, retentionOf: "spans"}, // the search index of spans
 	{name: "logs", period: LogWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
 	{name: "log_blocks", period: LogWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1, retentionOf: "logs"},
 	{name: "metric_samples", period: SampleWindow, layout: partitionDateLayout + "_15", fromNow: true, aheadMax: 1},
@@ -172,11 +172,7 @@ func (p *Partitions) Maintain(ctx context.Context) error {
 			ahead = min(ahead, t.aheadMax)
 		}
 		last := dayStart(now).AddDate(0, 0, ahead)
-		retention := t.name
-		if t.retentionOf != "" {
-			retention = t.retentionOf
-		}
-		first := t.periodStart(now.Add(-p.retentionOf(retention)))
+		first := t.periodStart(now.Add(-p.retentionOf(t)))
 		cutoffs[t.name] = first
 		if t.fromNow {
 			first = t.periodStart(now)
@@ -210,10 +206,12 @@ func (p *Partitions) Run(ctx context.Context) error {
 	}
 }
 
-// retentionOf returns the retention of table.
-func (p *Partitions) retentionOf(table string) time.Duration {
-	if table == "span_tags" {
-		table = "spans" // the search index of spans lives as long as they do
+// retentionOf returns the retention of t: that of the table it follows,
+// if any.
+func (p *Partitions) retentionOf(t partitionedTable) time.Duration {
+	table := t.name
+	if t.retentionOf != "" {
+		table = t.retentionOf
 	}
 	if r := p.tableRet[table]; r > 0 {
 		return r
