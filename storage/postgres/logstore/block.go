@@ -297,6 +297,20 @@ func (c *blockCodec) decodeTimesInto(start time.Time, frame []byte, s *blockScra
 	return times, sev, nil
 }
 
+// readIndexes reads n indexes into a dictionary of size entries (what
+// names it in errors) into dst's memory.
+func readIndexes(d *pgcore.Decoder, dst []uint32, n, size int, what string) []uint32 {
+	dst = grow(dst, n)
+	for i := range n {
+		if x := d.Uvarint(); x < uint64(size) {
+			dst[i] = uint32(x)
+		} else {
+			d.Fail(what + " index out of range")
+		}
+	}
+	return dst
+}
+
 // grow returns s resized to n elements, reusing its memory when it can;
 // the elements' values are left to the caller.
 func grow[T any](s []T, n int) []T {
@@ -364,14 +378,7 @@ func (v *dataView) parse(raw []byte, n int) error {
 			v.resources = append(v.resources, int64(binary.LittleEndian.Uint64(p)))
 		}
 	}
-	v.resIdx = grow(v.resIdx, n)
-	for i := range n {
-		if x := d.Uvarint(); x < uint64(len(v.resources)) {
-			v.resIdx[i] = uint32(x)
-		} else {
-			d.Fail("resource index out of range")
-		}
-	}
+	v.resIdx = readIndexes(&d, v.resIdx, n, len(v.resources), "resource")
 	v.spans = fixed()
 	v.blooms = fixed()
 	v.traceAt = grow(v.traceAt, n)
@@ -406,14 +413,7 @@ func (v *dataView) parse(raw []byte, n int) error {
 	for range k {
 		v.texts = append(v.texts, d.Str())
 	}
-	v.textIdx = grow(v.textIdx, n)
-	for i := range n {
-		if x := d.Uvarint(); x < uint64(len(v.texts)) {
-			v.textIdx[i] = uint32(x)
-		} else {
-			d.Fail("severity text index out of range")
-		}
-	}
+	v.textIdx = readIndexes(&d, v.textIdx, n, len(v.texts), "severity text")
 	v.bodyAt = v.lengths(&d, n, v.bodyAt, "body")
 	v.payloadAt = v.lengths(&d, n, v.payloadAt, "payload")
 	if err := d.Finish(); err != nil {
