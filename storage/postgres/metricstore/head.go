@@ -514,14 +514,18 @@ func (h *headCache) endDraw() {
 	h.drawing--
 }
 
-// begin records the batch number of a local write of rows about to copy.
+// begin records the batch number of a local write of rows about to copy
+// (and, when the head is on, the series it writes, for unfed).
 func (h *headCache) begin(batch int64, rows []sampleRow) {
-	ids := make([]int64, len(rows))
-	for i := range rows {
-		ids[i] = int64(rows[i].series)
+	var ids []int64
+	if h.rangeMillis > 0 {
+		ids = make([]int64, len(rows))
+		for i := range rows {
+			ids[i] = int64(rows[i].series)
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
 	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.drawing--
