@@ -5,6 +5,11 @@
 // ErrLimitExceeded) declared here, and the stores under storage/postgres
 // implement them. Its subpackage semconv holds the attribute names that
 // changed between semantic-convention generations, which the stores'
-// searches treat as aliases. It imports no SQL driver. See docs/storage.md for the
+// searches treat as aliases. A trace search answers FoundTraces, which
+// says when the store stopped at its bound before the whole window
+// (Truncated, SearchedFrom). The top-level fields of a JSON log body, for
+// attribute filters, come from one scanner (EachJSONBodyField,
+// JSONBodyFields) that answers as encoding/json would. It imports no SQL
+// driver. See docs/storage.md for the
 // schema and docs/architecture.md for where it sits.
 package storage

@@ -3,8 +3,10 @@
 // settings every query relies on, Migrate applies the embedded migrations
 // under an advisory lock, SchemaVersion tells readiness, and Partitions
 // keeps the time partitions of every table (created ahead, created on
-// demand for a late write, dropped after retention; Run is the
-// maintenance loop). Errors come back as storage sentinels
+// demand for a late write, dropped after retention, which a table's
+// compacted or index form, log_blocks and span_tags, takes from the table
+// it serves; a drop locks the parent table first, as readers do; Run is
+// the maintenance loop). Errors come back as storage sentinels
 // (storage.ErrUnavailable when the database cannot be reached), never as
 // pgx types of a retryable kind.
 //

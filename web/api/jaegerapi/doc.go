@@ -20,7 +20,10 @@
 // through the one mapping of the Jaeger-envelope APIs (api.ErrorStatus):
 // bad parameters are 400 naming the parameter (the Monitor's read as
 // jaeger-query's "unable to parse param ..."), an unknown trace 404, and
-// storage failures a fixed message. Every parameter is first checked as
+// storage failures a fixed message. A search that stopped at the store's
+// bound before it examined its whole window answers the traces it found
+// with one envelope error of code 206 (TruncatedCode) naming where it
+// stopped. Every parameter is first checked as
 // every API checks it (api.CheckParams); escapes that decode to what
 // PostgreSQL cannot hold (\u0000 in the JSON 'tags') are refused too.
 //

@@ -5,7 +5,9 @@
 // blocks that refer to them (attribute maps with keys as ids, tagged
 // values, resources, the attribute Bloom filter, which also holds each
 // value's Jaeger string form so that a search by it can match, span ids as
-// bigint).
+// bigint). The hash of a key=value pair that the Bloom filter takes its
+// bits from (TagHash, KeyHash) is also what the span store's tag index
+// (span_tags) records.
 //
 // In the data flow it sits under storage/postgres/spanstore and logstore:
 // their writers resolve dictionary entries here before they COPY the rows
