@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-obs/vigil/internal/tail"
 	"github.com/vigil-obs/vigil/query/promql"
 	"github.com/vigil-obs/vigil/registry"
+	"github.com/vigil-obs/vigil/storage/postgres/logstore"
 	"github.com/vigil-obs/vigil/storage/postgres/metricstore"
 	"github.com/vigil-obs/vigil/web"
 	"github.com/vigil-obs/vigil/web/api/logsapi"
@@ -261,6 +262,11 @@ type LogsConfig struct {
 	// CompactionDelay is how long after its end a two-hour window of log
 	// records is compacted into blocks.
 	CompactionDelay model.Duration `yaml:"compaction_delay"`
+	// PendingMergeInterval is the time between two merges of the raw
+	// partitions' pending text-index entries into the index
+	// (logstore.Store.CleanPending); 0 leaves them to the writers and
+	// autovacuum.
+	PendingMergeInterval model.Duration `yaml:"pending_merge_interval"`
 }
 
 // LogsTailConfig bounds the live tail: the hub of all clients together
@@ -342,7 +348,8 @@ func defaultConfig() Config {
 		Pipeline:        pipeline.DefaultConfig(),
 		Derive:          derive.DefaultConfig(),
 		Logs: LogsConfig{Pipeline: pipeline.DefaultLogConfig(), Compaction: true,
-			CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour)},
+			CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour),
+			PendingMergeInterval: model.Duration(logstore.DefaultPendingInterval)},
 		Metrics: MetricsConfig{CompactionInterval: model.Duration(time.Minute), CompactionDelay: model.Duration(time.Hour),
 			HeadRange: model.Duration(metricstore.DefaultHeadRange), HeadMaxSamples: metricstore.DefaultHeadMaxSamples,
 			Pipeline: pipeline.DefaultMetricConfig()},
@@ -422,6 +429,9 @@ func (c *Config) Validate() error {
 	}
 	if time.Duration(c.Logs.CompactionDelay) < 0 {
 		return fmt.Errorf("logs.compaction_delay: %s is negative", c.Logs.CompactionDelay)
+	}
+	if time.Duration(c.Logs.PendingMergeInterval) < 0 {
+		return fmt.Errorf("logs.pending_merge_interval: %s is negative", c.Logs.PendingMergeInterval)
 	}
 	if time.Duration(c.Metrics.CompactionInterval) < time.Second {
 		return fmt.Errorf("metrics.compaction_interval: %s is below 1s", c.Metrics.CompactionInterval)

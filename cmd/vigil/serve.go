@@ -188,6 +188,7 @@ type server struct {
 	http        *web.Server
 	compact     func(context.Context) error // the metric compactor's loop
 	compactLogs func(context.Context) error // the log compactor's loop; nil when off
+	mergeLogs   func(context.Context) error // the loop merging the log text index's pending entries; nil when off
 }
 
 // newServer connects (or starts) the database, migrates it, and builds
@@ -281,6 +282,10 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 			return nil, err
 		}
 		compactLogs = lc.Run
+	}
+	var mergeLogs func(context.Context) error
+	if d := time.Duration(cfg.Logs.PendingMergeInterval); d > 0 {
+		mergeLogs = func(ctx context.Context) error { return logStore.RunPendingCleaner(ctx, d, logger) }
 	}
 	logHub := tail.New[storage.LogRecord](cfg.Logs.Tail.Config)
 	publish := querylogs.Publisher(logHub)
@@ -450,7 +455,7 @@ func newServer(ctx context.Context, cfg Config, logger *slog.Logger) (_ *server,
 	}
 	return &server{logger: logger, stopDB: stopDB, parts: parts, pipe: pipe, logPipe: logPipe, metricPipe: metricPipe, derive: deriver, live: live, logHub: logHub, rcv: rcv, jaeger: jrcv,
 		engine: engine, rules: ruleMgr, scraper: scraper, registry: regs, registrySrv: regSrv, notifier: notifier, reload: reload, http: srv, compact: compactor.Run,
-		compactLogs: compactLogs}, nil
+		compactLogs: compactLogs, mergeLogs: mergeLogs}, nil
 }
 
 // Run serves until ctx is cancelled, then stops the receivers, drains the
@@ -499,6 +504,9 @@ func (s *server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.parts.Run(gctx) })
 	g.Go(func() error { return s.compact(gctx) })
+	if s.mergeLogs != nil {
+		g.Go(func() error { return s.mergeLogs(gctx) })
+	}
 	if s.compactLogs != nil {
 		g.Go(func() error { return s.compactLogs(gctx) })
 	}

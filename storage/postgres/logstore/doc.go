@@ -4,7 +4,9 @@
 // window, service and time, so that the COPY fills one partition after
 // another and index entries arrive in key order), and answers
 // query/logs: search with cursor pagination, the volume histogram and the
-// logs of a trace.
+// logs of a trace. RunPendingCleaner merges the text index's pending
+// entries every few seconds, so that no COPY of the pipeline stalls to do
+// it (pending.go).
 //
 // A record is one narrow row: times, ids, severity and the body's text in
 // columns, a tsvector of the body's tokens computed here (tokens.go) for
