@@ -433,9 +433,6 @@ func (s *Store) blockPage(ctx context.Context, f *logFilter, lo, hi time.Time, a
 	var (
 		out      []logRow
 		toks     = make([]blockScratch, runtime.GOMAXPROCS(0))
-		keyEnd   time.Time
-		keyID    int64
-		keyed    bool
 		batch    = blockBatchFirst
 		order    = orderBlocks
 		orderKey = condBlockBefore
@@ -443,16 +440,46 @@ func (s *Store) blockPage(ctx context.Context, f *logFilter, lo, hi time.Time, a
 	if f.indexed() {
 		order, orderKey = orderBlocksIndexed, condBlockBeforeIndexed
 	}
-	for {
+	// fetch reads, in the background, the next batch of at most size
+	// blocks, after the block 'after' when it is not nil. While one batch
+	// is decoded the next is read, its keyset known from the batch's last
+	// block: PostgreSQL's time and the decoding's overlap.
+	type fetched struct {
+		blocks []blockRow
+		err    error
+	}
+	fetch := func(after *blockRow, size int) chan fetched {
+		ch := make(chan fetched, 1)
 		var args pgcore.Args
 		where := f.blockWhere(lo, top, &args)
-		if keyed {
-			where = append(where, args.Bind(orderKey, keyEnd, keyID))
+		if after != nil {
+			where = append(where, args.Bind(orderKey, after.end, after.id))
 		}
-		sql := blockSelect + " WHERE " + strings.Join(where, " AND ") + args.Bind(order, batch)
-		blocks, err := queryBlocks(ctx, s.pool, sql, args)
-		if err != nil {
-			return nil, fmt.Errorf("find logs: blocks: %w", err)
+		sql := blockSelect + " WHERE " + strings.Join(where, " AND ") + args.Bind(order, size)
+		go func() {
+			blocks, err := queryBlocks(ctx, s.pool, sql, args)
+			ch <- fetched{blocks, err}
+		}()
+		return ch
+	}
+	next := fetch(nil, batch)
+	// A batch read ahead and not needed is waited for: a query cancelled
+	// with the request would cost its pooled connection.
+	defer func() {
+		if next != nil {
+			<-next
+		}
+	}()
+	for {
+		got := <-next
+		next = nil
+		if got.err != nil {
+			return nil, fmt.Errorf("find logs: blocks: %w", got.err)
+		}
+		blocks := got.blocks
+		if len(blocks) == batch {
+			batch = min(2*batch, blockBatchMax)
+			next = fetch(&blocks[len(blocks)-1], batch)
 		}
 		var (
 			candidates []logRow // of this batch, their phrases not checked yet
@@ -494,24 +521,18 @@ func (s *Store) blockPage(ctx context.Context, f *logFilter, lo, hi time.Time, a
 					out = append(out, recs[k]...)
 				}
 			}
-			last := wave[len(wave)-1]
-			keyEnd, keyID, keyed = last.end, last.id, true
 		}
 		recs, err := s.recheckPhrases(ctx, f, candidates)
 		if err != nil {
 			return nil, fmt.Errorf("find logs: %w", err)
 		}
 		out = append(out, recs...)
-		if done {
-			break
-		}
-		if len(blocks) < batch {
+		if done || next == nil {
 			break
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		batch = min(2*batch, blockBatchMax)
 	}
 	slices.SortFunc(out, func(x, y logRow) int { return newerFirst(&x, &y) })
 	if len(out) > n {
