@@ -68,6 +68,7 @@ type logsReport struct {
 	compact    logstore.CompactStats
 	compactErr error
 	after      logSize    // logs and log_blocks after compaction
+	rawAfter   int64      // rows left in logs after compaction
 	tailLoad   tailResult // live tail during the ingest
 	tailIdle   tailResult // live tail after it
 	pipeline   map[string]float64
@@ -116,7 +117,12 @@ func runLogs(ctx context.Context, o options, logger *slog.Logger, w io.Writer) e
 	// Vigil's own compactor is off: this run compacts at a chosen point,
 	// between two query phases, and times it alone.
 	cfgFile := filepath.Join(os.TempDir(), fmt.Sprintf("vigil-bench-logs-%d.yaml", os.Getpid()))
-	if err := os.WriteFile(cfgFile, []byte("logs:\n  compaction: false\n"), 0o600); err != nil {
+	writers := pipeline.DefaultLogConfig().Writers
+	if o.logWriters > 0 {
+		writers = o.logWriters
+	}
+	cfg := fmt.Sprintf("logs:\n  compaction: false\n  pipeline:\n    writers: %d\n", writers)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return err
 	}
 	defer os.Remove(cfgFile)
@@ -253,7 +259,7 @@ func runLogs(ctx context.Context, o options, logger *slog.Logger, w io.Writer) e
 	// Then as Vigil received them: in export order, in COPYs of Vigil's
 	// mean batch size, over as many connections as the log pipeline has
 	// writers.
-	spec := rawCopySpec{order: "observed_time, id", chunk: 1000, conns: pipeline.DefaultLogConfig().Writers}
+	spec := rawCopySpec{order: "observed_time, id", chunk: 1000, conns: writers}
 	if n := rep.pipeline["vigil_pipeline_batch_log_records_count"]; n > 0 {
 		spec.chunk = max(1, int(rep.pipeline["vigil_pipeline_batch_log_records_sum"]/n+0.5))
 	}
@@ -274,6 +280,9 @@ func runLogs(ctx context.Context, o options, logger *slog.Logger, w io.Writer) e
 		}
 		if rep.after, err = logTablesSize(ctx, pool, "logs", "log_blocks"); err != nil {
 			return err
+		}
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM logs").Scan(&rep.rawAfter); err != nil {
+			return fmt.Errorf("count raw logs: %w", err)
 		}
 		if err := phase("after compaction"); err != nil {
 			return err
@@ -733,7 +742,7 @@ func (r *logsReport) print(w io.Writer, o options) {
 		for _, n := range names {
 			fmt.Fprintf(w, ", %s %.0f B", n, float64(r.after.indexes[n])/float64(r.rows))
 		}
-		fmt.Fprintf(w, "); %d records still raw (the newest window) |\n", r.rows-c.Records)
+		fmt.Fprintf(w, "); %d records still raw (the newest window) |\n", r.rawAfter)
 	}
 	for _, t := range []struct {
 		name string

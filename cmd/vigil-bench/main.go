@@ -43,6 +43,7 @@ type options struct {
 	samples     int     // metrics: samples to ingest through remote_write
 	hours       float64 // metrics: hours of every series backfilled for the size figure
 	cpuProfile  string  // metrics: file for a CPU profile of Vigil taken during the ingest
+	logWriters  int     // logs: logs.pipeline.writers of Vigil; 0 keeps its default
 
 	memLimit      int64 // memory: GOMEMLIMIT of Vigil, bytes
 	inflightBytes int64 // memory: ingest.max_inflight_bytes of Vigil; 0 keeps its default
@@ -78,6 +79,7 @@ func main() {
 	flag.IntVar(&o.series, "series", 10_000, "metrics: active series")
 	flag.IntVar(&o.samples, "samples", 10_000_000, "metrics: samples to ingest through remote_write (whole scrape rounds)")
 	flag.Float64Var(&o.hours, "hours", 24, "metrics: hours of every series at 15 s backfilled, compacted and measured")
+	flag.IntVar(&o.logWriters, "log-writers", 0, "logs: logs.pipeline.writers passed to Vigil in a configuration file, and the connections of the arrival-order ceiling (0: Vigil's default)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "metrics: write a 20 s CPU profile of Vigil taken during the ingest to this file")
 	flag.Int64Var(&o.memLimit, "memlimit", 1<<30, "memory: GOMEMLIMIT of Vigil in bytes")
 	flag.Int64Var(&o.inflightBytes, "inflight-bytes", 0, "memory: ingest.max_inflight_bytes passed to Vigil in a configuration file (0: Vigil's default)")
