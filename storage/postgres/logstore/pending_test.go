@@ -21,18 +21,7 @@ func TestCleanPending(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	ld := plog.NewLogs()
-	rl := ld.ResourceLogs().AppendEmpty()
-	rl.Resource().Attributes().PutStr("service.name", "orders")
-	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
-	for i := range 2000 {
-		lr := lrs.AppendEmpty()
-		lr.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Duration(i) * time.Millisecond)))
-		lr.Body().SetStr(fmt.Sprintf("order %d of customer c%d shipped to warehouse w%d", i, i%97, i%13))
-	}
-	if err := b.store.WriteLogs(ctx, []plog.Logs{ld}); err != nil {
-		t.Fatalf("write: %v", err)
-	}
+	writeOrders(t, b.store, now)
 	q := explicit(storage.LogQuery{Text: []string{"c42"}, Start: now.Add(-time.Minute), End: now.Add(time.Second)})
 	before, err := b.store.FindLogs(ctx, q)
 	if err != nil {
@@ -57,6 +46,24 @@ func TestCleanPending(t *testing.T) {
 	}
 }
 
+// writeOrders writes 2,000 records of one service, a millisecond apart
+// up to now, enough for the text index's pending list to hold pages.
+func writeOrders(t *testing.T, s *Store, now time.Time) {
+	t.Helper()
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "orders")
+	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	for i := range 2000 {
+		lr := lrs.AppendEmpty()
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Duration(i) * time.Millisecond)))
+		lr.Body().SetStr(fmt.Sprintf("order %d of customer c%d shipped to warehouse w%d", i, i%97, i%13))
+	}
+	if err := s.WriteLogs(context.Background(), []plog.Logs{ld}); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
 // TestRunPendingCleaner runs the loop until its context ends: it merges
 // the pending list on its own (its log says so, and a merge afterwards
 // finds nothing left) and returns nil.
@@ -64,18 +71,7 @@ func TestRunPendingCleaner(t *testing.T) {
 	b := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ld := plog.NewLogs()
-	rl := ld.ResourceLogs().AppendEmpty()
-	rl.Resource().Attributes().PutStr("service.name", "orders")
-	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
-	for i := range 2000 {
-		lr := lrs.AppendEmpty()
-		lr.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
-		lr.Body().SetStr(fmt.Sprintf("payment %d declined by issuer i%d", i, i%31))
-	}
-	if err := b.store.WriteLogs(ctx, []plog.Logs{ld}); err != nil {
-		t.Fatalf("write: %v", err)
-	}
+	writeOrders(t, b.store, time.Now())
 	merged := make(chan struct{})
 	var once sync.Once
 	logger := slog.New(handlerFunc(func(r slog.Record) {
