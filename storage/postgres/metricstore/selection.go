@@ -2,6 +2,7 @@ package metricstore
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -108,10 +109,7 @@ func (c *selectionCache) advance(key string, gen int64) (selection, bool) {
 	}
 	next := selection{gen: gen, series: e.series, matchers: e.matchers, order: e.order}
 	if len(added) > 0 {
-		next.series = make(map[int64][]int32, len(e.series)+len(added))
-		for id, p := range e.series {
-			next.series[id] = p
-		}
+		next.series = maps.Clone(e.series)
 		for _, cs := range added {
 			next.series[cs.id] = cs.pairs
 		}
