@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -454,5 +455,76 @@ func TestASCIILower(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPhrasesFound checks phrasesFound against PostgreSQL's phrase search:
+// every character spacedApart accepts is a word of its own there, a body
+// holding a phrase of such characters verbatim matches it whatever
+// surrounds it, and a phrase with any other character, or a body holding
+// the characters apart, is left to PostgreSQL.
+func TestPhrasesFound(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var apart []string
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if spacedApart(r) {
+			apart = append(apart, string(r))
+		}
+	}
+	var notWords []string
+	err := b.store.pool.QueryRow(ctx, `SELECT coalesce(array_agg(c), '{}') FROM unnest($1::text[]) AS u(c)
+		WHERE length(to_tsvector('simple', vigil_log_text(c))) <> 1`, apart).Scan(&notWords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notWords) > 0 {
+		t.Fatalf("%d characters are not one word each to PostgreSQL: %q", len(notWords), notWords[:min(len(notWords), 20)])
+	}
+	filter := func(terms ...string) logFilter {
+		q := explicit(storage.LogQuery{Text: terms})
+		f, _, err := b.store.parseFilter(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	around := []string{"", " ", "a", "x-", "-", "1", "1.5", "熔", "ー", "・", "é", "'", `\`, "foo.bar", "http://h/", "。", "\t", "한"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 300 {
+		var p strings.Builder
+		for range 2 + rng.IntN(3) {
+			p.WriteString(apart[rng.IntN(len(apart))])
+		}
+		phrase := p.String()
+		body := around[rng.IntN(len(around))] + phrase + around[rng.IntN(len(around))]
+		f := filter(phrase)
+		if !f.cjkPhrases || !f.phrasesFound(body) {
+			t.Fatalf("phrase %q in %q: not found", phrase, body)
+		}
+		kept, err := b.store.recheckPhrases(ctx, &f, []logRow{{body: body}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(kept) != 1 {
+			t.Fatalf("phrase %q in %q: PostgreSQL finds no match", phrase, body)
+		}
+	}
+	for _, c := range []struct {
+		terms []string
+		body  string
+	}{
+		{[]string{"熔断"}, "熔 断"},  // PostgreSQL's to decide: a match
+		{[]string{"熔断"}, "断熔"},   // and not one
+		{[]string{"熔断a"}, "熔断a"}, // not CJK only
+		{[]string{"熔 断"}, "熔 断"}, // nor this
+		{[]string{"熔断", "ab cd"}, "熔断 ab cd"},
+	} {
+		if f := filter(c.terms...); f.phrasesFound(c.body) {
+			t.Errorf("%q in %q: found without PostgreSQL", c.terms, c.body)
+		}
+	}
+	if f := filter("熔断", "服务"); !f.phrasesFound("服务熔断") || f.phrasesFound("服 务熔断") {
+		t.Error("two CJK phrases: both must be in the body")
 	}
 }

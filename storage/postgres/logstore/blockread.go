@@ -26,9 +26,9 @@ import (
 // and merges the two: the block-level columns narrow the blocks (time
 // range, service, severity, trace ids, token hashes, attribute Bloom), and
 // every record of a candidate block is then tested exactly as the SQL over
-// logs tests a row (timeMatches, fieldsMatch and textMatches, and
-// recheckPhrases for phrases, by PostgreSQL's own phrase search), so raw
-// and compacted windows give the same results.
+// logs tests a row (timeMatches, fieldsMatch and textMatches, and for
+// phrases phrasesFound or else recheckPhrases, PostgreSQL's own phrase
+// search), so raw and compacted windows give the same results.
 
 // blockBatchMax bounds the blocks a newest-first scan fetches at once; it
 // starts with blockBatchFirst and doubles.
@@ -261,6 +261,31 @@ func lowerBody(tok *tokenizer, body string) []byte {
 	}
 	tok.lower = b
 	return b
+}
+
+// spacedApart reports whether r is a CJK character (storage.IsCJK) that
+// vigil_log_text (migrations/0002_logs) sets apart by spaces, so that
+// PostgreSQL's text search makes it a word of its own.
+func spacedApart(r rune) bool {
+	return (0x3040 <= r && r <= 0x30ff || 0x3400 <= r && r <= 0x4dbf || 0x4e00 <= r && r <= 0x9fff ||
+		0xac00 <= r && r <= 0xd7af || 0xf900 <= r && r <= 0xfaff) && storage.IsCJK(r)
+}
+
+// phrasesFound reports whether body holds every phrase of f as
+// PostgreSQL's phrase search finds it, where that is certain without
+// asking it: a phrase of spacedApart characters only is in every body
+// holding it verbatim, its characters being consecutive words there as
+// in the phrase. false means only that recheckPhrases must decide.
+func (f *logFilter) phrasesFound(body string) bool {
+	if !f.cjkPhrases {
+		return false
+	}
+	for _, p := range f.phrases {
+		if !strings.Contains(body, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // recheckPhrases keeps the rows whose body matches every phrase of f, by
@@ -515,10 +540,16 @@ func (s *Store) blockPage(ctx context.Context, f *logFilter, lo, hi time.Time, a
 				return nil, fmt.Errorf("find logs: %w", err)
 			}
 			for k := range wave {
-				if len(f.phrases) > 0 {
-					candidates = append(candidates, recs[k]...)
-				} else {
+				if len(f.phrases) == 0 {
 					out = append(out, recs[k]...)
+					continue
+				}
+				for _, r := range recs[k] {
+					if f.phrasesFound(r.body) {
+						out = append(out, r)
+					} else {
+						candidates = append(candidates, r)
+					}
 				}
 			}
 		}
@@ -660,7 +691,13 @@ func (s *Store) blockHistogram(ctx context.Context, q querier, f *logFilter, ste
 		if err != nil {
 			return fmt.Errorf("log histogram: %w", err)
 		}
-		candidates = append(candidates, recs...)
+		for _, r := range recs {
+			if len(f.phrases) == 0 || f.phrasesFound(r.body) {
+				add(r.time.UnixMicro())
+			} else {
+				candidates = append(candidates, r)
+			}
+		}
 		if len(candidates) >= 10_000 {
 			if err := flush(); err != nil {
 				return err

@@ -211,7 +211,10 @@ type logFilter struct {
 	must       []string // tokens every match holds, sorted and distinct
 	mustBytes  [][]byte // must, as bytes
 	phrases    []string // terms to check again as phrases
-	mask       uint64   // bits every match's attr_bloom has
+	// cjkPhrases is set when every phrase is of CJK characters only
+	// (phrasesFound).
+	cjkPhrases bool
+	mask       uint64 // bits every match's attr_bloom has
 	alts       [][]uint64
 }
 
@@ -258,6 +261,9 @@ func (s *Store) parseFilter(ctx context.Context, q storage.LogQuery) (f logFilte
 			f.phrases = append(f.phrases, t)
 		}
 	}
+	f.cjkPhrases = len(f.phrases) > 0 && !slices.ContainsFunc(f.phrases, func(p string) bool {
+		return strings.ContainsFunc(p, func(r rune) bool { return !spacedApart(r) })
+	})
 	slices.Sort(f.must)
 	f.must = slices.Compact(f.must)
 	for _, m := range f.must {
