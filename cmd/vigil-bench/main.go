@@ -44,6 +44,9 @@ type options struct {
 	hours       float64 // metrics: hours of every series backfilled for the size figure
 	cpuProfile  string  // metrics: file for a CPU profile of Vigil taken during the ingest
 	logWriters  int     // logs: logs.pipeline.writers of Vigil; 0 keeps its default
+	logsDB      string  // logs-queries: the kept database to query
+	baseline    string  // logs-queries: a second vigil binary to compare with
+	logRounds   int     // logs-queries: rounds of each binary
 
 	memLimit      int64 // memory: GOMEMLIMIT of Vigil, bytes
 	inflightBytes int64 // memory: ingest.max_inflight_bytes of Vigil; 0 keeps its default
@@ -75,11 +78,14 @@ func main() {
 	flag.IntVar(&o.queries, "queries", 300, "requests per latency measurement (traces: per search filter)")
 	flag.DurationVar(&o.spread, "spread", time.Hour, "traces: spread the spans' start times over this much of the past (1h or 24h), and search over it")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
-	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections), alerting (fault-to-webhook latency against Prometheus + Alertmanager), rules (1,000 rules over 10,000 series every 15 s), derive (span ingest with the span-derived series off and on), scrape (Vigil scraping targets against Prometheus's scrape manager and TSDB), registry (the Consul-compatible registry: CPU per HTTP check, blocking-query wake-up)")
+	flag.StringVar(&o.signal, "signal", "traces", "what to measure: traces (OTLP ingest, size, queries), jaeger (Jaeger/Zipkin receivers against OTLP), logs, logs-queries (the log query phase over a database kept by -signal logs -keep, against -baseline), metrics (remote_write ingest, bytes per sample, compaction), memory (peak RSS under 64 concurrent 16 MiB OTLP/HTTP posts and 64 slow connections), alerting (fault-to-webhook latency against Prometheus + Alertmanager), rules (1,000 rules over 10,000 series every 15 s), derive (span ingest with the span-derived series off and on), scrape (Vigil scraping targets against Prometheus's scrape manager and TSDB), registry (the Consul-compatible registry: CPU per HTTP check, blocking-query wake-up)")
 	flag.IntVar(&o.series, "series", 10_000, "metrics: active series")
 	flag.IntVar(&o.samples, "samples", 10_000_000, "metrics: samples to ingest through remote_write (whole scrape rounds)")
 	flag.Float64Var(&o.hours, "hours", 24, "metrics: hours of every series at 15 s backfilled, compacted and measured")
 	flag.IntVar(&o.logWriters, "log-writers", 0, "logs: logs.pipeline.writers passed to Vigil in a configuration file, and the connections of the arrival-order ceiling (0: Vigil's default)")
+	flag.StringVar(&o.logsDB, "logs-db", "", "logs-queries: database kept by -signal logs -keep (a name on the -db server, or a URL)")
+	flag.StringVar(&o.baseline, "baseline", "", "logs-queries: a second vigil binary, run in turn with -vigil on the same data")
+	flag.IntVar(&o.logRounds, "rounds", 3, "logs-queries: rounds, each running every binary's query phase once")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "metrics: write a 20 s CPU profile of Vigil taken during the ingest to this file")
 	flag.Int64Var(&o.memLimit, "memlimit", 1<<30, "memory: GOMEMLIMIT of Vigil in bytes")
 	flag.Int64Var(&o.inflightBytes, "inflight-bytes", 0, "memory: ingest.max_inflight_bytes passed to Vigil in a configuration file (0: Vigil's default)")
@@ -111,6 +117,8 @@ func main() {
 		err = runJaeger(ctx, o, logger, os.Stdout)
 	case "logs":
 		err = runLogs(ctx, o, logger, os.Stdout)
+	case "logs-queries":
+		err = runLogQueries(ctx, o, logger, os.Stdout)
 	case "metrics":
 		err = runMetrics(ctx, o, logger, os.Stdout)
 	case "memory":
@@ -128,7 +136,7 @@ func main() {
 	case "registry":
 		err = runRegistry(ctx, o, logger, os.Stdout)
 	default:
-		err = fmt.Errorf("-signal %q: want traces, jaeger, logs, metrics, memory, alerting, rules, derive, scrape or registry", o.signal)
+		err = fmt.Errorf("-signal %q: want traces, jaeger, logs, logs-queries, metrics, memory, alerting, rules, derive, scrape or registry", o.signal)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil-bench:", err)
