@@ -28,7 +28,9 @@
 // Only the replica holding the notification lock (Elector, usually
 // storage/postgres/leader with KeyNotify) sends: it runs the inhibitor and
 // a dispatcher with the notification pipeline; the shared notification
-// log keeps a new leader from sending again what the old one sent. The
+// log keeps a new leader from sending again what the old one sent, and a
+// replica that takes the lead merges it (and the silences and alerts)
+// before it dispatches, not at its next SyncInterval. The
 // other replicas run an inhibitor and a dispatcher whose pipeline sends
 // nothing, so alert groups (/api/v2/alerts/groups) and inhibited states
 // answer on every replica.

@@ -86,6 +86,7 @@ type Notifier struct {
 	passiveM   *dispatch.DispatcherMetrics // of the dispatcher that only groups
 	limiters   *robots.Limiters
 	syncs      []*stateSync
+	syncMu     sync.Mutex // held by syncOnce and maintain: a stateSync's merge position is theirs
 	closeOnce  sync.Once
 	reloadc    chan struct{} // a reload, to the dispatching replica's loop
 	followc    chan struct{} // a reload or a change of leadership, to follow
@@ -293,6 +294,8 @@ func (n *Notifier) syncLoop(ctx context.Context) {
 }
 
 func (n *Notifier) syncOnce(ctx context.Context) {
+	n.syncMu.Lock()
+	defer n.syncMu.Unlock()
 	for _, s := range n.syncs {
 		if err := s.sync(ctx); err != nil && ctx.Err() == nil {
 			n.logger.WarnContext(ctx, "state sync", "state", s.kind, "err", err)
@@ -307,11 +310,13 @@ func (n *Notifier) syncOnce(ctx context.Context) {
 // maintain snapshots silences and the notification log and deletes
 // history and alerts past their retention.
 func (n *Notifier) maintain(ctx context.Context) {
+	n.syncMu.Lock()
 	for _, s := range n.syncs {
 		if err := s.maintain(ctx); err != nil && ctx.Err() == nil {
 			n.logger.WarnContext(ctx, "state maintenance", "state", s.kind, "err", err)
 		}
 	}
+	n.syncMu.Unlock()
 	now := n.now()
 	if _, err := n.store.DeleteNotificationsBefore(ctx, now.Add(-n.cfg.HistoryRetention)); err != nil && ctx.Err() == nil {
 		n.logger.WarnContext(ctx, "delete old notification history", "err", err)
@@ -324,6 +329,10 @@ func (n *Notifier) maintain(ctx context.Context) {
 // lead runs the inhibitor and the dispatcher of the current configuration
 // until ctx ends, rebuilding them after each successful Reload.
 func (n *Notifier) lead(ctx context.Context) error {
+	// Catch up before dispatching: what the previous leader sent until
+	// its last moment is in the notification log, possibly newer than
+	// this replica's last sync, and must not be sent again.
+	n.syncOnce(ctx)
 	n.logger.InfoContext(ctx, "dispatching notifications")
 	n.setLeader(true)
 	defer n.setLeader(false)

@@ -216,3 +216,49 @@ receivers:
 		t.Fatalf("delivered %d times across the failover, want 1", n)
 	}
 }
+
+// TestTakeoverCatchesUp fails over to a replica that has not merged the
+// notification log since the leader sent a notification (its periodic
+// sync is an hour apart): on taking the lead it catches up before it
+// dispatches, and does not send the group again.
+func TestTakeoverCatchesUp(t *testing.T) {
+	pool := newDB(t)
+	h := newHook(t, 200, "")
+	path := writeConfig(t, fmt.Sprintf(`
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 10ms
+  group_interval: 50ms
+  repeat_interval: 1h
+receivers:
+- name: hook
+  webhook_configs:
+  - url: %s
+`, h.srv.URL))
+	elect := func() notify.Elector {
+		return leader.New(pool, leader.KeyNotify, leader.Options{Interval: 20 * time.Millisecond, Logger: testLogger(t)})
+	}
+	lead := start(t, pool, notify.Config{AlertmanagerConfig: path}, elect())
+	waitFor(t, "the first replica leads", func() bool { return lead.n.Status().Leader })
+	follow := start(t, pool, notify.Config{AlertmanagerConfig: path, SyncInterval: time.Hour}, elect())
+	// Posted to the follower, which holds the alert from then on; the
+	// leader reads it from the store and sends it.
+	fsrv := httptest.NewServer(follow.n.APIHandler())
+	t.Cleanup(fsrv.Close)
+	postJSON(t, fsrv.URL+"/api/v2/alerts", []map[string]any{{"labels": map[string]string{"alertname": "CaughtUp"}}})
+	h.nextMessage(t)
+	// The notification log entry is written once the leader has sent.
+	waitFor(t, "the leader's notification log written", func() bool {
+		st, err := lead.store.ReadState(context.Background(), "nflog", 0)
+		return err == nil && (len(st.Deltas) > 0 || st.Snapshot != nil)
+	})
+	lead.stop()
+	waitFor(t, "follower leads", func() bool { return follow.n.Status().Leader })
+	waitFor(t, "two flushes of the new leader", func() bool {
+		return counter(t, follow.reg, "alertmanager_nflog_queries_total") >= 2
+	})
+	if n := h.count(); n != 1 {
+		t.Fatalf("delivered %d times across the failover, want 1", n)
+	}
+}

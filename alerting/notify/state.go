@@ -44,7 +44,7 @@ type stateSync struct {
 	metrics *metrics
 
 	merging atomic.Pointer[byte] // first byte of the payload being merged
-	last    int64                // last delta merged; only the sync loop uses it
+	last    int64                // last delta merged; used under Notifier.syncMu (or before Run's goroutines start)
 
 	mu      sync.Mutex
 	pending [][]byte
@@ -158,7 +158,8 @@ func (s *stateSync) merge(ctx context.Context, b []byte) {
 }
 
 // maintain garbage collects the state and stores it as the snapshot up to
-// the last merged delta. Only the sync loop calls it, so last is stable.
+// the last merged delta. Its caller holds Notifier.syncMu, so last is
+// stable.
 func (s *stateSync) maintain(ctx context.Context) error {
 	if _, err := s.state.GC(); err != nil {
 		return err
