@@ -42,7 +42,7 @@ type options struct {
 	series      int     // metrics: active series
 	samples     int     // metrics: samples to ingest through remote_write
 	hours       float64 // metrics: hours of every series backfilled for the size figure
-	cpuProfile  string  // metrics: file for a CPU profile of Vigil taken during the ingest
+	cpuProfile  string  // metrics, logs: file for a CPU profile of Vigil taken during the ingest
 	logWriters  int     // logs: logs.pipeline.writers of Vigil; 0 keeps its default
 	logsDB      string  // logs-queries: the kept database to query
 	baseline    string  // logs-queries: a second vigil binary to compare with
@@ -86,7 +86,7 @@ func main() {
 	flag.StringVar(&o.logsDB, "logs-db", "", "logs-queries: database kept by -signal logs -keep (a name on the -db server, or a URL)")
 	flag.StringVar(&o.baseline, "baseline", "", "logs-queries: a second vigil binary, run in turn with -vigil on the same data")
 	flag.IntVar(&o.logRounds, "rounds", 3, "logs-queries: rounds, each running every binary's query phase once")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "metrics: write a 20 s CPU profile of Vigil taken during the ingest to this file")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "metrics, logs: write a 20 s CPU profile of Vigil taken during the ingest (from its fifth second) to this file")
 	flag.Int64Var(&o.memLimit, "memlimit", 1<<30, "memory: GOMEMLIMIT of Vigil in bytes")
 	flag.Int64Var(&o.inflightBytes, "inflight-bytes", 0, "memory: ingest.max_inflight_bytes passed to Vigil in a configuration file (0: Vigil's default)")
 	flag.BoolVar(&o.memorySlow, "memory-slow", true, "memory: open 64 slow connections first (a minute at Vigil's default read timeout)")
