@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/vigil-obs/vigil/alerting/notify"
 	"github.com/vigil-obs/vigil/storage/postgres/leader"
 )
@@ -54,13 +56,11 @@ type apiSilence struct {
 	} `json:"status"`
 }
 
-// TestRestart checks that silences and the notification log survive a
-// restart: a new notifier over the same database still has the silence
-// and does not notify again before repeat_interval.
-func TestRestart(t *testing.T) {
-	pool := newDB(t)
-	h := newHook(t, 200, "")
-	path := writeConfig(t, fmt.Sprintf(`
+// hookConfig writes an Alertmanager configuration sending every group by
+// alertname to h, quickly (group_wait 10ms, group_interval 50ms) and once
+// an hour at most.
+func hookConfig(t *testing.T, h *hook) string {
+	return writeConfig(t, fmt.Sprintf(`
 route:
   receiver: hook
   group_by: [alertname]
@@ -72,6 +72,35 @@ receivers:
   webhook_configs:
   - url: %s
 `, h.srv.URL))
+}
+
+// notifyElector is the notification lock of storage/postgres/leader over
+// pool, tried every 20ms.
+func notifyElector(t *testing.T, pool *pgxpool.Pool) notify.Elector {
+	return leader.New(pool, leader.KeyNotify, leader.Options{Interval: 20 * time.Millisecond, Logger: testLogger(t)})
+}
+
+// failOver stops lead, waits until follow leads and has flushed twice,
+// and checks that h received one notification in all.
+func failOver(t *testing.T, lead, follow *bundle, h *hook) {
+	t.Helper()
+	lead.stop()
+	waitFor(t, "follower leads", func() bool { return follow.n.Status().Leader })
+	waitFor(t, "two flushes of the new leader", func() bool {
+		return counter(t, follow.reg, "alertmanager_nflog_queries_total") >= 2
+	})
+	if n := h.count(); n != 1 {
+		t.Fatalf("delivered %d times across the failover, want 1", n)
+	}
+}
+
+// TestRestart checks that silences and the notification log survive a
+// restart: a new notifier over the same database still has the silence
+// and does not notify again before repeat_interval.
+func TestRestart(t *testing.T) {
+	pool := newDB(t)
+	h := newHook(t, 200, "")
+	path := hookConfig(t, h)
 	cfg := notify.Config{AlertmanagerConfig: path}
 	first := start(t, pool, cfg, nil)
 	srv := httptest.NewServer(first.n.APIHandler())
@@ -131,22 +160,9 @@ receivers:
 func TestReplicas(t *testing.T) {
 	pool := newDB(t)
 	h := newHook(t, 200, "")
-	path := writeConfig(t, fmt.Sprintf(`
-route:
-  receiver: hook
-  group_by: [alertname]
-  group_wait: 10ms
-  group_interval: 50ms
-  repeat_interval: 1h
-receivers:
-- name: hook
-  webhook_configs:
-  - url: %s
-`, h.srv.URL))
+	path := hookConfig(t, h)
 	cfg := notify.Config{AlertmanagerConfig: path}
-	elect := func() notify.Elector {
-		return leader.New(pool, leader.KeyNotify, leader.Options{Interval: 20 * time.Millisecond, Logger: testLogger(t)})
-	}
+	elect := func() notify.Elector { return notifyElector(t, pool) }
 	replicas := []*bundle{start(t, pool, cfg, elect()), start(t, pool, cfg, elect())}
 	var lead, follow *bundle
 	waitFor(t, "a leader", func() bool {
@@ -207,14 +223,7 @@ receivers:
 
 	// Failover: the leader stops, the follower takes over and, reading
 	// the shared notification log, does not send the group again.
-	lead.stop()
-	waitFor(t, "follower leads", func() bool { return follow.n.Status().Leader })
-	waitFor(t, "two flushes of the new leader", func() bool {
-		return counter(t, follow.reg, "alertmanager_nflog_queries_total") >= 2
-	})
-	if n := h.count(); n != 1 {
-		t.Fatalf("delivered %d times across the failover, want 1", n)
-	}
+	failOver(t, lead, follow, h)
 }
 
 // TestTakeoverCatchesUp fails over to a replica that has not merged the
@@ -224,21 +233,8 @@ receivers:
 func TestTakeoverCatchesUp(t *testing.T) {
 	pool := newDB(t)
 	h := newHook(t, 200, "")
-	path := writeConfig(t, fmt.Sprintf(`
-route:
-  receiver: hook
-  group_by: [alertname]
-  group_wait: 10ms
-  group_interval: 50ms
-  repeat_interval: 1h
-receivers:
-- name: hook
-  webhook_configs:
-  - url: %s
-`, h.srv.URL))
-	elect := func() notify.Elector {
-		return leader.New(pool, leader.KeyNotify, leader.Options{Interval: 20 * time.Millisecond, Logger: testLogger(t)})
-	}
+	path := hookConfig(t, h)
+	elect := func() notify.Elector { return notifyElector(t, pool) }
 	lead := start(t, pool, notify.Config{AlertmanagerConfig: path}, elect())
 	waitFor(t, "the first replica leads", func() bool { return lead.n.Status().Leader })
 	follow := start(t, pool, notify.Config{AlertmanagerConfig: path, SyncInterval: time.Hour}, elect())
@@ -253,12 +249,5 @@ receivers:
 		st, err := lead.store.ReadState(context.Background(), "nflog", 0)
 		return err == nil && (len(st.Deltas) > 0 || st.Snapshot != nil)
 	})
-	lead.stop()
-	waitFor(t, "follower leads", func() bool { return follow.n.Status().Leader })
-	waitFor(t, "two flushes of the new leader", func() bool {
-		return counter(t, follow.reg, "alertmanager_nflog_queries_total") >= 2
-	})
-	if n := h.count(); n != 1 {
-		t.Fatalf("delivered %d times across the failover, want 1", n)
-	}
+	failOver(t, lead, follow, h)
 }
