@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"time"
 
@@ -80,11 +79,17 @@ func newBlockCodec() (*blockCodec, error) {
 	return &blockCodec{enc: enc, dec: dec}, nil
 }
 
-// tokenHash is the value of a token in a block's tokens column.
+// tokenHash is the value of a token in a block's tokens column and a
+// record's token_hashes.
+// It is 32-bit FNV-1a, masked to tokenHashBits, as vigil_token_hashes
+// (migrations/0017) computes it.
 func tokenHash(tok []byte) int32 {
-	h := fnv.New32a()
-	_, _ = h.Write(tok)
-	return int32(h.Sum32() & (1<<tokenHashBits - 1))
+	h := uint32(2166136261)
+	for _, c := range tok {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return int32(h & (1<<tokenHashBits - 1))
 }
 
 // encodedBlock is a block as written to log_blocks.

@@ -66,13 +66,18 @@ func (f *logFilter) blockWhere(lo, hi time.Time, args *pgcore.Args) []string {
 		where = append(where, args.Bind(condBlockTrace, f.traceID))
 	}
 	if len(f.must) > 0 {
-		hashes := make([]int32, len(f.must))
-		for i, tk := range f.must {
-			hashes[i] = tokenHash([]byte(tk))
-		}
-		where = append(where, args.Bind(condBlockTokens, hashes))
+		where = append(where, args.Bind(condBlockTokens, f.hashes()))
 	}
 	return f.bloomWhere(where, args)
+}
+
+// hashes returns the tokenHash of each token of f's text terms.
+func (f *logFilter) hashes() []int32 {
+	out := make([]int32, len(f.mustBytes))
+	for i, tk := range f.mustBytes {
+		out[i] = tokenHash(tk)
+	}
+	return out
 }
 
 // indexed reports whether f narrows blocks through a GIN index (trace

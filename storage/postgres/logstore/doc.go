@@ -9,8 +9,9 @@
 // it (pending.go).
 //
 // A record is one narrow row: times, ids, severity and the body's text in
-// columns, a tsvector of the body's tokens computed here (tokens.go) for
-// the text index, an attribute Bloom filter, and the rest in a compact
+// columns, the hashes of the body's tokens computed here (tokens.go) for
+// the text index, whose candidates' bodies are then tested for the tokens
+// themselves, an attribute Bloom filter, and the rest in a compact
 // payload (payload.go) whose attribute keys and short values are ids of
 // the dictionaries shared with the span store
 // (storage/postgres/internal/dict). attr. filters treat the renamed

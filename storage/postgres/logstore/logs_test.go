@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -252,6 +253,78 @@ func TestLogAttributesAcrossConventions(t *testing.T) {
 		}
 		if n < int64(len(tt.want)) {
 			t.Errorf("%v: histogram counts %d, want at least %d", tt.attrs, n, len(tt.want))
+		}
+	}
+}
+
+// TestTokenHashesSQL checks that vigil_token_hashes, which filled
+// token_hashes for the records stored before migration 0017, computes
+// what Vigil sends for a body's tokens.
+func TestTokenHashesSQL(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var tok tokenizer
+	for _, body := range []string{
+		"GET /api/users/48213 completed in 37 ms", "用户登录失败：密码错误，请求编号 8f2a3b4c5d6e7f80", "İnventory Straße ZEBRA ünïcödé",
+		"", "a b a", strings.Repeat("x", 64) + " " + strings.Repeat("y", 65), "熔断 zebraquokka 한국어 カタカナ",
+	} {
+		tok.tokens(body)
+		want := slices.Clone(tok.hashes())
+		var got []int32
+		if err := b.store.pool.QueryRow(ctx, "SELECT vigil_token_hashes($1::text[])", tok.list()).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%q: PostgreSQL's hashes %v, Vigil's %v", body, got, want)
+		}
+	}
+}
+
+// TestTokenHashCollision searches raw records for a token whose hash is
+// that of another token a record holds: the index finds the record by the
+// hash, and neither the search nor the histogram may count it.
+func TestTokenHashCollision(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	const held = "zebraquokka"
+	other := ""
+	for i := 0; other == ""; i++ {
+		if c := fmt.Sprintf("c%d", i); tokenHash([]byte(c)) == tokenHash([]byte(held)) {
+			other = c
+		}
+	}
+	end := time.Now().UTC().Truncate(time.Second)
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "orders")
+	r := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	r.SetTimestamp(pcommon.NewTimestampFromTime(end.Add(-time.Minute)))
+	r.Body().SetStr("alarm " + held + " raised")
+	if err := b.store.WriteLogs(ctx, []plog.Logs{ld}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		word string
+		want int
+	}{{held, 1}, {other, 0}, {strings.ToUpper(held), 1}} {
+		q := storage.LogQuery{Start: end.Add(-time.Hour), End: end, Text: []string{c.word}, Limit: 10}
+		page, err := b.store.FindLogs(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Records) != c.want {
+			t.Errorf("q=%s: %d records, want %d", c.word, len(page.Records), c.want)
+		}
+		buckets, _, err := b.store.LogHistogram(ctx, q, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, bk := range buckets {
+			n += bk.Count
+		}
+		if n != int64(c.want) {
+			t.Errorf("q=%s: histogram counts %d, want %d", c.word, n, c.want)
 		}
 	}
 }

@@ -4,7 +4,7 @@ package logstore
 // order.
 const (
 	logCopySQL = `COPY logs (time, observed_time, id, resource_id, span_id, attr_bloom, trace_id,
-		service_id, severity_number, severity_text, body, payload, tokens) FROM STDIN (FORMAT binary)`
+		service_id, severity_number, severity_text, body, payload, token_hashes) FROM STDIN (FORMAT binary)`
 	logCopyColumns = 13
 )
 
@@ -36,9 +36,10 @@ const (
 	condMinSeverity = "severity_number >= %s"
 	condTraceID     = "trace_id = %s"
 	condSpanID      = "span_id = %s"
-	// condTokens requires every token of a tsquery text in the tokens
-	// column (and its GIN index).
-	condTokens = "tokens @@ %s::tsquery"
+	// condTokens requires every token's hash in token_hashes (its GIN
+	// index finds the candidates); the tokens themselves are tested on
+	// the candidates' bodies (textMatches).
+	condTokens = "token_hashes @> %s::integer[]"
 	// condPhrases rechecks phrases on the candidates; %s is a list of
 	// phraseQuery joined with " && ".
 	condPhrases = "to_tsvector('simple', vigil_log_text(body)) @@ (%s)"
@@ -65,6 +66,10 @@ const (
 // integer microseconds; the epoch of an interval is a numeric, which
 // costs several times more per row.
 const histogramSQL = `SELECT date_bin(%s, time, %s) AS b, count(*) FROM logs WHERE %s GROUP BY b`
+
+// histogramTextSQL reads the time and body of the records matching a
+// filter with text terms, whose tokens Vigil tests: the verb is the filter.
+const histogramTextSQL = `SELECT time, body FROM logs WHERE %s`
 
 // Statements of compaction. The %s verbs take a sanitized partition name.
 const (

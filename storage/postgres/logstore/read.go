@@ -59,8 +59,8 @@ func scanLogs(rows pgx.Rows) ([]storedLog, error) {
 // descending), at most q.Limit of them, with a cursor when more may
 // follow. q.Start, q.End and q.Limit must be set: the store applies no
 // default window or limit (query/logs does). Service, severity, trace id,
-// span id, time and text are filtered in SQL (text through the tokens
-// index); attribute filters are narrowed in SQL by the attr_bloom filter
+// span id and time are filtered in SQL; text and attribute filters are
+// narrowed in SQL (by the token hashes' index, by the attr_bloom filter)
 // and checked exactly in Go. An unknown service yields an empty page. The
 // returned records are owned by the caller.
 func (s *Store) FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPage, error) {
@@ -93,9 +93,12 @@ func (s *Store) FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPa
 		}
 		lo = maxTime(q.Start, postgres.PeriodStart(top, postgres.LogWindow))
 	}
-	var page storage.LogPage
-	after := q.After
-	scanned := 0
+	var (
+		page    storage.LogPage
+		tok     tokenizer
+		after   = q.After
+		scanned = 0
+	)
 	for {
 		args = args[:baseArgs]
 		sql := base
@@ -141,7 +144,9 @@ func (s *Store) FindLogs(ctx context.Context, q storage.LogQuery) (storage.LogPa
 			}
 			scanned++
 			after = &storage.LogCursor{Time: stored[i].time, ID: stored[i].id}
-			if !attributesMatch(q.Attributes, r) {
+			// The index matched the tokens' hashes; the body must hold
+			// the tokens.
+			if !f.textMatches(stored[i].body, &tok, true) || !attributesMatch(q.Attributes, r) {
 				continue
 			}
 			page.Records = append(page.Records, r)
@@ -197,11 +202,12 @@ func mergeNewest(raw []storedLog, blocks []logRow, n int) []storedLog {
 }
 
 // logFilter is a LogQuery's filter (all but the cursor and limit),
-// resolved: rawWhere renders it as SQL over logs, blockWhere as the SQL
-// that narrows log_blocks to the blocks that may hold a match, and its
+// resolved: rawWhere renders it as SQL over logs (its text terms narrowed
+// by their tokens' hashes, which textMatches completes), blockWhere as the
+// SQL that narrows log_blocks to the blocks that may hold a match, and its
 // tests of a record (timeMatches, fieldsMatch, textMatches) test a record
-// of a block exactly as rawWhere's SQL tests a row (phrases aside: see
-// recheckPhrases).
+// of a block exactly as rawWhere's SQL and textMatches test a row (phrases
+// aside: see recheckPhrases).
 type logFilter struct {
 	start, end time.Time
 	service    int32 // 0 = any
@@ -240,11 +246,12 @@ func (s *Store) parseFilter(ctx context.Context, q storage.LogQuery) (f logFilte
 	if !q.SpanID.IsEmpty() {
 		f.spanID = dict.SpanIDToInt(q.SpanID)
 	}
-	// Every indexable token of every term must be in tokens (a tsvector
-	// without positions, and its GIN index). That is the whole test for a
-	// one-token term; a phrase, or a term with a token too long to be
-	// indexed, is checked again on the candidates with PostgreSQL's phrase
-	// search over the body.
+	// Every indexable token of every term must be among a body's tokens
+	// (its hash in token_hashes, through the GIN index, then the tokens
+	// in Go: textMatches). That is the whole test for a one-token term; a
+	// phrase, or a term with a token too long to be indexed, is checked
+	// again on the candidates with PostgreSQL's phrase search over the
+	// body.
 	for _, t := range q.Text {
 		toks := storage.Tokens(t)
 		if len(toks) == 0 {
@@ -310,7 +317,7 @@ func (f *logFilter) rawWhere() (where []string, args pgcore.Args) {
 		where = append(where, args.Bind(condSpanID, f.spanID))
 	}
 	if len(f.must) > 0 {
-		where = append(where, args.Bind(condTokens, tsqueryAll(f.must)))
+		where = append(where, args.Bind(condTokens, f.hashes()))
 	}
 	if len(f.phrases) > 0 {
 		var tsq []string
@@ -382,6 +389,11 @@ func (s *Store) LogHistogram(ctx context.Context, q storage.LogQuery, step time.
 	stepUS := step.Microseconds()
 	sql := fmt.Sprintf(histogramSQL, args.Add(time.Duration(stepUS)*time.Microsecond), args.Add(q.Start),
 		strings.Join(where, " AND "))
+	if len(f.must) > 0 {
+		// The index matched the tokens' hashes: each body is tested.
+		args = args[:len(args)-2]
+		sql = fmt.Sprintf(histogramTextSQL, strings.Join(where, " AND "))
+	}
 	// Raw rows and blocks are counted in one snapshot, so that a window
 	// compacted meanwhile is counted once. A truncation is not MVCC-safe:
 	// the raw partitions are locked first (compaction cannot truncate them
@@ -395,16 +407,29 @@ func (s *Store) LogHistogram(ctx context.Context, q storage.LogQuery, step time.
 			return fmt.Errorf("log histogram: %w", pgcore.Classify(err))
 		}
 		var (
-			at time.Time
-			c  int64
+			at   time.Time
+			c    int64
+			body string
+			tok  tokenizer
 		)
 		startUS := q.Start.UnixMicro()
-		_, err = pgx.ForEachRow(rows, []any{&at, &c}, func() error {
+		add := func() error {
 			if b := (at.UnixMicro() - startUS) / stepUS; b >= 0 && b < int64(len(buckets)) {
 				buckets[b].Count += c
 			}
 			return nil
-		})
+		}
+		if len(f.must) > 0 {
+			c = 1
+			_, err = pgx.ForEachRow(rows, []any{&at, &body}, func() error {
+				if !f.textMatches(body, &tok, true) {
+					return nil
+				}
+				return add()
+			})
+		} else {
+			_, err = pgx.ForEachRow(rows, []any{&at, &c}, add)
+		}
 		if err != nil {
 			return fmt.Errorf("log histogram: %w", pgcore.Classify(err))
 		}

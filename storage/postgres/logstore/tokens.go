@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -20,9 +19,10 @@ const maxIndexedToken = 64
 // tokenizer splits bodies into their distinct search tokens, exactly as
 // storage.Tokens does, reusing its buffers from one body to the next.
 type tokenizer struct {
-	buf   []byte      // the lower-cased tokens, back to back
-	spans []tokenSpan // each token's place in buf
-	lower []byte      // a lower-cased body (lowerBody)
+	buf    []byte      // the lower-cased tokens, back to back
+	spans  []tokenSpan // each token's place in buf
+	lower  []byte      // a lower-cased body (lowerBody)
+	hashed []int32     // the tokens' hashes (hashes)
 }
 
 // tokenSpan is one token of a tokenizer: buf[start:end], and its first
@@ -106,34 +106,15 @@ func (t *tokenizer) add(start int) {
 	t.spans = append(t.spans, tokenSpan{start: int32(start), end: int32(len(t.buf)), key: binary.BigEndian.Uint64(k[:])})
 }
 
-// appendTSVector appends the tokens as a tsvector without positions in
-// PostgreSQL's binary format (entry count, then each lexeme NUL-terminated
-// with a zero position count), preceded by its length, to b. The lexemes
-// are already in PostgreSQL's order (bytewise) and distinct, so the server
-// need not sort them.
-func (t *tokenizer) appendTSVector(b []byte) []byte {
-	lenAt := len(b)
-	b = append(b, 0, 0, 0, 0)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(t.spans)))
+// hashes returns the tokenHash of each token, sorted and distinct (two
+// tokens may share one), in memory the next call reuses.
+func (t *tokenizer) hashes() []int32 {
+	h := t.hashed[:0]
 	for _, sp := range t.spans {
-		b = append(b, t.buf[sp.start:sp.end]...)
-		b = append(b, 0, 0, 0) // NUL, then no positions
+		h = append(h, tokenHash(t.buf[sp.start:sp.end]))
 	}
-	binary.BigEndian.PutUint32(b[lenAt:], uint32(len(b)-lenAt-4))
-	return b
-}
-
-// tsqueryAll returns the tsquery text matching a tsvector that holds
-// every one of tokens, each quoted so that it is taken literally.
-func tsqueryAll(tokens []string) string {
-	var sb strings.Builder
-	for i, tk := range tokens {
-		if i > 0 {
-			sb.WriteString(" & ")
-		}
-		sb.WriteByte('\'')
-		sb.WriteString(strings.NewReplacer(`\`, `\\`, "'", "''").Replace(tk))
-		sb.WriteByte('\'')
-	}
-	return sb.String()
+	slices.Sort(h)
+	h = slices.Compact(h)
+	t.hashed = h
+	return h
 }

@@ -61,7 +61,7 @@ type logRow struct {
 }
 
 // encodeCopy renders rows as a binary COPY stream for logCopySQL,
-// tokenizing each body for the tokens column.
+// tokenizing each body for the token_hashes column.
 func encodeCopy(rows []logRow) []byte {
 	size := 0
 	for i := range rows {
@@ -89,7 +89,7 @@ func encodeCopy(rows []logRow) []byte {
 		b = pgcore.AppendText(b, r.body)
 		b = pgcore.AppendBytes(b, r.payload)
 		tok.tokens(r.body)
-		b = tok.appendTSVector(b) // a whole field, length word included
+		b = pgcore.AppendInt32Array(b, tok.hashes())
 	}
 	return pgcore.EndCopyStream(b)
 }

@@ -75,6 +75,32 @@ func AppendInt32(b []byte, v int32) []byte {
 	return binary.BigEndian.AppendUint32(b, uint32(v))
 }
 
+// int4OID is the type oid of integer, which an array field names as its
+// elements' type.
+const int4OID = 23
+
+// AppendInt32Array appends a one-dimensional integer[] field without NULLs
+// (an empty array when vs is empty).
+func AppendInt32Array(b []byte, vs []int32) []byte {
+	if len(vs) == 0 {
+		b = binary.BigEndian.AppendUint32(b, 12)
+		b = binary.BigEndian.AppendUint32(b, 0) // no dimensions
+		b = binary.BigEndian.AppendUint32(b, 0) // no NULLs
+		return binary.BigEndian.AppendUint32(b, int4OID)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(20+8*len(vs)))
+	b = binary.BigEndian.AppendUint32(b, 1) // one dimension
+	b = binary.BigEndian.AppendUint32(b, 0) // no NULLs
+	b = binary.BigEndian.AppendUint32(b, int4OID)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(vs)))
+	b = binary.BigEndian.AppendUint32(b, 1) // lower bound
+	for _, v := range vs {
+		b = binary.BigEndian.AppendUint32(b, 4)
+		b = binary.BigEndian.AppendUint32(b, uint32(v))
+	}
+	return b
+}
+
 // AppendInt64 appends a bigint field.
 func AppendInt64(b []byte, v int64) []byte {
 	b = binary.BigEndian.AppendUint32(b, 8)
