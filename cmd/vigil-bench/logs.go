@@ -175,20 +175,18 @@ func runLogs(ctx context.Context, o options, logger *slog.Logger, w io.Writer) e
 		rep.tailLoad, err = tailProbe(ctx, client, httpAddr, 1<<30, 50*time.Millisecond, probeStop)
 		probeDone <- err
 	}()
-	profDone := make(chan struct{})
-	go func() {
-		defer close(profDone)
-		if o.cpuProfile == "" {
-			return
-		}
-		if err := fetchProfile(ctx, "http://"+httpAddr, o.cpuProfile, 5*time.Second, 20*time.Second); err != nil {
-			logger.Warn("cpu profile", "err", err)
-		}
-	}()
+	var profWG sync.WaitGroup
+	if o.cpuProfile != "" {
+		profWG.Go(func() {
+			if err := fetchProfile(ctx, "http://"+httpAddr, o.cpuProfile, 5*time.Second, 20*time.Second); err != nil {
+				logger.Warn("cpu profile", "err", err)
+			}
+		})
+	}
 	vcpu0, pg0 := procCPU(pid), postgresCPU()
 	rep.load = generateLogs(ctx, client, o)
 	rep.vigilCPU, rep.pgCPU = procCPU(pid)-vcpu0, postgresCPU()-pg0
-	<-profDone
+	profWG.Wait()
 	close(probeStop)
 	probeErr := <-probeDone
 	close(rssStop)

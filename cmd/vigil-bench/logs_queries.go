@@ -120,15 +120,14 @@ func printLogQueries(w io.Writer, o options, rep *logsReport, qr queryRange, bin
 		"q=" + rareWord + " (windows before the newest only)", "q=" + rareWordZH + " (windows before the newest only)",
 		"trace_id=", "histogram (every record)",
 	}
-	head := "| query |"
+	head := []string{"query"}
 	for _, b := range bins {
-		head += " " + b.name + " p50 / p99 |"
+		head = append(head, b.name+" p50 / p99")
 	}
 	if len(bins) == 2 {
-		head += " p99 candidate / baseline |"
+		head = append(head, "p99 candidate / baseline")
 	}
-	fmt.Fprintln(w, head)
-	fmt.Fprintln(w, "|---"+strings.Repeat("|---", len(bins))+map[bool]string{true: "|---", false: ""}[len(bins) == 2]+"|")
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
 	var lats [][][]time.Duration
 	for _, b := range bins {
 		lats = append(lats, series(b))

@@ -386,13 +386,34 @@ func (s *Store) LogHistogram(ctx context.Context, q storage.LogQuery, step time.
 		return buckets, false, err
 	}
 	where, args := f.rawWhere()
-	stepUS := step.Microseconds()
-	sql := fmt.Sprintf(histogramSQL, args.Add(time.Duration(stepUS)*time.Microsecond), args.Add(q.Start),
-		strings.Join(where, " AND "))
+	filter := strings.Join(where, " AND ")
+	startUS, stepUS := q.Start.UnixMicro(), step.Microseconds()
+	var (
+		at   time.Time
+		c    int64 = 1 // records at time at
+		body string
+		tok  tokenizer
+	)
+	add := func() error {
+		if b := (at.UnixMicro() - startUS) / stepUS; b >= 0 && b < int64(len(buckets)) {
+			buckets[b].Count += c
+		}
+		return nil
+	}
+	// Counted in SQL; with text terms, whose tokens' hashes the index
+	// matched, each candidate's body is tested here instead.
+	var sql string
+	scan, each := []any{&at, &c}, add
 	if len(f.must) > 0 {
-		// The index matched the tokens' hashes: each body is tested.
-		args = args[:len(args)-2]
-		sql = fmt.Sprintf(histogramTextSQL, strings.Join(where, " AND "))
+		sql, scan = fmt.Sprintf(histogramTextSQL, filter), []any{&at, &body}
+		each = func() error {
+			if !f.textMatches(body, &tok, true) {
+				return nil
+			}
+			return add()
+		}
+	} else {
+		sql = fmt.Sprintf(histogramSQL, args.Add(time.Duration(stepUS)*time.Microsecond), args.Add(q.Start), filter)
 	}
 	// Raw rows and blocks are counted in one snapshot, so that a window
 	// compacted meanwhile is counted once. A truncation is not MVCC-safe:
@@ -406,30 +427,7 @@ func (s *Store) LogHistogram(ctx context.Context, q storage.LogQuery, step time.
 		if err != nil {
 			return fmt.Errorf("log histogram: %w", pgcore.Classify(err))
 		}
-		var (
-			at   time.Time
-			c    int64
-			body string
-			tok  tokenizer
-		)
-		startUS := q.Start.UnixMicro()
-		add := func() error {
-			if b := (at.UnixMicro() - startUS) / stepUS; b >= 0 && b < int64(len(buckets)) {
-				buckets[b].Count += c
-			}
-			return nil
-		}
-		if len(f.must) > 0 {
-			c = 1
-			_, err = pgx.ForEachRow(rows, []any{&at, &body}, func() error {
-				if !f.textMatches(body, &tok, true) {
-					return nil
-				}
-				return add()
-			})
-		} else {
-			_, err = pgx.ForEachRow(rows, []any{&at, &c}, add)
-		}
+		_, err = pgx.ForEachRow(rows, scan, each)
 		if err != nil {
 			return fmt.Errorf("log histogram: %w", pgcore.Classify(err))
 		}
